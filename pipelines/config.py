@@ -1,0 +1,61 @@
+"""Settings from environment variables, with embedded defaults.
+
+Every location is a local path or an ``s3://`` URI; the storage layer resolves both.
+Nothing here touches the filesystem, so building settings is free and side-effect-less.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str
+    landing: str
+    published: str
+    quarantine: str
+    manifests: str
+    staging: str
+    state: str
+    log: str
+    key_file: str
+    registry: str
+    log_origin: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = env.get("SENSORLOG_HOME", "./.sensorlog")
+        if "://" not in home:
+            home = str(Path(home).resolve())
+
+        def where(var: str, default: str) -> str:
+            value = env.get(var) or default
+            return value if "://" in value else str(Path(value).resolve())
+
+        # State (dedupe index, locks, log hashes, keys) is always local: it is the single writer's
+        # working memory. Published data, landing and quarantine may live on object storage.
+        local_home = home if "://" not in home else str(Path(env.get("SENSORLOG_STATE_HOME", "./.sensorlog")).resolve())
+        return cls(
+            home=home,
+            landing=where("SENSORLOG_LANDING", _join(home, "landing")),
+            published=where("SENSORLOG_PUBLISHED", _join(home, "published")),
+            quarantine=where("SENSORLOG_QUARANTINE", _join(home, "quarantine")),
+            manifests=where("SENSORLOG_MANIFESTS", _join(home, "manifests")),
+            staging=where("SENSORLOG_STAGING", _join(local_home, "staging")),
+            state=where("SENSORLOG_STATE", _join(local_home, "state")),
+            log=where("SENSORLOG_LOG", _join(local_home, "log")),
+            key_file=where("SENSORLOG_KEY_FILE", _join(local_home, "keys", "log.key")),
+            registry=where("SENSORLOG_REGISTRY", str(PROJECT_DIR / "registry")),
+            log_origin=env.get("SENSORLOG_LOG_ORIGIN", "sensorlog.example/riverton"),
+        )

@@ -1,0 +1,38 @@
+"""Where each artefact lives, in one place. All functions return URIs (local paths or s3://)."""
+
+from __future__ import annotations
+
+from pipelines.config import Settings
+from pipelines.storage import join
+
+
+def published_file(settings: Settings, table: str, event_date: str, batch_id: str) -> str:
+    return join(settings.published, f"event_type={table}", f"event_date={event_date}", f"{batch_id}.parquet")
+
+
+def published_table_glob(settings: Settings, table: str) -> str:
+    return join(settings.published, f"event_type={table}", "**", "*.parquet")
+
+
+def manifest_file(settings: Settings, batch_id: str) -> str:
+    return join(settings.manifests, f"{batch_id}.json")
+
+
+def quarantine_file(settings: Settings, batch_id: str) -> str:
+    return join(settings.quarantine, f"{batch_id}.parquet")
+
+
+def quarantined_original(settings: Settings, batch_id: str, name: str) -> str:
+    return join(settings.quarantine, "files", batch_id, name)
+
+
+def staging_dir(settings: Settings, batch_id: str) -> str:
+    return join(settings.staging, batch_id)
+
+
+def index_db(settings: Settings) -> str:
+    return join(settings.state, "index.duckdb")
+
+
+def writer_lock(settings: Settings) -> str:
+    return join(settings.state, "writer.lock")

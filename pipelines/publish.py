@@ -1,0 +1,256 @@
+"""Phase two of a batch: de-duplicate, publish Parquet, append to the log, write the manifest.
+
+One writer at a time (a file lock), because every published row takes the next leaf index in the
+transparency log. The order of effects makes a crash at any point recoverable by re-running:
+
+1. each output Parquet file is written under a temporary name and renamed into place;
+2. the row and manifest leaves are appended to the log, keyed by batch id (a repeat is a no-op);
+3. the manifest is written last. It is the commit point: readers trust only what a manifest lists.
+
+Outputs are deterministic functions of the staged rows and the log position the batch was first
+given, so a re-run after a crash rewrites byte-identical files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines import layout, ledger, storage
+from pipelines.config import Settings
+from pipelines.schemas import QUARANTINE_SCHEMA, event_table
+from pipelines.stage import StageResult, load_stage, staged_files
+
+READ_BATCH_ROWS = 65_536
+PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
+
+
+class NotStaged(Exception):
+    pass
+
+
+@contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    path = Path(layout.writer_lock(settings))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _index(settings: Settings) -> duckdb.DuckDBPyConnection:
+    path = Path(layout.index_db(settings))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS seen (source VARCHAR, event_id VARCHAR, content_hash VARCHAR,"
+        " batch_id VARCHAR, ord BIGINT)"
+    )
+    return con
+
+
+def _content_hash_sql(columns: list[str], schema: pa.Schema) -> str:
+    # Timestamps enter as epoch microseconds so the hash never depends on a session time zone;
+    # chr(0) marks NULL so that NULL and "" differ.
+    parts = []
+    for name in columns:
+        if pa.types.is_timestamp(schema.field(name).type):
+            parts.append(f"coalesce(CAST(epoch_us({name}) AS VARCHAR), chr(0))")
+        else:
+            parts.append(f"coalesce(CAST({name} AS VARCHAR), chr(0))")
+    return "sha256(concat_ws(chr(31), ?, " + ", ".join(parts) + "))"
+
+
+@dataclass
+class _Classified:
+    publish: pa.Table
+    duplicates: int
+    conflicts: list[dict]
+
+
+def _classify(con: duckdb.DuckDBPyConnection, table_name: str, chunk: pa.Table, batch_id: str) -> _Classified:
+    """Split a staged chunk into rows to publish, exact duplicates (dropped, counted) and
+    conflicts (same source + id, different content: quarantined)."""
+    canonical = event_table(table_name).staged_schema
+    hash_sql = _content_hash_sql(canonical.names, canonical)
+    con.register("chunk", chunk)
+    rows = con.execute(
+        f"""
+        WITH c AS (SELECT *, {hash_sql} AS content_hash FROM chunk),
+        r AS (
+          SELECT c.*,
+            row_number() OVER (PARTITION BY source, event_id ORDER BY _ord) AS rn,
+            first_value(content_hash) OVER (PARTITION BY source, event_id ORDER BY _ord) AS first_hash
+          FROM c)
+        SELECT r.*, s.content_hash AS prev_hash, s.batch_id AS prev_batch, s.ord AS prev_ord
+        FROM r LEFT JOIN seen s ON r.source = s.source AND r.event_id = s.event_id
+        ORDER BY r._ord
+        """,
+        [table_name],
+    ).fetch_arrow_table()
+    con.unregister("chunk")
+    ours = pc.and_(pc.equal(rows["prev_batch"], batch_id), pc.equal(rows["prev_ord"], rows["_ord"]))
+    seen_before = pc.and_(pc.is_valid(rows["prev_hash"]), pc.invert(pc.fill_null(ours, False)))
+    same_as_before = pc.equal(rows["prev_hash"], rows["content_hash"])
+    repeat_in_batch = pc.greater(rows["rn"], 1)
+    same_as_first = pc.equal(rows["first_hash"], rows["content_hash"])
+    duplicate = pc.if_else(seen_before, same_as_before, pc.and_(repeat_in_batch, same_as_first))
+    conflict = pc.if_else(seen_before, pc.invert(same_as_before),
+                          pc.and_(repeat_in_batch, pc.invert(same_as_first)))
+    keep = pc.invert(pc.or_(duplicate, conflict))
+    conflicts = []
+    for row in rows.filter(conflict).select(["_line", "_raw", "source", "event_id", "prev_batch"]).to_pylist():
+        where = f"batch {row['prev_batch']}" if row["prev_batch"] else "earlier in this file"
+        conflicts.append({
+            "line": row["_line"], "event_type": event_table(table_name).cloudevent_type,
+            "source": row["source"], "event_id": row["event_id"],
+            "reasons": [f"conflict: (source, id) already published with different content ({where})"],
+            "raw": row["_raw"],
+        })
+    publish = rows.filter(keep)
+    new_keys = publish.select(["source", "event_id", "content_hash", "_ord"])
+    con.register("new_keys", new_keys)
+    # A re-run after a crash finds its own rows in the index; do not insert them twice.
+    con.execute(
+        "INSERT INTO seen SELECT n.source, n.event_id, n.content_hash, ?, n._ord FROM new_keys n"
+        " WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.source = n.source AND s.event_id = n.event_id)",
+        [batch_id],
+    )
+    con.unregister("new_keys")
+    columns = [*canonical.names, "content_hash"]
+    return _Classified(publish.select(columns), int(pc.sum(duplicate).as_py() or 0), conflicts)
+
+
+def _write_parquet(uri: str, table: pa.Table) -> str:
+    """Write ``table`` atomically to ``uri``; return its SHA-256."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    data = sink.getvalue().to_pybytes()
+    storage.write_bytes(uri, data, content_type="application/vnd.apache.parquet")
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def commit_batch(settings: Settings, batch_id: str) -> dict:
+    """Publish a staged batch. Returns its manifest. Re-running a committed batch is a no-op."""
+    manifest_uri = layout.manifest_file(settings, batch_id)
+    with writer_lock(settings):
+        if storage.exists(manifest_uri):
+            return json.loads(storage.read_bytes(manifest_uri))
+        stage = load_stage(settings, batch_id)
+        if stage is None:
+            raise NotStaged(f"batch {batch_id} is not staged; run stage first")
+        log = ledger.open_log(settings)
+        start = log.batch_start(batch_id)
+        next_index = start
+        leaf_hashes: list[bytes] = []
+        outputs, conflicts = [], []
+        duplicates = 0
+        con = _index(settings)
+        try:
+            con.execute("BEGIN")
+            for table_name, date, path in staged_files(settings, batch_id):
+                parts = []
+                for record_batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS):
+                    classified = _classify(con, table_name, pa.Table.from_batches([record_batch]), batch_id)
+                    duplicates += classified.duplicates
+                    conflicts.extend(classified.conflicts)
+                    if classified.publish.num_rows:
+                        parts.append(classified.publish)
+                if not parts:
+                    continue
+                rows = pa.concat_tables(parts)
+                rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
+                hashes = ledger.row_leaf_hashes(table_name, rows)
+                indices = pa.array(range(next_index, next_index + rows.num_rows), pa.int64())
+                rows = rows.append_column("leaf_index", indices)
+                rows = rows.append_column("leaf_hash", pa.array([h.hex() for h in hashes], pa.string()))
+                rows = rows.cast(event_table(table_name).published_schema)
+                uri = layout.published_file(settings, table_name, date, batch_id)
+                digest = _write_parquet(uri, rows)
+                outputs.append({
+                    "table": table_name, "event_date": date, "uri": uri, "rows": rows.num_rows,
+                    "sha256": digest, "first_leaf": next_index,
+                })
+                leaf_hashes.extend(hashes)
+                next_index += rows.num_rows
+            quarantined = _write_quarantine(settings, batch_id, conflicts)
+            published = sum(o["rows"] for o in outputs)
+            manifest = {
+                "batch_id": batch_id,
+                "source_uri": stage.source_uri,
+                "source_sha256": batch_id,
+                "source_bytes": stage.source_bytes,
+                "validated_at": stage.validated_at,
+                "rows_in": stage.rows_in,
+                "published": published,
+                "quarantined": quarantined["rows"],
+                "duplicates": duplicates,
+                "file_error": stage.file_error,
+                "quarantine": quarantined if quarantined["rows"] else None,
+                "outputs": outputs,
+                "leaves": {"first": start, "rows_end": next_index, "manifest_leaf": next_index},
+            }
+            _check_conservation(manifest)
+            leaf_hashes.append(ledger.manifest_leaf_hash(manifest))
+            log.append(batch_id, start, leaf_hashes)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        storage.write_bytes(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True).encode(),
+                            content_type="application/json")
+    shutil.rmtree(layout.staging_dir(settings, batch_id), ignore_errors=True)
+    return manifest
+
+
+class ConservationError(AssertionError):
+    pass
+
+
+def _check_conservation(manifest: dict) -> None:
+    total = manifest["published"] + manifest["quarantined"] + manifest["duplicates"]
+    if total != manifest["rows_in"]:
+        raise ConservationError(
+            f"batch {manifest['batch_id']}: rows in {manifest['rows_in']} != published {manifest['published']}"
+            f" + quarantined {manifest['quarantined']} + duplicates {manifest['duplicates']}"
+        )
+
+
+def _write_quarantine(settings: Settings, batch_id: str, conflicts: list[dict]) -> dict:
+    staged = Path(layout.staging_dir(settings, batch_id)) / "quarantine.parquet"
+    table = pq.read_table(staged) if staged.exists() else QUARANTINE_SCHEMA.empty_table()
+    if conflicts:
+        stage = load_stage(settings, batch_id)
+        extra = pa.Table.from_pylist(
+            [{"batch_id": batch_id, "source_file": stage.source_uri, **c} for c in conflicts],
+            schema=QUARANTINE_SCHEMA,
+        )
+        table = pa.concat_tables([table, extra])
+    # A whole-file error is one quarantine entry but no event rows.
+    rows = table.num_rows - (1 if load_stage(settings, batch_id).file_error else 0)
+    if table.num_rows == 0:
+        return {"rows": 0, "uri": None, "sha256": None}
+    uri = layout.quarantine_file(settings, batch_id)
+    digest = _write_parquet(uri, table)
+    return {"rows": rows, "uri": uri, "sha256": digest}
+
+
+def stage_result_for(settings: Settings, batch_id: str) -> StageResult | None:
+    return load_stage(settings, batch_id)

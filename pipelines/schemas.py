@@ -1,0 +1,124 @@
+"""Canonical Arrow schemas, derived from the JSON Schemas in ``schemas/events/``.
+
+The JSON Schema files are the single source of truth: a payload field's JSON type decides its
+Arrow type here, so the two can never drift apart. Envelope columns (CloudEvents attributes) come
+first, then the payload fields in schema order, then columns the pipeline adds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipelines.config import PROJECT_DIR
+
+SCHEMA_DIR = PROJECT_DIR / "schemas"
+EVENT_TABLES = ("collection", "deletion", "access", "lifecycle")
+TYPE_PREFIX = "org.sensorlog."
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+ENVELOPE_FIELDS = [
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("event_id", pa.string(), nullable=False),
+    pa.field("event_time", TIMESTAMP),
+]
+# Added by the pipeline: a hash of the canonical content for de-duplication, the batch that
+# published the row, and the row's place in the transparency log.
+PIPELINE_FIELDS = [
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("batch_id", pa.string(), nullable=False),
+]
+LEDGER_FIELDS = [
+    pa.field("leaf_index", pa.int64(), nullable=False),
+    pa.field("leaf_hash", pa.string(), nullable=False),
+]
+
+
+@dataclass(frozen=True)
+class EventTable:
+    name: str
+    json_schema: dict
+    payload_fields: tuple[pa.Field, ...]
+    required: frozenset[str]
+    partition_time: str
+
+    @property
+    def cloudevent_type(self) -> str:
+        return TYPE_PREFIX + self.name
+
+    @property
+    def staged_schema(self) -> pa.Schema:
+        """Rows after parsing and validation, before publishing."""
+        return pa.schema([*ENVELOPE_FIELDS, *self.payload_fields])
+
+    @property
+    def published_schema(self) -> pa.Schema:
+        return pa.schema([*ENVELOPE_FIELDS, *self.payload_fields, *PIPELINE_FIELDS, *LEDGER_FIELDS])
+
+    def field_kind(self, name: str) -> str:
+        """``string``, ``integer`` or ``timestamp``: how ingest must coerce the value."""
+        spec = self.json_schema["properties"][name]
+        return _kind(spec)
+
+
+def _kind(spec: dict) -> str:
+    types = spec.get("type", "string")
+    types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
+    if "enum" in spec:
+        return "string"
+    if types == ["integer"]:
+        return "integer"
+    if types == ["string"] and spec.get("format") == "date-time":
+        return "timestamp"
+    if types == ["string"]:
+        return "string"
+    raise ValueError(f"unsupported JSON Schema type for a column: {spec}")
+
+
+_ARROW = {"string": pa.string(), "integer": pa.int64(), "timestamp": TIMESTAMP}
+
+
+def load_json_schema(name: str) -> dict:
+    return json.loads((SCHEMA_DIR / "events" / f"{name}.schema.json").read_text())
+
+
+@cache
+def event_table(name: str) -> EventTable:
+    schema = load_json_schema(name)
+    required = frozenset(schema.get("required", []))
+    fields = tuple(
+        pa.field(prop, _ARROW[_kind(spec)], nullable=prop not in required)
+        for prop, spec in schema["properties"].items()
+    )
+    return EventTable(name, schema, fields, required, schema["x-partition-time"])
+
+
+def event_tables() -> list[EventTable]:
+    return [event_table(name) for name in EVENT_TABLES]
+
+
+def table_for_type(cloudevent_type: str) -> EventTable | None:
+    if not cloudevent_type.startswith(TYPE_PREFIX):
+        return None
+    name = cloudevent_type[len(TYPE_PREFIX):]
+    return event_table(name) if name in EVENT_TABLES else None
+
+
+QUARANTINE_SCHEMA = pa.schema([
+    pa.field("batch_id", pa.string(), nullable=False),
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("line", pa.int64()),
+    pa.field("event_type", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("event_id", pa.string()),
+    pa.field("reasons", pa.list_(pa.string()), nullable=False),
+    pa.field("raw", pa.string()),
+])
+
+
+def schema_path(name: str) -> Path:
+    return SCHEMA_DIR / "events" / f"{name}.schema.json"

@@ -1,0 +1,161 @@
+"""One filesystem layer for local paths and ``s3://`` URIs.
+
+Everything in ``pipelines`` reads and writes through these functions, so the same code runs on a
+laptop folder and on AWS S3 or MinIO. S3 settings come from the standard AWS environment variables
+(``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``...), as boto3 reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from functools import lru_cache
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+CHUNK = 1 << 20
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+@lru_cache(maxsize=8)
+def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+    kwargs: dict = {"region": region or "us-east-1"}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+    return pafs.S3FileSystem(**kwargs)
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and in-filesystem path for a URI."""
+    if is_s3(uri):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+        return _s3(endpoint, region), uri[len("s3://"):]
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def makedirs(uri: str) -> None:
+    fs, path = filesystem(uri)
+    if not is_s3(uri):
+        fs.create_dir(path, recursive=True)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def open_input(uri: str):
+    """A binary input stream (read in chunks; never loads the whole object)."""
+    fs, path = filesystem(uri)
+    return fs.open_input_stream(path)
+
+
+def open_random_access(uri: str):
+    fs, path = filesystem(uri)
+    return fs.open_input_file(path)
+
+
+def sha256_of(uri: str) -> tuple[str, int]:
+    """Hex SHA-256 and size of an object, streamed."""
+    digest = hashlib.sha256()
+    size = 0
+    with open_input(uri) as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def temp_sibling(uri: str) -> str:
+    """A temporary name next to ``uri`` (same directory, so a local rename is atomic)."""
+    head, _, tail = uri.rpartition("/")
+    return f"{head}/.tmp-{uuid.uuid4().hex}-{tail}"
+
+
+def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
+    """Write an object so that readers see the old bytes or the new bytes, never a part.
+
+    Locally: write a temporary sibling, fsync, rename. On S3 a PUT is already all-or-nothing.
+    """
+    fs, path = filesystem(uri)
+    if is_s3(uri):
+        metadata = {"Content-Type": content_type} if content_type else None
+        with fs.open_output_stream(path, metadata=metadata) as f:
+            f.write(data)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = temp_sibling(path)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def move(src: str, dst: str) -> None:
+    """Rename locally (atomic); copy then delete on S3."""
+    fs, src_path = filesystem(src)
+    _, dst_path = filesystem(dst)
+    if is_s3(src):
+        fs.copy_file(src_path, dst_path)
+        fs.delete_file(src_path)
+        return
+    os.makedirs(os.path.dirname(dst_path), exist_ok=True)
+    os.replace(src_path, dst_path)
+
+
+def delete(uri: str) -> None:
+    fs, path = filesystem(uri)
+    if exists(uri):
+        fs.delete_file(path)
+
+
+def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """Every file under ``uri`` (recursive), as URIs of the same kind, sorted; hidden names skipped."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    out = []
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path[len(path):].lstrip("/")
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if suffixes and not info.path.lower().endswith(suffixes):
+            continue
+        out.append(join(uri, rel))
+    return sorted(out)
+
+
+def iter_lines(uri: str) -> Iterator[bytes]:
+    """Lines of an object as bytes (without the newline), read in bounded chunks."""
+    with open_input(uri) as f:
+        rest = b""
+        while chunk := f.read(CHUNK):
+            data = rest + chunk
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            yield rest

@@ -1,0 +1,155 @@
+"""Great Expectations suites from ``expectations/`` → valid rows + rejected rows with reasons.
+
+GX decides: each suite is loaded from its JSON file and run on every chunk, and the row-level
+failures come from GX's own ``unexpected_index_list`` (keyed by the source line), so the suite file
+is what actually rejects a row. Two rules need outside knowledge and are checked here in Arrow:
+the deployment must exist in the registry, and no timestamp may lie in the future.
+
+Rows showing a deployment doing something it did not declare (undeclared data class, access by an
+undeclared party, collecting after decommissioning) are *valid*: they are published and become
+audit findings. Quarantining them would hide exactly what the log exists to show.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.config import PROJECT_DIR
+from pipelines.schemas import EventTable
+
+EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
+CLOCK_SKEW = timedelta(minutes=5)
+ROW_KEY = "_ord"
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def suite_path(table: str) -> Path:
+    return EXPECTATIONS_DIR / f"{table}.json"
+
+
+def load_suite_json(table: str) -> dict:
+    return json.loads(suite_path(table).read_text())
+
+
+def reason_for(expectation: dict) -> str:
+    """A stable, readable name for one expectation, used as the quarantine reason."""
+    kwargs = expectation["kwargs"]
+    columns = kwargs.get("column") or f"{kwargs.get('column_A')},{kwargs.get('column_B')}"
+    return f"gx:{expectation['type']}[{columns}]"
+
+
+@dataclass
+class ValidationOutcome:
+    valid_ords: pa.Array  # the _ord of every row that passed
+    rejected: list[dict]
+    gx_success: bool
+    gx_statistics: dict
+
+
+class _GX:
+    """One ephemeral GX context per process with one pandas asset and the suites loaded."""
+
+    def __init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.core.expectation_suite import ExpectationSuite
+
+        self.context = gx.get_context(mode="ephemeral")
+        try:
+            self.context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        except Exception:  # noqa: BLE001 - cosmetic only; older configs lack the setting
+            pass
+        source = self.context.data_sources.add_pandas("sensorlog")
+        self.batch_definition = source.add_dataframe_asset("chunk").add_batch_definition_whole_dataframe("all")
+        self.suites = {}
+        self._suite_cls = ExpectationSuite
+
+    def suite(self, table: str):
+        if table not in self.suites:
+            spec = load_suite_json(table)
+            self.suites[table] = self.context.suites.add(
+                self._suite_cls(name=spec["name"], expectations=spec["expectations"], meta=spec.get("meta"))
+            )
+        return self.suites[table]
+
+    def failures(self, table: str, frame) -> tuple[dict[int, list[str]], bool, dict]:
+        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            self.suite(table),
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": [ROW_KEY],
+                "partial_unexpected_count": 0,
+                "return_unexpected_index_query": False,
+            },
+        )
+        failed: dict[int, list[str]] = defaultdict(list)
+        for item in result.results:
+            config = item.expectation_config
+            reason = reason_for({"type": config.type, "kwargs": config.kwargs})
+            if item.exception_info and item.exception_info.get("raised_exception"):
+                raise RuntimeError(f"suite {table}: {reason} raised: {item.exception_info['exception_message']}")
+            for entry in item.result.get("unexpected_index_list") or []:
+                failed[int(entry[ROW_KEY])].append(reason)
+        return failed, bool(result.success), dict(result.statistics)
+
+
+@cache
+def _gx() -> _GX:
+    return _GX()
+
+
+def _outside_checks(table: pa.Table, known_deployments: frozenset[str], now: datetime) -> dict[int, list[str]]:
+    failed: dict[int, list[str]] = defaultdict(list)
+    ords = table.column(ROW_KEY).to_pylist()
+    known = pa.array(sorted(known_deployments), pa.string())
+    unknown = pc.invert(pc.fill_null(pc.is_in(table.column("deployment_id"), value_set=known), True))
+    for i in pc.indices_nonzero(unknown).to_pylist():
+        failed[ords[i]].append("registry:deployment_id not in the deployment registry")
+    limit = pa.scalar(now + CLOCK_SKEW, pa.timestamp("us", tz="UTC"))
+    for name in table.column_names:
+        if pa.types.is_timestamp(table.schema.field(name).type):
+            future = pc.fill_null(pc.greater(table.column(name), limit), False)
+            for i in pc.indices_nonzero(future).to_pylist():
+                failed[ords[i]].append(f"clock:{name} is in the future")
+    return failed
+
+
+def validate_chunk(
+    event_table: EventTable,
+    table: pa.Table,
+    known_deployments: Iterable[str],
+    now: datetime | None = None,
+) -> ValidationOutcome:
+    """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons."""
+    now = now or datetime.now(UTC)
+    frame = table.drop_columns(["_raw", "_line"]).to_pandas()
+    failed, success, stats = _gx().failures(event_table.name, frame)
+    for ord_, reasons in _outside_checks(table, frozenset(known_deployments), now).items():
+        failed[ord_].extend(reasons)
+    bad = pa.array(sorted(failed), pa.int64())
+    is_bad = pc.is_in(table.column(ROW_KEY), value_set=bad)
+    valid_ords = table.filter(pc.invert(is_bad)).column(ROW_KEY).combine_chunks()
+    rejected = []
+    for row in table.filter(is_bad).select(["_ord", "_line", "_raw", "source", "event_id"]).to_pylist():
+        rejected.append({
+            "line": row["_line"],
+            "event_type": event_table.cloudevent_type,
+            "source": row["source"],
+            "event_id": row["event_id"],
+            "reasons": failed[row["_ord"]],
+            "raw": row["_raw"],
+        })
+    return ValidationOutcome(valid_ords, rejected, success and not rejected, stats)

@@ -31,6 +31,8 @@ class Settings:
     key_file: str
     registry: str
     log_origin: str
+    # Registry dates (commissioning, policy changes) are local calendar dates in the city's zone.
+    timezone: str = "America/New_York"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -45,7 +47,9 @@ class Settings:
 
         # State (dedupe index, locks, log hashes, keys) is always local: it is the single writer's
         # working memory. Published data, landing and quarantine may live on object storage.
-        local_home = home if "://" not in home else str(Path(env.get("SENSORLOG_STATE_HOME", "./.sensorlog")).resolve())
+        local_home = home
+        if "://" in home:
+            local_home = str(Path(env.get("SENSORLOG_STATE_HOME", "./.sensorlog")).resolve())
         return cls(
             home=home,
             landing=where("SENSORLOG_LANDING", _join(home, "landing")),
@@ -58,4 +62,5 @@ class Settings:
             key_file=where("SENSORLOG_KEY_FILE", _join(local_home, "keys", "log.key")),
             registry=where("SENSORLOG_REGISTRY", str(PROJECT_DIR / "registry")),
             log_origin=env.get("SENSORLOG_LOG_ORIGIN", "sensorlog.example/riverton"),
+            timezone=env.get("SENSORLOG_TIMEZONE", "America/New_York"),
         )

@@ -140,14 +140,18 @@ class _ChunkBuilder:
 
     def reject(self, line: int, raw: str, reasons: list[str], event: dict | None = None) -> None:
         event = event or {}
-        self.rejected.append({
-            "line": line,
-            "event_type": _str_or_none(event.get("type")),
-            "source": _str_or_none(event.get("source")),
-            "event_id": _str_or_none(event.get("id")),
-            "reasons": reasons,
-            "raw": raw[:MAX_RAW],
-        })
+        data = event.get("data")
+        self.rejected.append(
+            {
+                "line": line,
+                "event_type": _str_or_none(event.get("type")),
+                "source": _str_or_none(event.get("source")),
+                "event_id": _str_or_none(event.get("id")),
+                "deployment_id": _str_or_none(data.get("deployment_id")) if isinstance(data, dict) else None,
+                "reasons": reasons,
+                "raw": raw[:MAX_RAW],
+            }
+        )
 
     def __len__(self) -> int:
         return self.rows_in

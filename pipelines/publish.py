@@ -108,18 +108,28 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, chunk: pa.Table, 
     repeat_in_batch = pc.greater(rows["rn"], 1)
     same_as_first = pc.equal(rows["first_hash"], rows["content_hash"])
     duplicate = pc.if_else(seen_before, same_as_before, pc.and_(repeat_in_batch, same_as_first))
-    conflict = pc.if_else(seen_before, pc.invert(same_as_before),
-                          pc.and_(repeat_in_batch, pc.invert(same_as_first)))
+    conflict = pc.if_else(
+        seen_before, pc.invert(same_as_before), pc.and_(repeat_in_batch, pc.invert(same_as_first))
+    )
     keep = pc.invert(pc.or_(duplicate, conflict))
     conflicts = []
-    for row in rows.filter(conflict).select(["_line", "_raw", "source", "event_id", "prev_batch"]).to_pylist():
+    for row in (
+        rows.filter(conflict)
+        .select(["_line", "_raw", "source", "event_id", "deployment_id", "prev_batch"])
+        .to_pylist()
+    ):
         where = f"batch {row['prev_batch']}" if row["prev_batch"] else "earlier in this file"
-        conflicts.append({
-            "line": row["_line"], "event_type": event_table(table_name).cloudevent_type,
-            "source": row["source"], "event_id": row["event_id"],
-            "reasons": [f"conflict: (source, id) already published with different content ({where})"],
-            "raw": row["_raw"],
-        })
+        conflicts.append(
+            {
+                "line": row["_line"],
+                "event_type": event_table(table_name).cloudevent_type,
+                "source": row["source"],
+                "event_id": row["event_id"],
+                "deployment_id": row["deployment_id"],
+                "reasons": [f"conflict: (source, id) already published with different content ({where})"],
+                "raw": row["_raw"],
+            }
+        )
     publish = rows.filter(keep)
     new_keys = publish.select(["source", "event_id", "content_hash", "_ord"])
     con.register("new_keys", new_keys)
@@ -182,10 +192,16 @@ def commit_batch(settings: Settings, batch_id: str) -> dict:
                 rows = rows.cast(event_table(table_name).published_schema)
                 uri = layout.published_file(settings, table_name, date, batch_id)
                 digest = _write_parquet(uri, rows)
-                outputs.append({
-                    "table": table_name, "event_date": date, "uri": uri, "rows": rows.num_rows,
-                    "sha256": digest, "first_leaf": next_index,
-                })
+                outputs.append(
+                    {
+                        "table": table_name,
+                        "event_date": date,
+                        "uri": uri,
+                        "rows": rows.num_rows,
+                        "sha256": digest,
+                        "first_leaf": next_index,
+                    }
+                )
                 leaf_hashes.extend(hashes)
                 next_index += rows.num_rows
             quarantined = _write_quarantine(settings, batch_id, conflicts)
@@ -214,8 +230,11 @@ def commit_batch(settings: Settings, batch_id: str) -> dict:
             raise
         finally:
             con.close()
-        storage.write_bytes(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True).encode(),
-                            content_type="application/json")
+        storage.write_bytes(
+            manifest_uri,
+            json.dumps(manifest, indent=2, sort_keys=True).encode(),
+            content_type="application/json",
+        )
     shutil.rmtree(layout.staging_dir(settings, batch_id), ignore_errors=True)
     return manifest
 
@@ -228,7 +247,8 @@ def _check_conservation(manifest: dict) -> None:
     total = manifest["published"] + manifest["quarantined"] + manifest["duplicates"]
     if total != manifest["rows_in"]:
         raise ConservationError(
-            f"batch {manifest['batch_id']}: rows in {manifest['rows_in']} != published {manifest['published']}"
+            f"batch {manifest['batch_id']}: rows in {manifest['rows_in']}"
+            f" != published {manifest['published']}"
             f" + quarantined {manifest['quarantined']} + duplicates {manifest['duplicates']}"
         )
 

@@ -104,20 +104,23 @@ def event_tables() -> list[EventTable]:
 def table_for_type(cloudevent_type: str) -> EventTable | None:
     if not cloudevent_type.startswith(TYPE_PREFIX):
         return None
-    name = cloudevent_type[len(TYPE_PREFIX):]
+    name = cloudevent_type[len(TYPE_PREFIX) :]
     return event_table(name) if name in EVENT_TABLES else None
 
 
-QUARANTINE_SCHEMA = pa.schema([
-    pa.field("batch_id", pa.string(), nullable=False),
-    pa.field("source_file", pa.string(), nullable=False),
-    pa.field("line", pa.int64()),
-    pa.field("event_type", pa.string()),
-    pa.field("source", pa.string()),
-    pa.field("event_id", pa.string()),
-    pa.field("reasons", pa.list_(pa.string()), nullable=False),
-    pa.field("raw", pa.string()),
-])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("batch_id", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("line", pa.int64()),
+        pa.field("event_type", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("event_id", pa.string()),
+        pa.field("deployment_id", pa.string()),
+        pa.field("reasons", pa.list_(pa.string()), nullable=False),
+        pa.field("raw", pa.string()),
+    ]
+)
 
 
 def schema_path(name: str) -> Path:

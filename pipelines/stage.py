@@ -111,6 +111,8 @@ def stage_file(
     quarantine = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
     try:
         try:
+            if size == 0:
+                raise UnparseableFile(uri, 0, "file is empty")
             for chunk in parse_file(uri, chunk_rows):
                 result.rows_in += chunk.rows_in
                 result.rejected_at_parse += len(chunk.rejected)
@@ -130,8 +132,15 @@ def stage_file(
             for path in work.glob("*__*.parquet"):
                 path.unlink()
             writers = _Writers(work)
-            row = {"line": err.line, "event_type": None, "source": None, "event_id": None,
-                   "reasons": [f"file: {err.message}"], "raw": None}
+            row = {
+                "line": err.line,
+                "event_type": None,
+                "source": None,
+                "event_id": None,
+                "deployment_id": None,
+                "reasons": [f"file: {err.message}"],
+                "raw": None,
+            }
             quarantine.write_table(_quarantine_table([row], batch_id, uri))
             _keep_original(uri, settings, batch_id)
     finally:
@@ -149,7 +158,9 @@ def _staged(name: str, valid: pa.Table) -> pa.Table:
     schema = event_table(name).staged_schema
     canonical = valid.select(schema.names).cast(schema)
     for column in STAGE_COLUMNS:
-        canonical = canonical.append_column(parsed_schema(event_table(name)).field(column), valid.column(column))
+        canonical = canonical.append_column(
+            parsed_schema(event_table(name)).field(column), valid.column(column)
+        )
     return canonical
 
 

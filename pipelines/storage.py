@@ -42,7 +42,7 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if is_s3(uri):
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
-        return _s3(endpoint, region), uri[len("s3://"):]
+        return _s3(endpoint, region), uri[len("s3://") :]
     return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
@@ -139,7 +139,7 @@ def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
     for info in infos:
         if info.type != pafs.FileType.File:
             continue
-        rel = info.path[len(path):].lstrip("/")
+        rel = info.path[len(path) :].lstrip("/")
         if any(part.startswith(".") for part in rel.split("/")):
             continue
         if suffixes and not info.path.lower().endswith(suffixes):

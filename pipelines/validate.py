@@ -72,7 +72,9 @@ class _GX:
         except Exception:  # noqa: BLE001 - cosmetic only; older configs lack the setting
             pass
         source = self.context.data_sources.add_pandas("sensorlog")
-        self.batch_definition = source.add_dataframe_asset("chunk").add_batch_definition_whole_dataframe("all")
+        self.batch_definition = source.add_dataframe_asset("chunk").add_batch_definition_whole_dataframe(
+            "all"
+        )
         self.suites = {}
         self._suite_cls = ExpectationSuite
 
@@ -100,7 +102,9 @@ class _GX:
             config = item.expectation_config
             reason = reason_for({"type": config.type, "kwargs": config.kwargs})
             if item.exception_info and item.exception_info.get("raised_exception"):
-                raise RuntimeError(f"suite {table}: {reason} raised: {item.exception_info['exception_message']}")
+                raise RuntimeError(
+                    f"suite {table}: {reason} raised: {item.exception_info['exception_message']}"
+                )
             for entry in item.result.get("unexpected_index_list") or []:
                 failed[int(entry[ROW_KEY])].append(reason)
         return failed, bool(result.success), dict(result.statistics)
@@ -111,7 +115,9 @@ def _gx() -> _GX:
     return _GX()
 
 
-def _outside_checks(table: pa.Table, known_deployments: frozenset[str], now: datetime) -> dict[int, list[str]]:
+def _outside_checks(
+    table: pa.Table, known_deployments: frozenset[str], now: datetime
+) -> dict[int, list[str]]:
     failed: dict[int, list[str]] = defaultdict(list)
     ords = table.column(ROW_KEY).to_pylist()
     known = pa.array(sorted(known_deployments), pa.string())
@@ -143,13 +149,20 @@ def validate_chunk(
     is_bad = pc.is_in(table.column(ROW_KEY), value_set=bad)
     valid_ords = table.filter(pc.invert(is_bad)).column(ROW_KEY).combine_chunks()
     rejected = []
-    for row in table.filter(is_bad).select(["_ord", "_line", "_raw", "source", "event_id"]).to_pylist():
-        rejected.append({
-            "line": row["_line"],
-            "event_type": event_table.cloudevent_type,
-            "source": row["source"],
-            "event_id": row["event_id"],
-            "reasons": failed[row["_ord"]],
-            "raw": row["_raw"],
-        })
+    for row in (
+        table.filter(is_bad)
+        .select(["_ord", "_line", "_raw", "source", "event_id", "deployment_id"])
+        .to_pylist()
+    ):
+        rejected.append(
+            {
+                "line": row["_line"],
+                "event_type": event_table.cloudevent_type,
+                "source": row["source"],
+                "event_id": row["event_id"],
+                "deployment_id": row["deployment_id"],
+                "reasons": failed[row["_ord"]],
+                "raw": row["_raw"],
+            }
+        )
     return ValidationOutcome(valid_ords, rejected, success and not rejected, stats)

@@ -121,8 +121,8 @@ def event_to_row(event: object, from_text: bool = False) -> tuple[EventTable | N
 
 
 class _ChunkBuilder:
-    def __init__(self, uri: str):
-        self.uri = uri
+    def __init__(self, uri: str, offset: int = 0):
+        self.uri, self.offset = uri, offset
         self.rows: dict[str, list[dict]] = {name: [] for name in EVENT_TABLES}
         self.rejected: list[dict] = []
         self.rows_in = 0
@@ -135,7 +135,7 @@ class _ChunkBuilder:
             return
         # _ord (the event's position in the file) is unique even when a JSON array puts many
         # events on one line; _line is what a person needs to find the event.
-        row["_ord"], row["_line"], row["_raw"] = self.rows_in, line, raw[:MAX_RAW]
+        row["_ord"], row["_line"], row["_raw"] = self.offset + self.rows_in, line, raw[:MAX_RAW]
         self.rows[table.name].append(row)
 
     def reject(self, line: int, raw: str, reasons: list[str], event: dict | None = None) -> None:
@@ -155,6 +155,10 @@ class _ChunkBuilder:
 
     def __len__(self) -> int:
         return self.rows_in
+
+    def next(self) -> _ChunkBuilder:
+        """A builder for the next chunk: ``_ord`` keeps counting across chunks of one file."""
+        return _ChunkBuilder(self.uri, self.offset + self.rows_in)
 
     def build(self) -> ParsedChunk:
         tables = {
@@ -195,7 +199,7 @@ def _ndjson(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
                 builder.add(number, text, event)
         if len(builder) >= chunk_rows:
             yield builder.build()
-            builder = _ChunkBuilder(uri)
+            builder = builder.next()
     yield builder.build()
 
 
@@ -227,7 +231,7 @@ def _json_array(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
         pos = end
         if len(builder) >= chunk_rows:
             yield builder.build()
-            builder = _ChunkBuilder(uri)
+            builder = builder.next()
     yield builder.build()
 
 
@@ -283,7 +287,7 @@ def _csv(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
             box[0].add(line, text, event, from_text=True)
         if len(box[0]) >= chunk_rows:
             yield box[0].build()
-            box[0] = _ChunkBuilder(uri)
+            box[0] = box[0].next()
     yield box[0].build()
 
 

@@ -36,3 +36,11 @@ def index_db(settings: Settings) -> str:
 
 def writer_lock(settings: Settings) -> str:
     return join(settings.state, "writer.lock")
+
+
+# Tables the pipeline publishes, each an Airflow Asset and a portal dataset.
+PUBLISHED_TABLES = ("collection", "deletion", "access", "lifecycle", "retention_ledger", "findings", "log")
+
+
+def asset_uri(table: str) -> str:
+    return f"sensorlog://published/{table}"

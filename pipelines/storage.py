@@ -11,6 +11,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlparse
 
@@ -129,14 +130,30 @@ def delete(uri: str) -> None:
         fs.delete_file(path)
 
 
-def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
-    """Every file under ``uri`` (recursive), as URIs of the same kind, sorted; hidden names skipped."""
+@dataclass(frozen=True)
+class FileInfo:
+    uri: str
+    size: int
+    mtime_ns: int | None
+
+
+def _info(uri: str, info: pafs.FileInfo) -> FileInfo:
+    return FileInfo(uri, int(info.size or 0), info.mtime_ns)
+
+
+def file_info(uri: str) -> FileInfo | None:
+    fs, path = filesystem(uri)
+    info = fs.get_file_info(path)
+    return None if info.type != pafs.FileType.File else _info(uri, info)
+
+
+def list_file_infos(uri: str, suffixes: tuple[str, ...] | None = None) -> list[FileInfo]:
+    """Every file under ``uri`` (recursive), sorted by URI; hidden names (``.tmp-*``) skipped."""
     fs, path = filesystem(uri)
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return []
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
     out = []
-    for info in infos:
+    for info in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
         if info.type != pafs.FileType.File:
             continue
         rel = info.path[len(path) :].lstrip("/")
@@ -144,8 +161,12 @@ def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
             continue
         if suffixes and not info.path.lower().endswith(suffixes):
             continue
-        out.append(join(uri, rel))
-    return sorted(out)
+        out.append(_info(join(uri, rel), info))
+    return sorted(out, key=lambda i: i.uri)
+
+
+def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    return [info.uri for info in list_file_infos(uri, suffixes)]
 
 
 def iter_lines(uri: str) -> Iterator[bytes]:

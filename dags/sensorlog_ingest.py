@@ -1,0 +1,45 @@
+"""Ingest landed vendor files: discover → stage (one mapped task per bounded group) → publish.
+
+Thin by design: every task calls one ``pipelines.flow`` function, the same one ``sensorlog run`` calls.
+The schedule is the safety net (a sweep of the landing zone); event-driven runs come from the
+S3 → SQS watcher DAG. Publishing has one writer at a time (a lock inside ``commit_batches``), so
+runs never fork the transparency log, and every task is safe to retry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+from sensorlog_assets import PUBLISHED_ASSETS
+
+from pipelines import flow
+from pipelines.config import Settings
+
+
+@dag(
+    dag_id="sensorlog_ingest",
+    schedule=timedelta(minutes=30),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["sensorlog"],
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+)
+def sensorlog_ingest():
+    @task
+    def discover() -> list[list[str]]:
+        return flow.group_files(flow.discover(Settings.from_env()))
+
+    @task(max_active_tis_per_dagrun=4)
+    def stage(group: list[str]) -> list[str]:
+        return flow.stage_files(Settings.from_env(), group)
+
+    @task(outlets=PUBLISHED_ASSETS)
+    def publish(staged: list[list[str]]) -> dict:
+        return flow.commit_batches(Settings.from_env(), [b for group in staged for b in group])
+
+    publish(stage.expand(group=discover()))
+
+
+sensorlog_ingest()

@@ -1,0 +1,76 @@
+"""Drive the DAGs with Airflow itself, as a subprocess (``airflow dags test``) against a SQLite
+metadata DB under ``SENSORLOG_HOME``. ``pipelines`` never imports Airflow; it only runs its CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.config import PROJECT_DIR, Settings
+
+DAGS_DIR = PROJECT_DIR / "dags"
+
+
+def airflow_home(settings: Settings) -> Path:
+    return Path(settings.state) / "airflow"
+
+
+def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    home = airflow_home(settings)
+    env = dict(os.environ if base is None else base)
+    bin_dir = str(Path(sys.executable).parent)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+            "SENSORLOG_HOME": settings.home,
+            "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_DIR), env.get("PYTHONPATH", "")) if p),
+        }
+    )
+    return env
+
+
+def _airflow() -> str:
+    return str(Path(sys.executable).parent / "airflow")
+
+
+def migrate(settings: Settings, log: Path) -> None:
+    airflow_home(settings).mkdir(parents=True, exist_ok=True)
+    _run([_airflow(), "db", "migrate"], settings, log)
+
+
+def dags_test(settings: Settings, dag_id: str, log: Path, poll: Callable[[], None] | None = None) -> None:
+    """Run one DAG run to completion in-process under Airflow; ``poll`` is called while it runs."""
+    _run([_airflow(), "dags", "test", dag_id], settings, log, poll)
+
+
+class AirflowFailed(RuntimeError):
+    pass
+
+
+def _run(cmd: list[str], settings: Settings, log: Path, poll: Callable[[], None] | None = None) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=airflow_env(settings), stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            if poll:
+                poll()
+            time.sleep(0.5)
+    if poll:
+        poll()
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-25:]
+        raise AirflowFailed(
+            f"{' '.join(cmd[1:])} failed (exit {proc.returncode}); see {log}\n" + "\n".join(tail)
+        )
+    if "state=failed" in log.read_text(errors="replace")[-20000:]:
+        raise AirflowFailed(f"{' '.join(cmd[1:])}: a task failed; see {log}")

@@ -1,0 +1,118 @@
+"""The ingest flow as the functions a DAG task, the CLI and the tests all call.
+
+discover → (group) → stage each file (parallel, pure) → commit staged batches in landing order
+(one writer). Each step is safe to repeat: staging a staged file and committing a committed batch
+are no-ops, and a file is recognised by the SHA-256 of its bytes, wherever it lies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines import layout, publish, storage
+from pipelines.config import Settings
+from pipelines.ingest import SUFFIXES
+from pipelines.registry import load_registry
+from pipelines.stage import StageResult, stage_file
+
+DEFAULT_GROUP_FILES = 12
+DEFAULT_GROUP_BYTES = 256 * 1024 * 1024
+
+Progress = Callable[[str], None]
+
+
+def _processed_path(settings: Settings) -> Path:
+    return Path(settings.state) / "processed.json"
+
+
+def _processed(settings: Settings) -> dict[str, dict]:
+    path = _processed_path(settings)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _remember(settings: Settings, entries: dict[str, dict]) -> None:
+    # A cache only: losing it costs a re-hash of landed files, never correctness, because the
+    # manifest named by the batch id is what decides whether a file is published.
+    path = _processed_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = {**_processed(settings), **entries}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def _fingerprint(info: storage.FileInfo) -> dict:
+    return {"size": info.size, "mtime_ns": info.mtime_ns}
+
+
+def discover(settings: Settings) -> list[str]:
+    """Landed files no manifest covers yet, in landing order (the sweep's view of the world)."""
+    known = _processed(settings)
+    pending = []
+    for info in storage.list_file_infos(settings.landing, SUFFIXES):
+        seen = known.get(info.uri)
+        if seen and {k: seen.get(k) for k in ("size", "mtime_ns")} == _fingerprint(info):
+            if storage.exists(layout.manifest_file(settings, seen["batch_id"])):
+                continue
+        pending.append(info.uri)
+    return pending
+
+
+def group_files(uris: Iterable[str], max_files: int = DEFAULT_GROUP_FILES) -> list[list[str]]:
+    """Bounded groups of files, so a DAG maps one task per group rather than thousands of tiny ones."""
+    uris = list(uris)
+    return [uris[i : i + max_files] for i in range(0, len(uris), max_files)]
+
+
+def deployment_ids(settings: Settings) -> frozenset[str]:
+    return load_registry(settings.registry).ids()
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    uri: str
+    batch_id: str
+    already_published: bool
+
+
+def stage_files(settings: Settings, uris: Iterable[str], progress: Progress | None = None) -> list[str]:
+    """Stage each file; returns the batch ids in the same order as ``uris``."""
+    ids = deployment_ids(settings)
+    batch_ids = []
+    for uri in uris:
+        result: StageResult = stage_file(uri, settings, ids)
+        batch_ids.append(result.batch_id)
+        if progress:
+            progress(uri)
+    return batch_ids
+
+
+def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progress | None = None) -> dict:
+    """Publish staged batches in order; returns totals over them (small enough for XCom)."""
+    totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0}
+    remembered = {}
+    for batch_id in dict.fromkeys(batch_ids):  # the same file landed twice is one batch
+        manifest = publish.commit_batch(settings, batch_id)
+        totals["batches"] += 1
+        for key in ("rows_in", "published", "quarantined", "duplicates"):
+            totals[key] += manifest[key]
+        totals["file_errors"] += 1 if manifest.get("file_error") else 0
+        info = storage.file_info(manifest["source_uri"])
+        if info is not None:
+            remembered[manifest["source_uri"]] = {**_fingerprint(info), "batch_id": batch_id}
+        if progress:
+            progress(batch_id)
+    _remember(settings, remembered)
+    return totals
+
+
+def run(settings: Settings, progress: Callable[[str, int], Progress] | None = None) -> dict:
+    """The whole ingest in-process, exactly as the DAG sequences it."""
+    pending = discover(settings)
+    stage_tick = progress("stage", len(pending)) if progress else None
+    batch_ids = stage_files(settings, pending, stage_tick)
+    commit_tick = progress("publish", len(batch_ids)) if progress else None
+    return commit_batches(settings, batch_ids, commit_tick)

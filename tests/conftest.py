@@ -1,0 +1,65 @@
+"""Shared fixtures: every test makes its own data under tmp_path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import PROJECT_DIR, Settings
+
+DEPLOYMENT = "riv-test-device"
+
+
+def make_event(kind: str = "collection", n: int = 0, **data: object) -> dict:
+    """One valid CloudEvent of ``kind``; ``data`` overrides payload fields."""
+    payloads = {
+        "collection": {
+            "deployment_id": DEPLOYMENT, "data_class": "video", "window_start": "2026-07-01T00:00:00Z",
+            "window_end": "2026-07-01T01:00:00Z", "records": 10 + n, "bytes": 1000, "storage_location": "cloud",
+        },
+        "deletion": {
+            "deployment_id": DEPLOYMENT, "data_class": "video", "window_start": "2026-07-01T00:00:00Z",
+            "window_end": "2026-07-02T00:00:00Z", "records": 5, "deleted_at": "2026-07-31T00:15:00Z",
+            "method": "automatic_purge",
+        },
+        "access": {
+            "deployment_id": DEPLOYMENT, "data_class": "video", "accessed_at": "2026-07-02T10:00:00Z",
+            "organisation": "Riverton Police Department", "role": "investigator", "purpose": "case",
+            "case_ref": "RIV-1", "records": 3,
+        },
+        "lifecycle": {"deployment_id": DEPLOYMENT, "action": "firmware_changed", "at": "2026-07-02T03:00:00Z",
+                      "details": "update"},
+    }
+    payload = {**payloads[kind], **data}
+    return {
+        "specversion": "1.0", "id": f"{kind}-{n}", "source": "https://vendor.example/feed",
+        "type": f"org.sensorlog.{kind}", "time": "2026-07-01T01:05:00Z", "datacontenttype": "application/json",
+        "data": payload,
+    }
+
+
+def ndjson(events: list[dict]) -> bytes:
+    return "".join(json.dumps(e) + "\n" for e in events).encode()
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[[str, bytes], str]:
+    def write(name: str, data: bytes) -> str:
+        path = tmp_path / "landing" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({
+        "SENSORLOG_HOME": str(tmp_path / "home"),
+        "SENSORLOG_LANDING": str(tmp_path / "landing"),
+        "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry"),
+    })

@@ -100,9 +100,10 @@ def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progr
         for key in ("rows_in", "published", "quarantined", "duplicates"):
             totals[key] += manifest[key]
         totals["file_errors"] += 1 if manifest.get("file_error") else 0
-        info = storage.file_info(manifest["source_uri"])
+        source = layout.absolute(settings.landing, manifest["source_file"])
+        info = storage.file_info(source)
         if info is not None:
-            remembered[manifest["source_uri"]] = {**_fingerprint(info), "batch_id": batch_id}
+            remembered[source] = {**_fingerprint(info), "batch_id": batch_id}
         if progress:
             progress(batch_id)
     _remember(settings, remembered)

@@ -44,3 +44,14 @@ PUBLISHED_TABLES = ("collection", "deletion", "access", "lifecycle", "retention_
 
 def asset_uri(table: str) -> str:
     return f"sensorlog://published/{table}"
+
+
+def relative(root: str, uri: str) -> str:
+    """``uri`` relative to ``root`` when it lies under it (manifests stay valid when a site moves)."""
+    prefix = root.rstrip("/") + "/"
+    return uri[len(prefix) :] if uri.startswith(prefix) else uri
+
+
+def absolute(root: str, path: str) -> str:
+    """Inverse of ``relative``."""
+    return path if path.startswith("/") or "://" in path else join(root, path)

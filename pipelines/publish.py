@@ -196,7 +196,7 @@ def commit_batch(settings: Settings, batch_id: str) -> dict:
                     {
                         "table": table_name,
                         "event_date": date,
-                        "uri": uri,
+                        "path": layout.relative(settings.published, uri),
                         "rows": rows.num_rows,
                         "sha256": digest,
                         "first_leaf": next_index,
@@ -208,7 +208,7 @@ def commit_batch(settings: Settings, batch_id: str) -> dict:
             published = sum(o["rows"] for o in outputs)
             manifest = {
                 "batch_id": batch_id,
-                "source_uri": stage.source_uri,
+                "source_file": layout.relative(settings.landing, stage.source_uri),
                 "source_sha256": batch_id,
                 "source_bytes": stage.source_bytes,
                 "validated_at": stage.validated_at,
@@ -266,10 +266,10 @@ def _write_quarantine(settings: Settings, batch_id: str, conflicts: list[dict]) 
     # A whole-file error is one quarantine entry but no event rows.
     rows = table.num_rows - (1 if load_stage(settings, batch_id).file_error else 0)
     if table.num_rows == 0:
-        return {"rows": 0, "uri": None, "sha256": None}
+        return {"rows": 0, "path": None, "sha256": None}
     uri = layout.quarantine_file(settings, batch_id)
     digest = _write_parquet(uri, table)
-    return {"rows": rows, "uri": uri, "sha256": digest}
+    return {"rows": rows, "path": layout.relative(settings.quarantine, uri), "sha256": digest}
 
 
 def stage_result_for(settings: Settings, batch_id: str) -> StageResult | None:

@@ -65,7 +65,7 @@ def generate_cmd(
     start: str = typer.Option("2026-07-01", help="First day (local), ISO date"),
     end: str = typer.Option("2026-11-01", help="Day after the last one (local), ISO date"),
     seed: int = typer.Option(7),
-    cadence: str = typer.Option("weekly", help="How often each vendor exports a file: daily or weekly"),
+    cadence: str = typer.Option("monthly", help="How often each vendor exports a file: daily, weekly or monthly"),
     landing: str = typer.Option(None, help="Where to write (default: the configured landing zone)"),
     inject: bool = typer.Option(True, help="Inject anomalies and malformed files (recorded as ground truth)"),
 ):

@@ -55,3 +55,17 @@ def relative(root: str, uri: str) -> str:
 def absolute(root: str, path: str) -> str:
     """Inverse of ``relative``."""
     return path if path.startswith("/") or "://" in path else join(root, path)
+
+
+# Derived tables (recomputed by the audit from the published events; not leaves of the log, but each
+# names the checkpoint it was computed from).
+def derived_dir(settings: Settings, table: str) -> str:
+    return join(settings.published, table)
+
+
+def reports_dir(settings: Settings) -> str:
+    return join(settings.home, "reports")
+
+
+def site_dir(settings: Settings) -> str:
+    return join(settings.home, "site")

@@ -14,6 +14,7 @@ given, so a re-run after a crash rewrites byte-identical files.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -31,7 +32,6 @@ from pipelines.config import Settings
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
 from pipelines.stage import StageResult, load_stage, staged_files
 
-READ_BATCH_ROWS = 65_536
 PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
 
 
@@ -68,9 +68,9 @@ def _content_hash_sql(columns: list[str], schema: pa.Schema) -> str:
     parts = []
     for name in columns:
         if pa.types.is_timestamp(schema.field(name).type):
-            parts.append(f"coalesce(CAST(epoch_us({name}) AS VARCHAR), chr(0))")
+            parts.append(f'coalesce(CAST(epoch_us("{name}") AS VARCHAR), chr(0))')
         else:
-            parts.append(f"coalesce(CAST({name} AS VARCHAR), chr(0))")
+            parts.append(f'coalesce(CAST("{name}" AS VARCHAR), chr(0))')
     return "sha256(concat_ws(chr(31), ?, " + ", ".join(parts) + "))"
 
 
@@ -81,15 +81,20 @@ class _Classified:
     conflicts: list[dict]
 
 
-def _classify(con: duckdb.DuckDBPyConnection, table_name: str, chunk: pa.Table, batch_id: str) -> _Classified:
-    """Split a staged chunk into rows to publish, exact duplicates (dropped, counted) and
-    conflicts (same source + id, different content: quarantined)."""
+def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path], batch_id: str) -> _Classified:
+    """Split a batch's staged rows of one table into rows to publish, exact duplicates (dropped, counted)
+    and conflicts (same source + id, different content: quarantined).
+
+    One query per table and batch (not per partition): the ``seen`` index is scanned once per call, so
+    fewer, larger calls keep the cost linear in the log's size rather than in partitions × size."""
     canonical = event_table(table_name).staged_schema
     hash_sql = _content_hash_sql(canonical.names, canonical)
-    con.register("chunk", chunk)
-    rows = con.execute(
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    rows = con.sql(
         f"""
-        WITH c AS (SELECT *, {hash_sql} AS content_hash FROM chunk),
+        WITH c AS (SELECT *, {hash_sql} AS content_hash,
+                          regexp_extract(filename, '__([0-9-]+)[.]parquet$', 1) AS _date
+                   FROM read_parquet([{files}], filename = true)),
         r AS (
           SELECT c.*,
             row_number() OVER (PARTITION BY source, event_id ORDER BY _ord) AS rn,
@@ -97,11 +102,10 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, chunk: pa.Table, 
           FROM c)
         SELECT r.*, s.content_hash AS prev_hash, s.batch_id AS prev_batch, s.ord AS prev_ord
         FROM r LEFT JOIN seen s ON r.source = s.source AND r.event_id = s.event_id
-        ORDER BY r._ord
+        ORDER BY r._date, r._ord
         """,
-        [table_name],
-    ).fetch_arrow_table()
-    con.unregister("chunk")
+        params=[table_name],
+    ).to_arrow_table()
     ours = pc.and_(pc.equal(rows["prev_batch"], batch_id), pc.equal(rows["prev_ord"], rows["_ord"]))
     seen_before = pc.and_(pc.is_valid(rows["prev_hash"]), pc.invert(pc.fill_null(ours, False)))
     same_as_before = pc.equal(rows["prev_hash"], rows["content_hash"])
@@ -140,7 +144,7 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, chunk: pa.Table, 
         [batch_id],
     )
     con.unregister("new_keys")
-    columns = [*canonical.names, "content_hash"]
+    columns = [*canonical.names, "content_hash", "_date"]
     return _Classified(publish.select(columns), int(pc.sum(duplicate).as_py() or 0), conflicts)
 
 
@@ -150,9 +154,39 @@ def _write_parquet(uri: str, table: pa.Table) -> str:
     pq.write_table(table, sink, **PARQUET_OPTIONS)
     data = sink.getvalue().to_pybytes()
     storage.write_bytes(uri, data, content_type="application/vnd.apache.parquet")
-    import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def _publish_partition(
+    settings: Settings,
+    batch_id: str,
+    table_name: str,
+    date: str,
+    rows: pa.Table,
+    first_leaf: int,
+    outputs: list[dict],
+    leaf_hashes: list[bytes],
+) -> int:
+    """Write one (table, date) partition of a batch with its leaf columns; returns the next leaf index."""
+    rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
+    hashes = ledger.row_leaf_hashes(table_name, rows)
+    rows = rows.append_column("leaf_index", pa.array(range(first_leaf, first_leaf + rows.num_rows), pa.int64()))
+    rows = rows.append_column("leaf_hash", pa.array([h.hex() for h in hashes], pa.string()))
+    rows = rows.cast(event_table(table_name).published_schema)
+    uri = layout.published_file(settings, table_name, date, batch_id)
+    outputs.append(
+        {
+            "table": table_name,
+            "event_date": date,
+            "path": layout.relative(settings.published, uri),
+            "rows": rows.num_rows,
+            "sha256": _write_parquet(uri, rows),
+            "first_leaf": first_leaf,
+        }
+    )
+    leaf_hashes.extend(hashes)
+    return first_leaf + rows.num_rows
 
 
 def commit_batch(settings: Settings, batch_id: str) -> dict:
@@ -173,37 +207,17 @@ def commit_batch(settings: Settings, batch_id: str) -> dict:
         con = _index(settings)
         try:
             con.execute("BEGIN")
-            for table_name, date, path in staged_files(settings, batch_id):
-                parts = []
-                for record_batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS):
-                    classified = _classify(con, table_name, pa.Table.from_batches([record_batch]), batch_id)
-                    duplicates += classified.duplicates
-                    conflicts.extend(classified.conflicts)
-                    if classified.publish.num_rows:
-                        parts.append(classified.publish)
-                if not parts:
-                    continue
-                rows = pa.concat_tables(parts)
-                rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
-                hashes = ledger.row_leaf_hashes(table_name, rows)
-                indices = pa.array(range(next_index, next_index + rows.num_rows), pa.int64())
-                rows = rows.append_column("leaf_index", indices)
-                rows = rows.append_column("leaf_hash", pa.array([h.hex() for h in hashes], pa.string()))
-                rows = rows.cast(event_table(table_name).published_schema)
-                uri = layout.published_file(settings, table_name, date, batch_id)
-                digest = _write_parquet(uri, rows)
-                outputs.append(
-                    {
-                        "table": table_name,
-                        "event_date": date,
-                        "path": layout.relative(settings.published, uri),
-                        "rows": rows.num_rows,
-                        "sha256": digest,
-                        "first_leaf": next_index,
-                    }
-                )
-                leaf_hashes.extend(hashes)
-                next_index += rows.num_rows
+            staged = staged_files(settings, batch_id)
+            for table_name in dict.fromkeys(t for t, _, _ in staged):
+                classified = _classify(con, table_name, [p for t, _, p in staged if t == table_name], batch_id)
+                duplicates += classified.duplicates
+                conflicts.extend(classified.conflicts)
+                dates = classified.publish.column("_date")
+                for date in pc.unique(dates).to_pylist():
+                    rows = classified.publish.filter(pc.equal(dates, date)).drop_columns(["_date"])
+                    next_index = _publish_partition(
+                        settings, batch_id, table_name, date, rows, next_index, outputs, leaf_hashes
+                    )
             quarantined = _write_quarantine(settings, batch_id, conflicts)
             published = sum(o["rows"] for o in outputs)
             manifest = {
@@ -217,7 +231,7 @@ def commit_batch(settings: Settings, batch_id: str) -> dict:
                 "quarantined": quarantined["rows"],
                 "duplicates": duplicates,
                 "file_error": stage.file_error,
-                "quarantine": quarantined if quarantined["rows"] else None,
+                "quarantine": quarantined if quarantined["path"] else None,
                 "outputs": outputs,
                 "leaves": {"first": start, "rows_end": next_index, "manifest_leaf": next_index},
             }

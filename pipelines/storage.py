@@ -89,7 +89,8 @@ def sha256_of(uri: str) -> tuple[str, int]:
 def temp_sibling(uri: str) -> str:
     """A temporary name next to ``uri`` (same directory, so a local rename is atomic)."""
     head, _, tail = uri.rpartition("/")
-    return f"{head}/.tmp-{uuid.uuid4().hex}-{tail}"
+    # Hidden and without the final suffix, so no reader's glob (``*.parquet``) can pick up a part.
+    return f"{head}/.{tail}.{uuid.uuid4().hex}.partial"
 
 
 def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:

@@ -1,0 +1,201 @@
+"""What the audit produces and the knobs it takes: options, severities, output schemas, the result.
+
+Severity of each finding kind (one fixed mapping, so a ``--fail-on`` gate means the same thing
+everywhere):
+
+=================================  ==========  ===================================================
+kind                               severity    why
+=================================  ==========  ===================================================
+undeclared_access                  critical    data reached someone the policy does not name
+retention_declared_none_but_kept   critical    data the public was told is never stored was kept
+retained_past_policy               high        records are still held after their deletion date
+undeclared_data_class              high        a kind of data no declaration covers is collected
+collecting_after_decommission      high        a device the registry says is gone still collects
+late_deletion                      medium      deleted, but later than declared (plus grace)
+silent_deployment                  medium      an active device stopped reporting: the log has a hole
+deleted_without_collection         low         bookkeeping: a deletion of data the log never saw
+indefinite_retention               info        declared and lawful, but worth a resident's attention
+=================================  ==========  ===================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITY_OF_KIND = {
+    "undeclared_access": "critical",
+    "retention_declared_none_but_kept": "critical",
+    "retained_past_policy": "high",
+    "undeclared_data_class": "high",
+    "collecting_after_decommission": "high",
+    "late_deletion": "medium",
+    "silent_deployment": "medium",
+    "deleted_without_collection": "low",
+    "indefinite_retention": "info",
+}
+FINDING_KINDS = tuple(SEVERITY_OF_KIND)
+LEDGER_STATUSES = ("ok", "due_soon", "overdue", "no_policy", "unknown")
+
+DEFAULT_GRACE = timedelta(days=1)
+DEFAULT_SILENCE_DAYS = 7
+# A ledger day is "due_soon" when something retained falls due within this long after the day ends.
+DUE_SOON = timedelta(days=1)
+# Evidence lists are capped so one stuck purge job cannot make findings.json unbounded; the full
+# count is kept in the finding's numbers as ``evidence_total``.
+MAX_EVIDENCE = 100
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+EVIDENCE_TYPE = pa.list_(pa.struct([pa.field("source", pa.string()), pa.field("id", pa.string())]))
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        pa.field("deployment_id", pa.string(), nullable=False),
+        pa.field("data_class", pa.string(), nullable=False),
+        pa.field("day", pa.date32(), nullable=False),  # local calendar day
+        pa.field("policy_version", pa.int64()),
+        pa.field("declared_period", pa.string()),  # ISO 8601 duration, "none", "indefinite"; null: undeclared
+        pa.field("collected", pa.int64(), nullable=False),
+        pa.field("deleted", pa.int64(), nullable=False),  # collected records whose deletion completed that day
+        pa.field("deleted_reported", pa.int64(), nullable=False),  # what deletion events of that day claim
+        pa.field("retained", pa.int64(), nullable=False),  # at the end of the day
+        pa.field("oldest_retained_start", TIMESTAMP),
+        pa.field("oldest_retained_age_days", pa.float64()),
+        pa.field("oldest_due", TIMESTAMP),
+        pa.field("next_due", TIMESTAMP),
+        pa.field("status", pa.string(), nullable=False),
+    ]
+)
+
+FINDINGS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("deployment_id", pa.string(), nullable=False),
+        pa.field("data_class", pa.string()),
+        pa.field("period_start", TIMESTAMP, nullable=False),
+        pa.field("period_end", TIMESTAMP, nullable=False),
+        pa.field("policy_version", pa.int64()),
+        pa.field("numbers", pa.string(), nullable=False),  # a JSON object
+        pa.field("evidence", EVIDENCE_TYPE, nullable=False),
+    ]
+)
+
+LATENESS_SCHEMA = pa.schema(
+    [
+        pa.field("deployment_id", pa.string(), nullable=False),
+        pa.field("deletions", pa.int64(), nullable=False),  # local days whose deletion was observed
+        pa.field("late", pa.int64(), nullable=False),  # of those, later than due + grace
+        pa.field("p50_days", pa.float64()),
+        pa.field("p95_days", pa.float64()),
+        pa.field("max_days", pa.float64()),
+    ]
+)
+
+
+def severity_rank(severity: str) -> int:
+    """Position in ``SEVERITIES`` (info = 0); ValueError for an unknown word."""
+    try:
+        return SEVERITIES.index(severity.lower())
+    except ValueError:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}") from None
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """``as_of`` None means the latest event time in the published log."""
+
+    as_of: datetime | None = None
+    deployment: str | None = None
+    grace: timedelta = DEFAULT_GRACE
+    silence_days: int = DEFAULT_SILENCE_DAYS
+
+
+def parse_as_of(text: str | date | datetime | None, timezone: str) -> datetime | None:
+    """A moment from ``--as-of``: a date means local midnight at its start (the state at the end of
+    the previous day), like the generator's exclusive end date; a naive datetime is UTC."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, str):
+        text = text.strip()
+        value: date | datetime = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    else:
+        value = text
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC, second precision (``2026-07-01T04:00:00Z``), microseconds only when there are some."""
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{moment.microsecond:06d}Z" if moment.microsecond else f"{text}Z"
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything one audit computed. Tables are Arrow, so writers and renderers never loop twice."""
+
+    as_of: datetime
+    until: datetime  # end of the last audited local day: the end of open-ended findings
+    timezone: str
+    options: AuditOptions
+    ledger: pa.Table
+    findings: pa.Table
+    lateness: pa.Table
+    checkpoint: dict[str, Any] | None = None
+
+    def finding_dicts(self) -> list[dict[str, Any]]:
+        """Findings as JSON-ready dicts (timestamps as ISO text, numbers parsed)."""
+        out = []
+        for row in self.findings.to_pylist():
+            row["period_start"] = iso(row["period_start"])
+            row["period_end"] = iso(row["period_end"])
+            row["numbers"] = json.loads(row["numbers"])
+            out.append(row)
+        return out
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        by_severity = {s: 0 for s in SEVERITIES}
+        by_kind: dict[str, int] = {}
+        for kind, severity in zip(
+            self.findings.column("kind").to_pylist(), self.findings.column("severity").to_pylist(), strict=True
+        ):
+            by_severity[severity] += 1
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        return {"severity": by_severity, "kind": dict(sorted(by_kind.items()))}
+
+    def at_or_above(self, severity: str) -> int:
+        """How many findings have ``severity`` or worse."""
+        floor = severity_rank(severity)
+        return sum(1 for s in self.findings.column("severity").to_pylist() if severity_rank(s) >= floor)
+
+    def document(self) -> dict[str, Any]:
+        """The findings.json document."""
+        lateness = self.lateness.to_pylist()
+        return {
+            "as_of": iso(self.as_of),
+            "until": iso(self.until),
+            "timezone": self.timezone,
+            "deployment": self.options.deployment,
+            "grace_days": self.options.grace / timedelta(days=1),
+            "silence_days": self.options.silence_days,
+            "severity_of_kind": SEVERITY_OF_KIND,
+            "checkpoint": self.checkpoint,
+            "counts": self.counts(),
+            "lateness": lateness,
+            "findings": self.finding_dicts(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.document(), indent=2, sort_keys=False)

@@ -1,0 +1,167 @@
+"""Inline SVG for the pages: a locator map of deployments and a bar chart of records per day.
+
+No tiles and no library: the map is a plain projection of the registry's coordinates, one panel per
+group of nearby deployments (a registry can span cities far apart, and one panel would squeeze each
+city into a dot). Everything is escaped markup built here, returned as ``Markup`` for the templates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+
+from markupsafe import Markup, escape
+
+# Okabe-Ito colours (distinguishable with colour-blindness), darkened where needed so each has at
+# least 3:1 contrast against white, as WCAG asks of graphics.
+PALETTE = ("#0072B2", "#D55E00", "#007A5E", "#CC79A7", "#8A6D00", "#56638A", "#B2182B", "#4D4D4D")
+CLUSTER_DEGREES = 0.5  # deployments closer than about 50 km share a map panel
+MIN_SPAN_DEGREES = 0.01
+
+
+@dataclass(frozen=True)
+class MapPoint:
+    id: str
+    name: str
+    kind: str
+    lat: float
+    lon: float
+    bbox: tuple[float, float, float, float] | None
+    href: str
+
+
+def kind_colours(kinds: list[str]) -> dict[str, str]:
+    return {kind: PALETTE[i % len(PALETTE)] for i, kind in enumerate(sorted(set(kinds)))}
+
+
+def clusters(points: list[MapPoint]) -> list[list[MapPoint]]:
+    """Single-linkage groups of points within ``CLUSTER_DEGREES`` of each other, largest first."""
+    groups: list[list[MapPoint]] = []
+    for point in sorted(points, key=lambda p: p.id):
+        near = [g for g in groups if any(_near(point, q) for q in g)]
+        merged = [point] + [q for g in near for q in g]
+        groups = [g for g in groups if g not in near] + [merged]
+    return sorted((sorted(g, key=lambda p: p.id) for g in groups), key=lambda g: (-len(g), g[0].id))
+
+
+def _near(a: MapPoint, b: MapPoint) -> bool:
+    return abs(a.lat - b.lat) <= CLUSTER_DEGREES and abs(a.lon - b.lon) <= CLUSTER_DEGREES
+
+
+def place_label(group: list[MapPoint]) -> str:
+    lat = sum(p.lat for p in group) / len(group)
+    lon = sum(p.lon for p in group) / len(group)
+    return f"{abs(lat):.2f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.2f}° {'E' if lon >= 0 else 'W'}"
+
+
+def _extent(group: list[MapPoint]) -> tuple[float, float, float, float]:
+    lons = [p.lon for p in group] + [v for p in group if p.bbox for v in (p.bbox[0], p.bbox[2])]
+    lats = [p.lat for p in group] + [v for p in group if p.bbox for v in (p.bbox[1], p.bbox[3])]
+    min_lon, max_lon, min_lat, max_lat = min(lons), max(lons), min(lats), max(lats)
+    pad_lon = max((max_lon - min_lon) * 0.08, MIN_SPAN_DEGREES)
+    pad_lat = max((max_lat - min_lat) * 0.08, MIN_SPAN_DEGREES)
+    return min_lon - pad_lon, min_lat - pad_lat, max_lon + pad_lon, max_lat + pad_lat
+
+
+def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width: int = 640) -> Markup:
+    """One panel: area boxes, then a linked dot per deployment with its name as a tooltip."""
+    min_lon, min_lat, max_lon, max_lat = _extent(group)
+    # Equirectangular, with longitude shrunk by cos(latitude) so distances look right locally.
+    scale_x = math.cos(math.radians((min_lat + max_lat) / 2))
+    span_x, span_y = (max_lon - min_lon) * scale_x, max_lat - min_lat
+    height = max(160, min(520, round(width * span_y / span_x)))
+    sx, sy = width / span_x, height / span_y
+    unit = min(sx, sy)
+    off_x, off_y = (width - span_x * unit) / 2, (height - span_y * unit) / 2
+
+    def xy(lon: float, lat: float) -> tuple[float, float]:
+        return off_x + (lon - min_lon) * scale_x * unit, off_y + (max_lat - lat) * unit
+
+    parts = [
+        f'<svg class="map" viewBox="0 0 {width} {height}" role="group" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<rect width="{width}" height="{height}" fill="#f4f6f8" stroke="#8a949e"/>',
+    ]
+    for p in group:
+        if p.bbox:
+            x0, y0 = xy(p.bbox[0], p.bbox[3])
+            x1, y1 = xy(p.bbox[2], p.bbox[1])
+            colour = colours[p.kind]
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 2):.1f}" height="{max(y1 - y0, 2):.1f}" '
+                f'fill="{colour}" fill-opacity="0.12" stroke="{colour}" stroke-dasharray="4 3" aria-hidden="true"/>'
+            )
+    for p in group:
+        x, y = xy(p.lon, p.lat)
+        parts.append(
+            f'<a href="{escape(p.href)}" aria-label="{escape(p.name)}"><title>{escape(p.name)}</title>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="{colours[p.kind]}" stroke="#ffffff" stroke-width="2"/></a>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def legend(colours: dict[str, str], labels: dict[str, str]) -> Markup:
+    items = "".join(
+        f'<li><svg width="14" height="14" aria-hidden="true"><circle cx="7" cy="7" r="6" fill="{c}"/></svg> '
+        f"{escape(labels.get(k, k))}</li>"
+        for k, c in colours.items()
+    )
+    return Markup(f'<ul class="legend">{items}</ul>')
+
+
+def _nice_max(value: int) -> int:
+    if value <= 0:
+        return 1
+    magnitude = 10 ** int(math.floor(math.log10(value)))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * magnitude:
+            return int(step * magnitude)
+    return 10 * magnitude
+
+
+def bar_chart(days: list[date], series: dict[str, list[int]], colours: dict[str, str], title: str,
+              description: str, labels: dict[str, str]) -> Markup:
+    """Stacked bars of records per day and data class; ``title``/``description`` name it for screen
+    readers, which get the numbers from the table next to it."""
+    width, height, left, bottom, top = 720, 260, 64, 40, 12
+    plot_w, plot_h = width - left - 12, height - bottom - top
+    totals = [sum(v) for v in zip(*series.values(), strict=True)] if series else []
+    peak = _nice_max(max(totals, default=0))
+    bar_w = plot_w / max(len(days), 1)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title chart-desc" '
+        f'xmlns="http://www.w3.org/2000/svg"><title id="chart-title">{escape(title)}</title>'
+        f'<desc id="chart-desc">{escape(description)}</desc>',
+    ]
+    for frac in (0, 0.5, 1):
+        y = top + plot_h * (1 - frac)
+        parts.append(f'<line x1="{left}" x2="{width - 12}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c8ced4"/>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" fill="#333">'
+            f"{round(peak * frac):,}</text>"
+        )
+    for i in range(len(days)):
+        base = 0
+        for data_class, values in series.items():
+            value = values[i]
+            if not value:
+                continue
+            h = plot_h * value / peak
+            y = top + plot_h * (1 - (base + value) / peak)
+            parts.append(
+                f'<rect x="{left + i * bar_w + 0.5:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
+                f'height="{h:.1f}" fill="{colours[data_class]}"><title>{days[i].isoformat()}: '
+                f"{escape(labels.get(data_class, data_class))} {value:,}</title></rect>"
+            )
+            base += value
+    if days:
+        for i, anchor in ((0, "start"), (len(days) - 1, "end")):
+            x = left + (i + (0 if anchor == "start" else 1)) * bar_w
+            parts.append(
+                f'<text x="{x:.1f}" y="{height - 14}" text-anchor="{anchor}" font-size="12" fill="#333">'
+                f"{days[i].isoformat()}</text>"
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))

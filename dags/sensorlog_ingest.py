@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
-from sensorlog_assets import PUBLISHED_ASSETS
+from sensorlog_airflow.assets import PUBLISHED_ASSETS
 
 from pipelines import flow
 from pipelines.config import Settings

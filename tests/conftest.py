@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +13,10 @@ import pytest
 from pipelines.config import PROJECT_DIR, Settings
 
 DEPLOYMENT = "riv-test-device"
+
+# Airflow reads its configuration at import: never let a test touch a user's ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="sensorlog-test-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 def make_event(kind: str = "collection", n: int = 0, **data: object) -> dict:

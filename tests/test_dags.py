@@ -18,12 +18,12 @@ DAGS = PROJECT_DIR / "dags"
 
 
 def test_every_dag_imports_without_errors():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
     assert "sensorlog_ingest" in bag.dag_ids
-    ingest = bag.get_dag("sensorlog_ingest")
+    ingest = bag.dags["sensorlog_ingest"]
     assert {t.task_id for t in ingest.tasks} >= {"discover", "stage", "publish"}
     outlets = {a.name for a in ingest.get_task("publish").outlets}
     assert outlets == {"sensorlog.collection", "sensorlog.deletion", "sensorlog.access", "sensorlog.lifecycle"}

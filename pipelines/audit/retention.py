@@ -202,8 +202,8 @@ def load_events(con: duckdb.DuckDBPyConnection) -> None:
 
 def span(con: duckdb.DuckDBPyConnection):
     """(earliest, latest) event instant in scope, and the first collection instant of the whole log."""
-    lo, hi = con.execute(SPAN).fetchone()
-    (first,) = con.execute(LOG_FIRST).fetchone()
+    lo, hi = con.execute(SPAN).fetchall()[0]
+    (first,) = con.execute(LOG_FIRST).fetchall()[0]
     return lo, hi, first
 
 
@@ -213,8 +213,8 @@ def build(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def ledger(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    return con.execute(LEDGER).to_arrow_table().cast(LEDGER_SCHEMA)
+    return con.sql(LEDGER).to_arrow_table().cast(LEDGER_SCHEMA)
 
 
 def lateness(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    return con.execute(LATENESS).to_arrow_table().cast(LATENESS_SCHEMA)
+    return con.sql(LATENESS).to_arrow_table().cast(LATENESS_SCHEMA)

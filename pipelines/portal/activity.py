@@ -108,7 +108,7 @@ def _accesses(con: duckdb.DuckDBPyConnection, registry: Registry, out: dict[str,
 
 def _lifecycle(con: duckdb.DuckDBPyConnection, out: dict[str, Activity]) -> None:
     for dep_id, at, action, details in con.execute(
-        "SELECT deployment_id, at, action, details FROM lifecycle ORDER BY deployment_id, at, leaf_index"
+        'SELECT deployment_id, "at", action, details FROM lifecycle ORDER BY deployment_id, "at", leaf_index'
     ).fetchall():
         out[dep_id].lifecycle.append({"at": at, "action": action, "details": details})
 

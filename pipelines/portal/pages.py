@@ -23,7 +23,7 @@ from pipelines.portal.activity import Activity
 from pipelines.portal.i18n import Translator, kind_label
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path
-from pipelines.portal.svg import MapPoint, bar_chart, clusters, kind_colours, legend, map_panel
+from pipelines.portal.svg import MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
 from pipelines.registry import Deployment, Registry, data_class_label, dtpr_card, render_retention_text
 from pipelines.taxonomy import load_taxonomy
 
@@ -168,8 +168,6 @@ def _maps(registry: Registry, t: Translator, lang: str) -> tuple[list[dict[str, 
     colours = kind_colours([p.kind for p in points])
     maps = []
     for group in clusters(points):
-        from pipelines.portal.svg import place_label
-
         caption = t.text("map_panel", count=len(group), place=place_label(group))
         maps.append({"svg": map_panel(group, colours, caption), "caption": caption})
     labels = {k: kind_label(k, lang)[0] for k in colours}
@@ -337,7 +335,7 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
         chart=chart,
         chart_legend=chart_legend,
         daily_rows=daily_rows,
-        classes=chart_classes if chart else class_rows,
+        chart_classes=chart_classes,
         class_rows=class_rows,
         retention=_retention_view(retention_rows),
         findings=None if findings_rows is None else [_finding_view(r) for r in findings_rows],

@@ -97,7 +97,7 @@ def _json_text(column: pa.ChunkedArray) -> pa.Array:
     return pa.array(values, pa.string())
 
 
-def _flatten(table: pa.Table) -> pa.Table:
+def flatten_nested(table: pa.Table) -> pa.Table:
     """Nested columns → JSON text; dictionary columns → their values; everything else unchanged."""
     for i, field in enumerate(table.schema):
         if is_nested(field.type):
@@ -116,7 +116,7 @@ def _per_second(data_type: pa.DataType) -> float:
 
 
 def _derived_schema(schema: pa.Schema) -> pa.Schema:
-    # Durations are published as seconds (see _flatten); say so in the schema.
+    # Durations are published as seconds (see flatten_nested); say so in the schema.
     fields = []
     for field in schema:
         if pa.types.is_duration(field.type):
@@ -133,7 +133,7 @@ def read_event_table(settings: Settings, name: str) -> PublishedTable:
     schema = table.published_schema
     con = summary.connect(settings)
     columns = ", ".join(f'"{f.name}"' for f in schema)
-    data = con.execute(f"SELECT {columns} FROM {name} ORDER BY leaf_index").to_arrow_table()
+    data = con.sql(f"SELECT {columns} FROM {name} ORDER BY leaf_index").to_arrow_table()
     return PublishedTable(name, data.cast(schema), event_table_schema(name), table.partition_time)
 
 
@@ -156,7 +156,7 @@ def read_derived_table(settings: Settings, name: str) -> PublishedTable | None:
     data = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
     schema = _derived_schema(data.schema)
     table_schema = arrow_table_schema(schema, DERIVED_KEYS.get(name))
-    return PublishedTable(name, _flatten(data), table_schema, _time_column(data.schema))
+    return PublishedTable(name, flatten_nested(data), table_schema, _time_column(data.schema))
 
 
 def read_tables(settings: Settings) -> tuple[list[PublishedTable], list[str]]:

@@ -1,0 +1,209 @@
+"""Run the audit over the published log and write its outputs (what the CLI and the DAG call)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import layout, storage, summary
+from pipelines.audit import context, findings, retention
+from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, iso
+from pipelines.config import Settings
+from pipelines.registry import Registry, load_registry
+
+NO_LIMIT = 2**62  # leaf_index bound when there is no checkpoint to bound it
+
+LATEST_EVENT = """
+SELECT max(t) FROM (
+  SELECT max(event_time) AS t FROM collection WHERE leaf_index < $limit
+  UNION ALL SELECT max(event_time) FROM deletion WHERE leaf_index < $limit
+  UNION ALL SELECT max(event_time) FROM access WHERE leaf_index < $limit
+  UNION ALL SELECT max(event_time) FROM lifecycle WHERE leaf_index < $limit)
+"""
+
+
+class AuditGateFailed(RuntimeError):
+    """Findings at or above the configured severity exist (the DAG task fails with this)."""
+
+
+def checkpoint_info(settings: Settings) -> dict[str, Any] | None:
+    """The latest signed checkpoint as {origin, size, root_hash}, None when there is no log.
+
+    The ledger module is imported lazily and its absence tolerated, so the audit runs on a published
+    folder without a transparency log; a checkpoint that fails to verify is reported, not hidden.
+    """
+    try:
+        from pipelines import ledger
+
+        latest = ledger.latest_checkpoint
+    except (ImportError, AttributeError):
+        return None
+    try:
+        checkpoint = latest(settings)
+    except Exception as exc:  # noqa: BLE001 - any failure to verify is itself what the auditor must see
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if checkpoint is None:
+        return None
+    return {
+        "origin": checkpoint.origin,
+        "size": checkpoint.size,
+        "root_hash": base64.b64encode(checkpoint.root_hash).decode(),
+        "root_hash_hex": checkpoint.root_hash.hex(),
+    }
+
+
+def horizon(as_of: datetime, timezone: str) -> tuple[datetime, Any]:
+    """(end of the last audited local day, that day). ``as_of`` at local midnight audits up to it."""
+    day = context.local_date(as_of, timezone)
+    start = context.local_midnight(day, timezone)
+    if start == as_of:
+        return as_of, day - timedelta(days=1)
+    return context.local_midnight(day + timedelta(days=1), timezone), day
+
+
+def _params(con: duckdb.DuckDBPyConnection, options: AuditOptions, as_of: datetime, tz: str, limit: int) -> None:
+    until, last_day = horizon(as_of, tz)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE params AS
+        SELECT $as_of::TIMESTAMPTZ AS as_of, $until::TIMESTAMPTZ AS until, $last_day::DATE AS last_day,
+               $grace::BIGINT AS grace_us, $due_soon::BIGINT AS due_soon_us, $silence::INTEGER AS silence_days,
+               $deployment::VARCHAR AS deployment, $limit::BIGINT AS leaf_limit, NULL::DATE AS log_first_day
+        """,
+        {
+            "as_of": as_of,
+            "until": until,
+            "last_day": last_day,
+            "grace": options.grace // timedelta(microseconds=1),
+            "due_soon": DUE_SOON // timedelta(microseconds=1),
+            "silence": options.silence_days,
+            "deployment": options.deployment,
+            "limit": limit,
+        },
+    )
+
+
+def _calendar(con: duckdb.DuckDBPyConnection, tz: str) -> None:
+    lo, hi, log_first = retention.span(con)
+    (last_day,) = con.execute("SELECT last_day FROM params").fetchall()[0]
+    firsts = [context.local_date(t, tz) for t in (lo, log_first) if t is not None]
+    lasts = [context.local_date(t, tz) for t in (hi,) if t is not None]
+    first = min([*firsts, last_day]) - timedelta(days=1)
+    last = max([*lasts, last_day]) + timedelta(days=1)
+    con.register("days", context.calendar_table(first, last, tz))
+    if log_first is not None:
+        con.execute("UPDATE params SET log_first_day = $d", {"d": context.local_date(log_first, tz)})
+
+
+def _registry_tables(con: duckdb.DuckDBPyConnection, registry: Registry, deployment: str | None) -> None:
+    scoped = Registry({deployment: registry[deployment]}) if deployment else registry
+    con.register("policies", context.policy_table(registry))
+    con.register("deployments", context.deployment_table(scoped))
+    con.register("declared", context.declared_table(registry))
+    con.register("severity", findings.severity_table())
+
+
+def _access_table(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+    tuples = con.sql("SELECT DISTINCT deployment_id, day, organisation, role FROM acc").to_arrow_table()
+    con.register("denied", context.denied_access(registry, tuples))
+
+
+def run_audit(
+    settings: Settings, options: AuditOptions | None = None, registry: Registry | None = None
+) -> AuditResult:
+    """Compute the retention ledger, findings and lateness statistics from the published log.
+
+    Only rows covered by the latest checkpoint are read (``leaf_index < size``), so the result is
+    exactly what that checkpoint commits to; ``as_of`` defaults to the latest event time among them.
+    """
+    options = options or AuditOptions()
+    tz = settings.timezone
+    registry = registry or load_registry(settings.registry, timezone=tz)
+    if options.deployment and options.deployment not in registry:
+        raise ValueError(f"deployment {options.deployment!r} is not in the registry {settings.registry}")
+    checkpoint = checkpoint_info(settings)
+    limit = checkpoint["size"] if checkpoint and "size" in checkpoint else NO_LIMIT
+    con = summary.connect(settings)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        as_of = options.as_of or con.execute(LATEST_EVENT, {"limit": limit}).fetchall()[0][0] or datetime.now(UTC)
+        as_of = as_of.astimezone(UTC)
+        _params(con, options, as_of, tz, limit)
+        retention.load_events(con)
+        _calendar(con, tz)
+        _registry_tables(con, registry, options.deployment)
+        retention.build(con)
+        _access_table(con, registry)
+        until = con.execute("SELECT until FROM params").fetchall()[0][0].astimezone(UTC)
+        return AuditResult(
+            as_of=as_of,
+            until=until,
+            timezone=tz,
+            options=options,
+            ledger=retention.ledger(con),
+            findings=findings.compute(con),
+            lateness=retention.lateness(con),
+            checkpoint=checkpoint,
+        )
+    finally:
+        con.close()
+
+
+def _parquet_bytes(table: pa.Table, result: AuditResult) -> bytes:
+    # Derived tables are not leaves of the log; they name the checkpoint and moment they came from.
+    meta = {
+        b"sensorlog.as_of": (iso(result.as_of) or "").encode(),
+        b"sensorlog.checkpoint": json.dumps(result.checkpoint).encode(),
+    }
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def output_paths(settings: Settings) -> dict[str, str]:
+    findings_dir = layout.derived_dir(settings, "findings")
+    return {
+        "retention_ledger": storage.join(layout.derived_dir(settings, "retention_ledger"), "retention_ledger.parquet"),
+        "findings": storage.join(findings_dir, "findings.parquet"),
+        "findings_json": storage.join(findings_dir, "findings.json"),
+    }
+
+
+def write_outputs(settings: Settings, result: AuditResult) -> dict[str, str]:
+    """Write the ledger and findings (Parquet, JSON) through the storage layer; returns their URIs."""
+    paths = output_paths(settings)
+    parquet = "application/vnd.apache.parquet"
+    storage.write_bytes(paths["retention_ledger"], _parquet_bytes(result.ledger, result), parquet)
+    storage.write_bytes(paths["findings"], _parquet_bytes(result.findings, result), parquet)
+    storage.write_bytes(paths["findings_json"], result.to_json().encode(), "application/json")
+    return paths
+
+
+def publish(settings: Settings, fail_on: str | None = None, report: bool = True) -> dict[str, Any]:
+    """The audit DAG's task: audit everything, write ledger, findings and report, then gate.
+
+    Raises ``AuditGateFailed`` (after writing, so the evidence is published) when ``fail_on`` names a
+    severity and findings at or above it exist. Returns a small summary (fit for XCom).
+    """
+    from pipelines import audit_report
+
+    result = run_audit(settings)
+    outputs = write_outputs(settings, result)
+    if report:
+        outputs["report"] = audit_report.write_report(settings, result)
+    summary_ = {"as_of": iso(result.as_of), "findings": result.findings.num_rows, **result.counts(), **outputs}
+    if fail_on:
+        n = result.at_or_above(fail_on)
+        if n:
+            raise AuditGateFailed(
+                f"{n} finding(s) at or above severity {fail_on!r} "
+                f"(of {result.findings.num_rows}; by severity {result.counts()['severity']}); see {outputs['findings_json']}"
+            )
+    return summary_

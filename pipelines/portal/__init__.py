@@ -1,0 +1,283 @@
+"""The open-data portal: a static, relocatable site built from the published logs.
+
+``build_portal`` writes, under ``out`` (a folder or an ``s3://`` prefix)::
+
+    index.html                      all deployments (filter and sort in the page), map, downloads
+    deployments/<id>.html           DTPR card, what it did, feedback, how to verify
+    signs/<id>-{letter,a4}.svg      printable street signs with a QR code to the page
+    data/<table>/<table>.parquet    one Parquet extract per published table
+    data/<table>/<table>[-YYYY-MM].csv   CSV extracts (one per month when large)
+    data/registry/deployments.{json,csv}
+    schemas/<table>.tableschema.json    explicit Table Schemas (DCAT describedBy)
+    schemas/events/*.schema.json    the CloudEvent payload JSON Schemas
+    log/checkpoint, log/log.vkey    the transparency log's latest checkpoint and public key
+    data.json                       DCAT-US 1.1 catalog
+    datapackage.json                Frictionless Data Package
+    DTPR-ATTRIBUTION.md, SHA256SUMS
+
+Everything is written through ``pipelines.storage``; the DAG task and ``sensorlog portal`` call this.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from pipelines import layout, storage, summary
+from pipelines.config import PACKAGE_DIR, Settings
+from pipelines.portal.activity import collect_activity, finding_counts
+from pipelines.portal.datapackage import ResourceFile, build_datapackage
+from pipelines.portal.dcat import DatasetEntry, DistributionFile, build_catalog, iso_instant, temporal_range
+from pipelines.portal.extracts import Extract, csv_bytes, write_extracts
+from pipelines.portal.i18n import Translator
+from pipelines.portal.options import PortalOptions
+from pipelines.portal.pages import Common, DatasetView, LogInfo, render_deployment, render_index
+from pipelines.portal.registry_export import registry_json, registry_schema, registry_table
+from pipelines.portal.signs import PAPERS, render_sign, sign_path
+from pipelines.portal.site import Site, media_type
+from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, PublishedTable, flatten_nested, read_tables
+from pipelines.portal.tableschema import arrow_table_schema
+from pipelines.registry import Registry, load_registry
+from pipelines.schemas import EVENT_TABLES, schema_path
+
+__all__ = ["PortalResult", "build_portal"]
+
+ATTRIBUTION_FILE = PACKAGE_DIR / "data" / "DTPR-ATTRIBUTION.md"
+SUMS = "SHA256SUMS"
+FORMAT_LABELS = {"parquet": "Parquet", "csv": "CSV", "json": "JSON"}
+
+
+@dataclass(frozen=True)
+class PortalResult:
+    out: str
+    files: int
+    bytes: int
+    deployments: int
+    datasets: list[str]
+    missing: list[str]  # derived tables the audit has not written yet
+    log_available: bool
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- the transparency log ------------------------------------------------------------------------
+
+
+def _log_info(settings: Settings, warnings: list[str]) -> LogInfo | None:
+    """The latest checkpoint (verified against the published key) and the key; None if there is none."""
+    try:
+        from pipelines import ledger  # the log is optional: a portal can be built before it exists
+    except ImportError:
+        return None
+    try:
+        if ledger.latest_checkpoint(settings) is None:
+            return None
+        checkpoint = ledger.signed_checkpoint(settings)
+        vkey = storage.read_bytes(storage.join(settings.log, ledger.VKEY)).decode("utf-8").strip()
+    except (OSError, ValueError, ledger.LedgerError) as exc:
+        # Never publish a checkpoint that does not verify: say so and leave the section out.
+        warnings.append(f"transparency log not published: {exc}")
+        return None
+    return LogInfo(checkpoint, vkey)
+
+
+# -- catalog entries -----------------------------------------------------------------------------
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def _file_title(table: str, extract: Extract) -> str:
+    period = f", {extract.period}" if extract.period else ""
+    return f"{TITLES.get(table, table)} ({FORMAT_LABELS[extract.format]}{period})"
+
+
+def _resource_name(extract: Extract) -> str:
+    return f"{extract.table}-{extract.format}" + (f"-{extract.period}" if extract.period else "")
+
+
+def _modified(table: PublishedTable, fallback: datetime) -> str:
+    bounds = table.time_range()
+    return iso_instant(_seconds(bounds[1]) if bounds else _seconds(fallback))
+
+
+def _seconds(value: datetime | date) -> datetime | date:
+    return value.replace(microsecond=0) if isinstance(value, datetime) else value
+
+
+def _temporal(table: PublishedTable) -> str | None:
+    bounds = table.time_range()
+    return temporal_range(_seconds(bounds[0]), _seconds(bounds[1])) if bounds else None
+
+
+def _registry_dates(registry: Registry, today: date) -> tuple[date, date]:
+    starts = [d.commissioned for d in registry]
+    changes = [v.effective_from for d in registry for v in d.policy_versions]
+    ends = [d.decommissioned or today for d in registry]
+    return min(starts), max([*changes, *ends, *starts])
+
+
+# -- the build -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Build:
+    settings: Settings
+    options: PortalOptions
+    site: Site
+    registry: Registry
+    now: datetime
+    today: date
+    warnings: list[str] = field(default_factory=list)
+    datasets: list[DatasetEntry] = field(default_factory=list)
+    resources: list[ResourceFile] = field(default_factory=list)
+    views: list[DatasetView] = field(default_factory=list)
+
+    def add_table(self, table: PublishedTable) -> None:
+        extracts = write_extracts(self.site, table, self.options.csv_month_rows)
+        schema_file = self.site.write(f"schemas/{table.name}.tableschema.json", _json(table.table_schema))
+        self._register(table.name, table.title, table.description, extracts, schema_file.path,
+                       _modified(table, self.now), _temporal(table), table.table_schema, table.data.num_rows)
+
+    def add_registry(self, attribution: str) -> None:
+        data = registry_table(self.registry)
+        schema = arrow_table_schema(registry_schema(), ["id"])
+        csv_entry = self.site.write("data/registry/deployments.csv", csv_bytes(flatten_nested(data)))
+        json_entry = self.site.write("data/registry/deployments.json", registry_json(self.registry, attribution))
+        schema_file = self.site.write("schemas/registry.tableschema.json", _json(schema))
+        extracts = [Extract("registry", "csv", csv_entry, data.num_rows), Extract("registry", "json", json_entry, 0)]
+        start, end = _registry_dates(self.registry, self.today)
+        self._register("registry", TITLES["registry"], DESCRIPTIONS["registry"], extracts, schema_file.path,
+                       iso_instant(end), temporal_range(start, end), schema, data.num_rows, dtpr=True)
+
+    def _register(self, name: str, title: str, description: str, extracts: list[Extract], schema_path_: str,
+                  modified: str, temporal: str | None, table_schema: dict, rows: int, dtpr: bool = False) -> None:
+        files = [
+            DistributionFile(e.path, e.format, media_type(e.path), e.file.sha256, e.file.size, _file_title(name, e))
+            for e in extracts
+        ]
+        self.datasets.append(DatasetEntry(name, title, description, files, schema_path_, modified, temporal,
+                                          [name.replace("_", " ")]))
+        for e in extracts:
+            self.resources.append(ResourceFile(
+                _resource_name(e), e.path, e.format, media_type(e.path), e.file.sha256, e.file.size,
+                _file_title(name, e), description, None if e.format == "json" else table_schema, dtpr,
+            ))
+        self.views.append(DatasetView(name, title, description, rows, schema_path_, [
+            {"path": e.path, "label": FORMAT_LABELS[e.format] + (f" {e.period}" if e.period else ""),
+             "size": _human_size(e.file.size)} for e in extracts
+        ]))
+
+
+def _json(doc: object) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _previous_files(out: str) -> list[str]:
+    uri = storage.join(out, SUMS)
+    if not storage.exists(uri):
+        return []
+    paths = []
+    for line in storage.read_bytes(uri).decode("utf-8").splitlines():
+        _, _, path = line.partition("  ")
+        if path and ".." not in path.split("/") and not path.startswith("/"):
+            paths.append(path)
+    return paths
+
+
+def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
+    settings, options, site = build.settings, build.options, build.site
+    retention, findings = tables.get("retention_ledger"), tables.get("findings")
+    activity = collect_activity(summary.connect(settings), build.registry, settings.timezone, retention, findings)
+    log = _log_info(settings, build.warnings)
+    if log:
+        site.write("log/checkpoint", log.checkpoint)
+        site.write("log/log.vkey", log.vkey + "\n")
+    common = Common(options, build.now.isoformat(timespec="seconds").replace("+00:00", "Z"), log,
+                    settings.timezone, build.today)
+    t = Translator(options.lang)
+    for d in build.registry:
+        paths = tuple(sign_path(d.id, paper) for paper in PAPERS)
+        for paper, path in zip(PAPERS, paths, strict=True):
+            site.write(path, render_sign(d, options.url(f"deployments/{d.id}.html"), paper, t, options.lang))
+        act = activity[d.id]
+        site.write(f"deployments/{d.id}.html", render_deployment(
+            common, d, act,
+            None if retention is None else act.retention,
+            None if findings is None else act.findings,
+            (paths[0], paths[1]),
+        ))
+    counts = None if findings is None else finding_counts(findings)
+    site.write("index.html", render_index(common, build.registry, activity, counts, build.views))
+
+
+def build_portal(
+    settings: Settings,
+    out: str | None = None,
+    lang: str = "en",
+    base_url: str | None = None,
+    *,
+    csv_month_rows: int | None = None,
+) -> PortalResult:
+    """Build the whole site into ``out`` (default ``<home>/site``) in one language."""
+    started = time.perf_counter()
+    options = PortalOptions.from_env(settings, lang, base_url, csv_month_rows=csv_month_rows)
+    out = out or layout.site_dir(settings)
+    now = datetime.now(UTC).replace(microsecond=0)
+    build = _Build(settings, options, Site(out), load_registry(settings.registry, timezone=settings.timezone),
+                   now, now.astimezone(ZoneInfo(settings.timezone)).date())
+    previous = _previous_files(out)
+
+    attribution = ATTRIBUTION_FILE.read_text(encoding="utf-8")
+    build.site.write("DTPR-ATTRIBUTION.md", attribution)
+    for name in EVENT_TABLES:
+        build.site.write(f"schemas/events/{name}.schema.json", schema_path(name).read_bytes())
+
+    tables, missing = read_tables(settings)
+    for table in tables:
+        build.add_table(table)
+    build.add_registry(attribution)
+    for name in missing:
+        build.views.append(DatasetView(name, TITLES[name], DESCRIPTIONS[name], None, None, []))
+        build.warnings.append(f"{name}: not published yet (the audit has not written it)")
+    _write_pages(build, {t.name: t for t in tables if t.name in DERIVED_TABLES})
+
+    references = ["DTPR-ATTRIBUTION.md", *(f"schemas/events/{n}.schema.json" for n in EVENT_TABLES)]
+    catalog = build_catalog(options, build.datasets, _bbox(build.registry), references)
+    build.site.write("data.json", _json(catalog))
+    package = build_datapackage(options, build.resources, iso_instant(now))
+    build.site.write("datapackage.json", _json(package))
+
+    sums = "".join(f"{f.sha256}  {f.path}\n" for f in sorted(build.site.files.values(), key=lambda f: f.path))
+    build.site.write(SUMS, sums)
+    for path in previous:
+        if path not in build.site.files:
+            storage.delete(build.site.uri(path))  # only files an earlier build of this site wrote
+
+    return PortalResult(
+        out=out,
+        files=len(build.site.files),
+        bytes=sum(f.size for f in build.site.files.values()),
+        deployments=len(build.registry),
+        datasets=[d.name for d in build.datasets],
+        missing=missing,
+        log_available="log/checkpoint" in build.site.files,
+        seconds=round(time.perf_counter() - started, 2),
+        warnings=build.warnings,
+    )
+
+
+def _bbox(registry: Registry) -> tuple[float, float, float, float] | None:
+    try:
+        return registry.bbox()
+    except ValueError:
+        return None

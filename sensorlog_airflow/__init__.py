@@ -1,0 +1,2 @@
+"""Airflow objects shared by the DAG files (Assets, watchers). The only package besides ``dags/``
+that imports Airflow; ``pipelines`` never does."""

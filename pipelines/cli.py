@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -17,7 +18,8 @@ from pipelines.config import Settings
 from pipelines.registry import RegistryError, load_registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Published, verifiable sensor logs.")
-console = Console()
+# Piped output (CI logs, files) gets a fixed width so the summary table is not squeezed to 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=130)
 err_console = Console(stderr=True)
 
 
@@ -157,12 +159,13 @@ def print_summary(s: Settings, totals: dict | None) -> None:
             f"[yellow]{unattributed} quarantined rows or files name no deployment[/yellow] "
             f"(unreadable lines or files): see {s.quarantine}"
         )
-    if totals:
-        console.print(
-            f"this run: {totals['batches']} batches, {totals['rows_in']:,} rows in, "
-            f"{totals['published']:,} published, {totals['quarantined']:,} quarantined, "
-            f"{totals['duplicates']:,} duplicates dropped, {totals['file_errors']} unreadable files"
-        )
+    label = "this run" if totals else "all batches"
+    totals = totals or summary.manifest_totals(s)
+    console.print(
+        f"{label}: {totals['batches']} batches, {totals['rows_in']:,} rows in = {totals['published']:,} published"
+        f" + {totals['quarantined']:,} quarantined + {totals['duplicates']:,} duplicates dropped;"
+        f" {totals['file_errors']} unreadable files quarantined whole"
+    )
     for label, where in (
         ("published", s.published),
         ("manifests", s.manifests),
@@ -171,6 +174,14 @@ def print_summary(s: Settings, totals: dict | None) -> None:
     ):
         if storage.exists(where):
             console.print(f"{label:<11} {where}")
+
+
+from pipelines.portal_cli import portal_cmd  # noqa: E402
+
+app.command("portal")(portal_cmd)
+from pipelines.audit_cli import audit_cmd  # noqa: E402
+
+app.command("audit")(audit_cmd)
 
 
 def main() -> None:

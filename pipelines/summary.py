@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import duckdb
@@ -90,3 +91,15 @@ def unattributed_quarantine(settings: Settings) -> int:
     """Quarantined rows and files with no deployment id (unreadable lines and whole files)."""
     con = connect(settings)
     return int(con.execute("SELECT count(*) FROM quarantine WHERE deployment_id IS NULL").fetchone()[0])
+
+
+def manifest_totals(settings: Settings) -> dict:
+    """Conservation over every committed batch, from the manifests (the commit points)."""
+    totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0}
+    for uri in storage.list_files(settings.manifests, (".json",)):
+        manifest = json.loads(storage.read_bytes(uri))
+        totals["batches"] += 1
+        for key in ("rows_in", "published", "quarantined", "duplicates"):
+            totals[key] += manifest[key]
+        totals["file_errors"] += 1 if manifest.get("file_error") else 0
+    return totals

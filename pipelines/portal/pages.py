@@ -28,7 +28,9 @@ from pipelines.registry import Deployment, Registry, data_class_label, dtpr_card
 from pipelines.taxonomy import load_taxonomy
 
 TEMPLATE_DIR = PACKAGE_DIR / "templates" / "portal"
-HIDDEN_RETENTION_COLUMNS = ("deployment_id",)
+# The retention ledger columns a resident needs, in this order (others stay in the downloads).
+RETENTION_COLUMNS = ("data_class", "day", "declared_period", "retained", "oldest_retained_age_days", "next_due",
+                     "status")
 
 
 @dataclass(frozen=True)
@@ -247,10 +249,11 @@ def _retention_view(rows: list[dict[str, Any]] | None) -> dict[str, Any] | None:
         return None
     if not rows:
         return {"columns": [], "rows": []}
-    columns = [c for c in rows[0] if c not in HIDDEN_RETENTION_COLUMNS]
+    columns = [c for c in RETENTION_COLUMNS if c in rows[0]] or [c for c in rows[0] if c != "deployment_id"]
     return {
         "columns": [c.replace("_", " ") for c in columns],
-        "rows": [[_display(r.get(c)) for c in columns] for r in rows],
+        "rows": [[data_class_label(r[c]) if c == "data_class" and r.get(c) else _display(r.get(c)) for c in columns]
+                 for r in rows],
     }
 
 

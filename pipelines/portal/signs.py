@@ -19,7 +19,10 @@ from pipelines.registry import Deployment, data_class_label, render_retention_te
 from pipelines.taxonomy import load_taxonomy
 
 QUIET_ZONE = 4
-CHAR_WIDTH = 0.53  # average glyph width of a sans-serif face, in ems (used to wrap lines)
+# Average glyph widths of a sans-serif face, in ems, to wrap lines. Generous: the printer's fallback font
+# (DejaVu Sans on many Linux systems) is wider than Helvetica, and an overflowing line is cut off.
+CHAR_WIDTH = 0.56
+BOLD_CHAR_WIDTH = 0.63
 FONT = "Helvetica, Arial, 'Noto Sans', 'Noto Sans Khmer', sans-serif"
 
 
@@ -41,9 +44,9 @@ def sign_path(deployment_id: str, paper: Paper) -> str:
     return f"signs/{deployment_id}-{paper.name}.svg"
 
 
-def wrap(text: str, size: float, width: float) -> list[str]:
+def wrap(text: str, size: float, width: float, bold: bool = False) -> list[str]:
     """Greedy word wrap for a font ``size`` within ``width`` points."""
-    limit = max(int(width / (size * CHAR_WIDTH)), 8)
+    limit = max(int(width / (size * (BOLD_CHAR_WIDTH if bold else CHAR_WIDTH))), 8)
     lines: list[str] = []
     line = ""
     for word in text.split():
@@ -111,7 +114,7 @@ def _body(d: Deployment, t: Translator, lang: str, left: float, top: float, widt
     parts: list[str] = []
     y = top
     title_size, label_size, text_size = 26 * scale, 13 * scale, 16 * scale
-    for line in wrap(d.name, title_size, width):
+    for line in wrap(d.name, title_size, width, bold=True):
         y += title_size * 1.15
         parts.append(_text(left, y, title_size, line, "bold"))
     y += 8 * scale
@@ -131,8 +134,8 @@ def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str)
     band = 84
     qr_size = 180
     footer_top = paper.height - margin - qr_size - 24
-    scale = 1.0
-    # Shrink the text until it fits above the QR block (long retention policies exist).
+    scale = 1.4
+    # Start large (a sign is read from a distance) and shrink until the text fits above the QR block.
     while True:
         parts, end = _body(d, t, lang, margin, band + 20, width, scale)
         if end <= footer_top or scale <= 0.6:
@@ -141,8 +144,8 @@ def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str)
     qr_x, qr_y = margin, paper.height - margin - qr_size
     text_x = qr_x + qr_size + 20
     text_w = paper.width - margin - text_x
-    scan = [_text(text_x, qr_y + 22 + 18 * i, 14, line, "bold") for i, line in enumerate(wrap(t.text("sign_scan"), 14,
-                                                                                                  text_w))]
+    scan_lines = wrap(t.text("sign_scan"), 14, text_w, bold=True)
+    scan = [_text(text_x, qr_y + 22 + 18 * i, 14, line, "bold") for i, line in enumerate(scan_lines)]
     y = qr_y + 22 + 18 * len(scan) + 6
     link = []
     for line in [url[i : i + int(text_w / (10 * 0.6))] for i in range(0, len(url), int(text_w / (10 * 0.6)))]:
@@ -152,7 +155,9 @@ def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str)
     contact = [v for k, v in d.feedback.items() if k in ("phone", "email")]
     if contact:
         y += 10
-        link.append(_text(text_x, y, 13, f"{t.text('sign_contact')}: {' · '.join(contact)}", "bold"))
+        for line in wrap(f"{t.text('sign_contact')}: {' · '.join(contact)}", 13, text_w, bold=True):
+            link.append(_text(text_x, y, 13, line, "bold"))
+            y += 17
     title = f"{t.text('sign_heading')}: {d.name}"
     return "".join([
         f'<svg xmlns="http://www.w3.org/2000/svg" lang="{lang}" width="{paper.css_width}" '

@@ -115,7 +115,7 @@ def _nice_max(value: int) -> int:
     if value <= 0:
         return 1
     magnitude = 10 ** int(math.floor(math.log10(value)))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if value <= step * magnitude:
             return int(step * magnitude)
     return 10 * magnitude

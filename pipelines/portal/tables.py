@@ -23,6 +23,8 @@ from pipelines.schemas import EVENT_TABLES, event_table
 
 DERIVED_TABLES = ("retention_ledger", "findings")
 DERIVED_KEYS = {"findings": ["id"]}
+# Text columns that hold JSON, by table: published with the Table Schema type of what they hold.
+JSON_TEXT_COLUMNS = {"findings": {"numbers": "object"}}
 DERIVED_TIME_COLUMNS = ("day", "date", "as_of", "period_start", "window_start")
 
 TITLES = {
@@ -156,6 +158,8 @@ def read_derived_table(settings: Settings, name: str) -> PublishedTable | None:
     data = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
     schema = _derived_schema(data.schema)
     table_schema = arrow_table_schema(schema, DERIVED_KEYS.get(name))
+    for field in table_schema["fields"]:
+        field["type"] = JSON_TEXT_COLUMNS.get(name, {}).get(field["name"], field["type"])
     return PublishedTable(name, flatten_nested(data), table_schema, _time_column(data.schema))
 
 

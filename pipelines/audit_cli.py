@@ -1,0 +1,154 @@
+"""``sensorlog audit``: the retention audit from the command line (the audit DAG's function, plus views).
+
+Exit codes: 0 done; 2 bad arguments or registry; 3 findings at or above ``--fail-on`` exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines import audit_report
+from pipelines.audit import SEVERITIES, AuditOptions, AuditResult, parse_as_of, run_audit, severity_rank, write_outputs
+from pipelines.config import Settings
+from pipelines.registry import RegistryError
+
+FORMATS = ("table", "json", "csv")
+GATE_EXIT = 3
+SEVERITY_STYLES = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+# The numbers worth a glance in the table view; the JSON and CSV views carry all of them.
+HEADLINE = ("days_late", "days", "records_retained", "records", "organisation", "role", "since")
+CSV_COLUMNS = ("id", "kind", "severity", "deployment_id", "data_class", "period_start", "period_end", "policy_version")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _findings_table(result: AuditResult) -> Table:
+    table = Table(title=f"sensorlog audit: {result.findings.num_rows} finding(s)", show_lines=True)
+    table.add_column("severity")
+    for name in ("kind", "deployment", "data class", "period (UTC)", "numbers"):
+        table.add_column(name, overflow="fold")
+    table.add_column("evidence", justify="right")
+    for f in result.finding_dicts():
+        numbers = f["numbers"]
+        headline = [f"{k}={numbers[k]}" for k in HEADLINE if numbers.get(k) is not None]
+        table.add_row(
+            f"[{SEVERITY_STYLES[f['severity']]}]{f['severity']}[/]",
+            f["kind"],
+            f["deployment_id"],
+            f["data_class"] or "—",
+            f"{_short(f['period_start'])}\n→ {_short(f['period_end'])}",
+            "\n".join(headline),
+            str(numbers.get("evidence_total", len(f["evidence"]))),
+        )
+    return table
+
+
+def _short(moment: str) -> str:
+    # 2026-08-15T04:00:00Z -> 2026-08-15 04:00Z: minutes are enough on screen; JSON keeps the rest.
+    return f"{moment[:10]} {moment[11:16]}Z" if len(moment) >= 16 else moment
+
+
+def _lateness_table(result: AuditResult) -> Table:
+    table = Table(title="deletion lateness per deployment (days after due)")
+    table.add_column("deployment")
+    for name in ("days deleted", "late", "p50", "p95", "max"):
+        table.add_column(name, justify="right")
+    for row in result.lateness.to_pylist():
+        table.add_row(
+            row["deployment_id"],
+            str(row["deletions"]),
+            str(row["late"]),
+            *(f"{row[k]:.2f}" if row[k] is not None else "—" for k in ("p50_days", "p95_days", "max_days")),
+        )
+    return table
+
+
+def _print_table(result: AuditResult) -> None:
+    console.print(_findings_table(result))
+    if result.lateness.num_rows:
+        console.print(_lateness_table(result))
+    counts = result.counts()["severity"]
+    summary = ", ".join(f"[{SEVERITY_STYLES[s]}]{counts[s]} {s}[/]" for s in reversed(SEVERITIES))
+    console.print(f"as of {result.as_of.isoformat()}: {summary}")
+    if result.checkpoint and "size" in result.checkpoint:
+        console.print(f"checkpoint: size {result.checkpoint['size']}, root {result.checkpoint['root_hash']}")
+
+
+def _print_csv(result: AuditResult) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, "numbers", "evidence"])
+    for f in result.finding_dicts():
+        writer.writerow(
+            [
+                *("" if f[c] is None else f[c] for c in CSV_COLUMNS),
+                json.dumps(f["numbers"], sort_keys=True),
+                json.dumps(f["evidence"]),
+            ]
+        )
+
+
+def _report_name(as_of: str | None, deployment: str | None, result: AuditResult) -> str:
+    if not as_of and not deployment:
+        return audit_report.REPORT_NAME
+    stamp = result.as_of.strftime("%Y%m%dT%H%M%SZ")
+    return f"audit_report-{deployment or 'all'}-{stamp}.html"
+
+
+def audit_cmd(
+    as_of: str = typer.Option(None, "--as-of", help="Audit as of this date (local midnight) or ISO datetime"),
+    deployment: str = typer.Option(None, "--deployment", help="Only this deployment id"),
+    format: str = typer.Option("table", "--format", help="Output: table, json or csv"),
+    fail_on: str = typer.Option(
+        None, "--fail-on", metavar="SEVERITY", help=f"Exit {GATE_EXIT} if a finding at or above it exists"
+    ),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the auditor's HTML report"),
+) -> None:
+    """Retention audit: ledger, findings with evidence, lateness, and the auditor's report.
+
+    A full audit (no --as-of, no --deployment) also publishes the retention_ledger and findings tables;
+    a scoped one only prints (and writes a report named after its scope), so it never replaces them.
+    """
+    if format not in FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
+    if fail_on is not None:
+        try:
+            severity_rank(fail_on)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--fail-on") from err
+    settings = Settings.from_env()
+    try:
+        options = AuditOptions(as_of=parse_as_of(as_of, settings.timezone), deployment=deployment)
+        result = run_audit(settings, options)
+    except RegistryError as err:
+        for problem in err.problems:
+            err_console.print(f"[red]registry:[/red] {problem}")
+        raise typer.Exit(2) from err
+    except ValueError as err:
+        err_console.print(f"[red]audit:[/red] {err}")
+        raise typer.Exit(2) from err
+
+    written = write_outputs(settings, result) if not as_of and not deployment else {}
+    if report:
+        written["report"] = audit_report.write_report(settings, result, _report_name(as_of, deployment, result))
+
+    if format == "json":
+        typer.echo(result.to_json())
+    elif format == "csv":
+        _print_csv(result)
+    else:
+        _print_table(result)
+    for label, uri in written.items():
+        err_console.print(f"{label:<17} {uri}")
+
+    if fail_on is not None:
+        n = result.at_or_above(fail_on)
+        if n:
+            err_console.print(f"[red]{n} finding(s) at or above {fail_on.lower()}[/red]")
+            raise typer.Exit(GATE_EXIT)

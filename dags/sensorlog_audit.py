@@ -12,10 +12,10 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-from sensorlog_assets import PUBLISHED, PUBLISHED_ASSETS
 
 from pipelines import audit
 from pipelines.config import Settings
+from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 
 
 @dag(
@@ -31,7 +31,7 @@ from pipelines.config import Settings
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
 )
 def sensorlog_audit():
-    # No retries on a failed gate would be nicer, but AuditGateFailed after publishing is idempotent.
+    # A failed gate is retried once like any failure; harmless, since publishing again is idempotent.
     @task(outlets=[PUBLISHED["retention_ledger"], PUBLISHED["findings"]])
     def audit_and_publish() -> dict:
         return audit.publish(Settings.from_env(), fail_on=os.environ.get("SENSORLOG_AUDIT_FAIL_ON") or None)

@@ -8,18 +8,23 @@ runs never fork the transparency log, and every task is safe to retry.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
-from sensorlog_airflow.assets import PUBLISHED_ASSETS
 
 from pipelines import flow
 from pipelines.config import Settings
+from sensorlog_airflow.assets import PUBLISHED_ASSETS
+
+SWEEP_MINUTES = int(os.environ.get("SENSORLOG_SWEEP_MINUTES", "30"))
 
 
 @dag(
     dag_id="sensorlog_ingest",
-    schedule=timedelta(minutes=30),
+    # The sweep: the safety net for files whose notification was lost or whose run failed.
+    # SENSORLOG_SWEEP_MINUTES=0 turns it off (tests of the event-driven path use that).
+    schedule=timedelta(minutes=SWEEP_MINUTES) if SWEEP_MINUTES else None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -8,6 +8,7 @@ are no-ops, and a file is recognised by the SHA-256 of its bytes, wherever it li
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ DEFAULT_GROUP_FILES = 12
 DEFAULT_GROUP_BYTES = 256 * 1024 * 1024
 
 Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 def _processed_path(settings: Settings) -> Path:
@@ -117,3 +119,20 @@ def run(settings: Settings, progress: Callable[[str, int], Progress] | None = No
     batch_ids = stage_files(settings, pending, stage_tick)
     commit_tick = progress("publish", len(batch_ids)) if progress else None
     return commit_batches(settings, batch_ids, commit_tick)
+
+
+def notified_files(settings: Settings, asset_event_extras: Iterable[object]) -> list[str]:
+    """Landed files named by S3 notifications carried in asset events (logged, never raising)."""
+    from pipelines.notifications import bodies_from_asset_events, parse_messages
+
+    found = parse_messages(bodies_from_asset_events(asset_event_extras), settings.landing)
+    for line in found.ignored:
+        log.info("notification ignored: %s", line)
+    return found.uris
+
+
+def ingest_files(settings: Settings, uris: Iterable[str], sweep: bool = True) -> dict:
+    """Stage and publish ``uris`` (and, with ``sweep``, anything else landed that no manifest covers):
+    the event-driven path. Files already published cost one hash and are skipped."""
+    todo = list(dict.fromkeys([*uris, *(discover(settings) if sweep else [])]))
+    return commit_batches(settings, stage_files(settings, todo))

@@ -30,7 +30,15 @@ def join(base: str, *parts: str) -> str:
 
 @lru_cache(maxsize=8)
 def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
-    kwargs: dict = {"region": region or "us-east-1"}
+    # Transient S3 errors (throttling, 5xx, dropped connections) are retried with exponential backoff by
+    # the AWS SDK inside pyarrow; after the last attempt the caller gets the error naming the object.
+    attempts = int(os.environ.get("SENSORLOG_S3_MAX_ATTEMPTS", "6"))
+    kwargs: dict = {
+        "region": region or "us-east-1",
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
+        "connect_timeout": float(os.environ.get("SENSORLOG_S3_CONNECT_TIMEOUT", "5")),
+        "request_timeout": float(os.environ.get("SENSORLOG_S3_REQUEST_TIMEOUT", "30")),
+    }
     if endpoint:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from pipelines import storage
 from pipelines.config import Settings
@@ -24,33 +26,47 @@ class DeploymentSummary:
     events: int  # published events of any type
 
 
-def _published_glob(settings: Settings, table: str) -> str | None:
+def table_dataset(settings: Settings, table: str) -> ds.Dataset | None:
+    """The published files of one event table as a pyarrow dataset (local or S3), or None if empty.
+
+    Only files a manifest lists are trusted by ``verify``; readers here see the committed partitions
+    because every file is renamed (or PUT) into place before its manifest is written."""
     root = storage.join(settings.published, f"event_type={table}")
-    return storage.join(root, "**", "*.parquet") if storage.list_files(root, (".parquet",)) else None
+    files = storage.list_files(root, (".parquet",))
+    if not files:
+        return None
+    fs, _ = storage.filesystem(root)
+    paths = [storage.filesystem(f)[1] for f in files]
+    partitioning = ds.partitioning(pa.schema([("event_date", pa.date32())]), flavor="hive")
+    return ds.dataset(
+        paths,
+        filesystem=fs,
+        format="parquet",
+        partitioning=partitioning,
+        partition_base_dir=storage.filesystem(root)[1],
+    )
 
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """A DuckDB session with one view per published table (empty views when nothing is published)."""
+    """A DuckDB session with one view per published table (empty when nothing is published) and the
+    quarantine. Data is handed to DuckDB as Arrow datasets, so local folders and S3 work the same way
+    without DuckDB extensions."""
     con = duckdb.connect()
-    if storage.is_s3(settings.published):
-        con.execute("INSTALL httpfs; LOAD httpfs;")
     for table in ("collection", "deletion", "access", "lifecycle"):
-        glob = _published_glob(settings, table)
-        if glob:
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)"
-            )
+        dataset = table_dataset(settings, table)
+        if dataset is None:
+            con.register(f"{table}_data", event_table(table).published_schema.empty_table())
         else:
-            con.register(f"{table}_empty", event_table(table).published_schema.empty_table())
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_empty")
-    quarantine = storage.list_files(settings.quarantine, (".parquet",))
-    quarantine = [q for q in quarantine if "/files/" not in q]
+            con.register(f"{table}_data", dataset)
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_data")
+    quarantine = [q for q in storage.list_files(settings.quarantine, (".parquet",)) if "/files/" not in q]
     if quarantine:
-        files = ", ".join(f"'{q}'" for q in quarantine)
-        con.execute(f"CREATE VIEW quarantine AS SELECT * FROM read_parquet([{files}])")
+        fs, _ = storage.filesystem(settings.quarantine)
+        data = ds.dataset([storage.filesystem(q)[1] for q in quarantine], filesystem=fs, format="parquet")
     else:
-        con.register("quarantine_empty", QUARANTINE_SCHEMA.empty_table())
-        con.execute("CREATE VIEW quarantine AS SELECT * FROM quarantine_empty")
+        data = QUARANTINE_SCHEMA.empty_table()
+    con.register("quarantine_data", data)
+    con.execute("CREATE VIEW quarantine AS SELECT * FROM quarantine_data")
     return con
 
 
@@ -81,9 +97,7 @@ def per_deployment(settings: Settings) -> list[DeploymentSummary]:
         row = found.get(dep_id, (dep_id, 0, 0, 0, 0, 0))
         dep = registry.get(dep_id)
         kind = dep.kind if dep else "(not in registry)"
-        out.append(
-            DeploymentSummary(dep_id, kind, int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]))
-        )
+        out.append(DeploymentSummary(dep_id, kind, int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5])))
     return out
 
 

@@ -69,3 +69,37 @@ def settings(tmp_path: Path) -> Settings:
         "SENSORLOG_LANDING": str(tmp_path / "landing"),
         "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry"),
     })
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 + SQS HTTP endpoint on loopback (moto's server mode); clients talk HTTP to it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch):
+    """Standard AWS variables pointing at the loopback endpoint, as a deployment would set them."""
+    for key, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return s3_endpoint
+
+
+@pytest.fixture
+def bucket(s3_env):
+    import uuid
+
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

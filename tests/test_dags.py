@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from pipelines.registry import load_registry
 
 from pipelines import airflow_runner, flow, generate, layout, storage
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.registry import load_registry
 
 DAGS = PROJECT_DIR / "dags"
 

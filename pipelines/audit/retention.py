@@ -32,25 +32,46 @@ CREATE OR REPLACE MACRO iso(t) AS strftime(timezone('UTC', t), '%Y-%m-%dT%H:%M:%
 CREATE OR REPLACE MACRO days_between(a, b) AS date_diff('microsecond', a, b) / 86400e6;
 """
 
+# One scan of each published table (there is a file per batch and event date, so scans are what
+# costs): the rows the checkpoint covers, only the columns the audit reads.
+SNAPSHOT = (
+    """
+CREATE OR REPLACE TEMP TABLE col_all AS
+SELECT source, event_id, coalesce(event_time, window_end) AS t, deployment_id, data_class, window_start, window_end,
+       records
+FROM collection WHERE leaf_index < $limit
+""",
+    """
+CREATE OR REPLACE TEMP TABLE del_all AS
+SELECT source, event_id, coalesce(event_time, deleted_at) AS t, deployment_id, data_class, window_start, window_end,
+       records, deleted_at, method
+FROM deletion WHERE leaf_index < $limit
+""",
+    """
+CREATE OR REPLACE TEMP TABLE acc_all AS
+SELECT source, event_id, coalesce(event_time, accessed_at) AS t, deployment_id, data_class, accessed_at,
+       organisation, role, records
+FROM access WHERE leaf_index < $limit
+""",
+)
+LATEST_EVENT = """
+SELECT max(t) FROM (
+  SELECT max(t) AS t FROM col_all UNION ALL SELECT max(t) FROM del_all UNION ALL SELECT max(t) FROM acc_all
+  UNION ALL SELECT max(event_time) FROM lifecycle WHERE leaf_index < $limit)
+"""
+
 RAW = """
 CREATE OR REPLACE TEMP TABLE col_raw AS
-SELECT c.source, c.event_id, c.deployment_id, c.data_class, c.window_start, c.window_end, c.records
-FROM collection c, params p
-WHERE coalesce(c.event_time, c.window_end) <= p.as_of AND c.leaf_index < p.leaf_limit
-  AND (p.deployment IS NULL OR c.deployment_id = p.deployment);
+SELECT c.* EXCLUDE (t) FROM col_all c, params p
+WHERE c.t <= p.as_of AND (p.deployment IS NULL OR c.deployment_id = p.deployment);
 
 CREATE OR REPLACE TEMP TABLE del_raw AS
-SELECT x.source, x.event_id, x.deployment_id, x.data_class, x.window_start, x.window_end, x.records,
-       x.deleted_at, x.method
-FROM deletion x, params p
-WHERE coalesce(x.event_time, x.deleted_at) <= p.as_of AND x.deleted_at <= p.as_of
-  AND x.leaf_index < p.leaf_limit AND (p.deployment IS NULL OR x.deployment_id = p.deployment);
+SELECT x.* EXCLUDE (t) FROM del_all x, params p
+WHERE x.t <= p.as_of AND x.deleted_at <= p.as_of AND (p.deployment IS NULL OR x.deployment_id = p.deployment);
 
 CREATE OR REPLACE TEMP TABLE acc_raw AS
-SELECT a.source, a.event_id, a.deployment_id, a.data_class, a.accessed_at, a.organisation, a.role, a.records
-FROM access a, params p
-WHERE coalesce(a.event_time, a.accessed_at) <= p.as_of AND a.leaf_index < p.leaf_limit
-  AND (p.deployment IS NULL OR a.deployment_id = p.deployment);
+SELECT a.* EXCLUDE (t) FROM acc_all a, params p
+WHERE a.t <= p.as_of AND (p.deployment IS NULL OR a.deployment_id = p.deployment);
 """
 
 # The span of local days the audit needs a calendar for (and the first day the log has data, for
@@ -60,10 +81,7 @@ SELECT min(t), max(t) FROM (
   SELECT window_start AS t FROM col_raw UNION ALL SELECT deleted_at FROM del_raw
   UNION ALL SELECT accessed_at FROM acc_raw)
 """
-LOG_FIRST = """
-SELECT min(c.window_start) FROM collection c, params p
-WHERE coalesce(c.event_time, c.window_end) <= p.as_of AND c.leaf_index < p.leaf_limit
-"""
+LOG_FIRST = "SELECT min(c.window_start) FROM col_all c, params p WHERE c.t <= p.as_of"
 
 WINDOWS = """
 CREATE OR REPLACE TEMP TABLE win AS
@@ -194,9 +212,16 @@ GROUP BY ALL ORDER BY j.deployment_id
 """
 
 
-def load_events(con: duckdb.DuckDBPyConnection) -> None:
-    """Scope the published views to ``params`` (as_of, deployment, checkpoint size)."""
+def snapshot(con: duckdb.DuckDBPyConnection, leaf_limit: int):
+    """Read the published views once (rows below ``leaf_limit``); returns the latest event time."""
     con.execute(SETUP)
+    for statement in SNAPSHOT:  # DuckDB binds parameters for one statement at a time
+        con.execute(statement, {"limit": leaf_limit})
+    return con.execute(LATEST_EVENT, {"limit": leaf_limit}).fetchall()[0][0]
+
+
+def load_events(con: duckdb.DuckDBPyConnection) -> None:
+    """Scope the snapshot to ``params`` (as_of, deployment)."""
     con.execute(RAW)
 
 

@@ -19,15 +19,6 @@ from pipelines.registry import Registry, load_registry
 
 NO_LIMIT = 2**62  # leaf_index bound when there is no checkpoint to bound it
 
-LATEST_EVENT = """
-SELECT max(t) FROM (
-  SELECT max(event_time) AS t FROM collection WHERE leaf_index < $limit
-  UNION ALL SELECT max(event_time) FROM deletion WHERE leaf_index < $limit
-  UNION ALL SELECT max(event_time) FROM access WHERE leaf_index < $limit
-  UNION ALL SELECT max(event_time) FROM lifecycle WHERE leaf_index < $limit)
-"""
-
-
 class AuditGateFailed(RuntimeError):
     """Findings at or above the configured severity exist (the DAG task fails with this)."""
 
@@ -67,14 +58,14 @@ def horizon(as_of: datetime, timezone: str) -> tuple[datetime, Any]:
     return context.local_midnight(day + timedelta(days=1), timezone), day
 
 
-def _params(con: duckdb.DuckDBPyConnection, options: AuditOptions, as_of: datetime, tz: str, limit: int) -> None:
+def _params(con: duckdb.DuckDBPyConnection, options: AuditOptions, as_of: datetime, tz: str) -> None:
     until, last_day = horizon(as_of, tz)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE params AS
         SELECT $as_of::TIMESTAMPTZ AS as_of, $until::TIMESTAMPTZ AS until, $last_day::DATE AS last_day,
                $grace::BIGINT AS grace_us, $due_soon::BIGINT AS due_soon_us, $silence::INTEGER AS silence_days,
-               $deployment::VARCHAR AS deployment, $limit::BIGINT AS leaf_limit, NULL::DATE AS log_first_day
+               $deployment::VARCHAR AS deployment, NULL::DATE AS log_first_day
         """,
         {
             "as_of": as_of,
@@ -84,7 +75,6 @@ def _params(con: duckdb.DuckDBPyConnection, options: AuditOptions, as_of: dateti
             "due_soon": DUE_SOON // timedelta(microseconds=1),
             "silence": options.silence_days,
             "deployment": options.deployment,
-            "limit": limit,
         },
     )
 
@@ -131,10 +121,11 @@ def run_audit(
     limit = checkpoint["size"] if checkpoint and "size" in checkpoint else NO_LIMIT
     con = summary.connect(settings)
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        as_of = options.as_of or con.execute(LATEST_EVENT, {"limit": limit}).fetchall()[0][0] or datetime.now(UTC)
-        as_of = as_of.astimezone(UTC)
-        _params(con, options, as_of, tz, limit)
+        # No progress bar: it would land in the middle of ``--format json`` output.
+        con.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+        latest = retention.snapshot(con, limit)
+        as_of = (options.as_of or latest or datetime.now(UTC)).astimezone(UTC)
+        _params(con, options, as_of, tz)
         retention.load_events(con)
         _calendar(con, tz)
         _registry_tables(con, registry, options.deployment)

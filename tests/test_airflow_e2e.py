@@ -1,0 +1,116 @@
+"""End to end with a running Airflow 3: scheduler, dag-processor, triggerer and api-server
+(`airflow standalone`, temporary AIRFLOW_HOME, SQLite) against loopback S3 + SQS. Nobody triggers a
+DAG: an upload to the landing bucket must come out as published Parquet, a manifest and a new log
+checkpoint, through S3 notification → SQS → AssetWatcher → the sensorlog_events DAG."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import DEPLOYMENT, make_event, ndjson
+
+from pipelines import storage
+from pipelines.config import PROJECT_DIR, Settings
+
+WAIT_SECONDS = 240
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        if proc.poll() is not None:
+            pytest.fail(f"airflow standalone exited ({proc.returncode}) while waiting for {what}:\n"
+                        + log.read_text(errors="replace")[-3000:])
+        time.sleep(1)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}; last log lines:\n"
+                + log.read_text(errors="replace")[-3000:])
+
+
+@pytest.fixture
+def airflow_env(s3_env, bucket, tmp_path):
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    source = (PROJECT_DIR / "registry" / "cctv-city-hall-plaza.yaml").read_text()
+    (registry / f"{DEPLOYMENT}.yaml").write_text(source.replace("cctv-city-hall-plaza", DEPLOYMENT))
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    port = free_port()
+    home = tmp_path / "airflow"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+            "conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": s3_env, "region_name": "us-east-1"},
+        }),
+        "SENSORLOG_HOME": f"s3://{bucket}/sensorlog",
+        "SENSORLOG_STATE_HOME": str(tmp_path / "state"),
+        "SENSORLOG_REGISTRY": str(registry),
+        "SENSORLOG_SQS_QUEUE_URL": queue,
+        "SENSORLOG_SQS_POLL_SECONDS": "1",
+        "SENSORLOG_SQS_WAIT_SECONDS": "1",
+        "SENSORLOG_SWEEP_MINUTES": "0",  # only the event path may publish in this test
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    settings = Settings.from_env(env)
+    return env, settings, home
+
+
+def test_upload_is_published_by_the_event_driven_dag(airflow_env, bucket):
+    env, settings, home = airflow_env
+    home.mkdir(parents=True)
+    log = home / "standalone.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        manifests = lambda: storage.list_files(settings.manifests, (".json",))  # noqa: E731
+        warmup = storage.join(settings.landing, "vendor-a/warmup.ndjson")
+        storage.write_bytes(warmup, ndjson([make_event(n=0)]))
+        wait_for(lambda: len(manifests()) == 1, WAIT_SECONDS, "the first upload to be published", proc, log)
+
+        second = storage.join(settings.landing, "vendor-a/2026-07-02 export.ndjson")
+        storage.write_bytes(second, ndjson([make_event(n=i) for i in range(1, 6)] + [make_event("access")]))
+        latency = wait_for(lambda: len(manifests()) == 2, 120, "the second upload to be published", proc, log)
+        print(f"\nupload → published latency with a running Airflow: {latency:.1f} s")
+
+        published = storage.list_files(settings.published, (".parquet",))
+        assert len(published) == 3  # two collection partitions (one per file) + one access partition
+        manifest = json.loads(storage.read_bytes(max(manifests(), key=lambda m: storage.file_info(m).mtime_ns)))
+        assert manifest["published"] == 6 and manifest["source_file"] == "vendor-a/2026-07-02 export.ndjson"
+        checkpoint = (Path(settings.log) / "checkpoint").read_text()
+        assert checkpoint.splitlines()[1] == "9"  # 1 + 1 manifest, then 6 + 1 manifest leaves
+        assert latency < 120
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

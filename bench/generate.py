@@ -34,6 +34,8 @@ PER_FILE = 250_000
 ANOMALY_RATE = 1e-4
 GHOST = "unregistered-sensor"
 ACCESS_PER_DEPLOYMENT_DAY = 30
+KINDS = ("collection", "deletion", "access")
+ANOMALIES = ("negative_records", "unregistered_deployment", "duplicates")
 
 
 @dataclass
@@ -94,10 +96,10 @@ def _envelope(kind: str, ids: pa.Array, sources: pa.Array, times: pa.Array) -> l
 
 
 def _day_lines(
-    day: date, pairs: list[_Pair], registry: Registry, rng: np.random.Generator, devices: int, anomaly_rate: float,
-    counts: dict[str, int], anomalies: dict[str, int],
+    day: date, pairs: list[_Pair], registry: Registry, rng: np.random.Generator, devices: int, anomaly_rate: float
 ) -> tuple[pa.Array, np.ndarray]:
-    """All events of one day as NDJSON lines (each ending in a newline), sorted by emission time."""
+    """All events of one day as NDJSON lines (each ending in a newline), sorted by emission time, and a
+    code per line: ``KINDS`` index * 4 + ``ANOMALIES`` index + 1 (0 for none)."""
     midnight = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     stamp = f"{day:%Y%m%d}"
     deployments = sorted({p.deployment for p in pairs})
@@ -110,7 +112,7 @@ def _day_lines(
     device_sources = pa.array(
         [f"{p.source}/device-{k:04d}" for p in pairs for k in range(devices)], pa.string()
     )
-    lines, emitted = [], []
+    lines, emitted, codes = [], [], []
 
     # collection: pair-major, device, hour
     n_pairs = len(pairs)
@@ -127,8 +129,8 @@ def _day_lines(
     negative, ghost, dupes = anomalous[0::3], anomalous[1::3], anomalous[2::3]
     records[negative] = -1
     dep[ghost] = len(deployments)
-    anomalies["negative_records"] += len(negative)
-    anomalies["unregistered_deployment"] += len(ghost)
+    code = np.zeros(n, np.int64)
+    code[negative], code[ghost] = 1, 2
     idx = pa.array(pair)
     ids = _join(f"col-{stamp}-", pc.cast(pa.array(np.arange(n)), pa.string()))
     col = _join(
@@ -141,7 +143,7 @@ def _day_lines(
     )
     lines.append(col)
     emitted.append(sent)
-    counts["collection"] += n
+    codes.append(code)
 
     # deletion: one per device of each pair with a finite period, for the day that fell due
     finite = np.array([i for i, p in enumerate(pairs) if p.period_s], np.int64)
@@ -168,14 +170,14 @@ def _day_lines(
             )
         )
         emitted.append(deleted)
-        counts["deletion"] += m
+        codes.append(np.full(m, 4, np.int64))
 
     # access: declared parties, office hours
     rows = []
     for d in deployments:
         dep_obj = registry[d]
         grants = [(g.organisation, r, g.purpose[:200]) for g in dep_obj.policy_at(day).access for r in g.roles]
-        for k in range(ACCESS_PER_DEPLOYMENT_DAY):
+        for _ in range(ACCESS_PER_DEPLOYMENT_DAY):
             org, role, purpose = grants[int(rng.integers(len(grants)))]
             rows.append((dep_index[d], dep_obj.data_classes[0], org, role, purpose, source_of(dep_obj)))
     if rows:
@@ -197,15 +199,16 @@ def _day_lines(
             )
         )
         emitted.append(at)
-        counts["access"] += m
+        codes.append(np.full(m, 8, np.int64))
 
     all_lines = pa.concat_arrays(lines)
     order = np.argsort(np.concatenate(emitted), kind="stable")
     all_lines = all_lines.take(pa.array(order))
+    all_codes = np.concatenate(codes)[order]
     if len(dupes):
-        anomalies["duplicates"] += len(dupes)
         all_lines = pa.concat_arrays([all_lines, col.take(pa.array(dupes))])
-    return all_lines, dupes
+        all_codes = np.concatenate([all_codes, np.full(len(dupes), 3, np.int64)])
+    return all_lines, all_codes
 
 
 def _write(path: Path, lines: pa.Array) -> int:
@@ -233,14 +236,16 @@ def write_events(
     landing = Path(landing)
     registry = load_registry(str(registry_dir))
     rng = np.random.default_rng(seed)
-    out = Generated(by_kind={"collection": 0, "deletion": 0, "access": 0},
-                    anomalies={"negative_records": 0, "unregistered_deployment": 0, "duplicates": 0})
+    out = Generated(by_kind=dict.fromkeys(KINDS, 0), anomalies=dict.fromkeys(ANOMALIES, 0))
     day = start
     while out.events < n:
-        lines, _ = _day_lines(day, _pairs(registry, day), registry, rng, devices, anomaly_rate,
-                              out.by_kind, out.anomalies)
+        lines, codes = _day_lines(day, _pairs(registry, day), registry, rng, devices, anomaly_rate)
         take = min(len(lines), n - out.events)
-        lines = lines.slice(0, take)
+        lines, codes = lines.slice(0, take), codes[:take]
+        for i, kind in enumerate(KINDS):
+            out.by_kind[kind] += int(np.count_nonzero(codes // 4 == i))
+        for i, what in enumerate(ANOMALIES):
+            out.anomalies[what] += int(np.count_nonzero(codes % 4 == i + 1))
         for part, begin in enumerate(range(0, take, per_file)):
             path = landing / f"vendor-exports/{day:%Y-%m-%d}/part-{part:02d}.ndjson"
             out.bytes += _write(path, lines.slice(begin, per_file))

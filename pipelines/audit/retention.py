@@ -30,6 +30,9 @@ SETUP = """
 SET TimeZone = 'UTC';
 CREATE OR REPLACE MACRO iso(t) AS strftime(timezone('UTC', t), '%Y-%m-%dT%H:%M:%SZ');
 CREATE OR REPLACE MACRO days_between(a, b) AS date_diff('microsecond', a, b) / 86400e6;
+-- RetentionRule.due: calendar months on the UTC calendar (clamped to the month's end), then exact time.
+CREATE OR REPLACE MACRO due_at(t, months, micros) AS
+  timezone('UTC', timezone('UTC', t) + to_months(months) + to_microseconds(micros));
 """
 
 # One scan of each published table (there is a file per batch and event date, so scans are what
@@ -135,9 +138,7 @@ GROUP BY ALL;
 CREATE OR REPLACE TEMP TABLE grp_p AS
 SELECT g.*, pol.policy_version, pol.period, pol.kind, pol.trigger,
        CASE WHEN pol.kind IN ('none', 'duration') AND pol.trigger <> 'case_closed' THEN
-         -- calendar months on the UTC calendar first, then exact elapsed time: RetentionRule.due
-         timezone('UTC', timezone('UTC', CASE WHEN pol.trigger = 'window_start' THEN g.last_start ELSE g.last_end END)
-                         + to_months(pol.months) + to_microseconds(pol.micros))
+         due_at(CASE WHEN pol.trigger = 'window_start' THEN g.last_start ELSE g.last_end END, pol.months, pol.micros)
        END AS due
 FROM grp g LEFT JOIN policies pol
   ON pol.deployment_id = g.deployment_id AND pol.data_class = g.data_class

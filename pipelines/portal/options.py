@@ -31,7 +31,7 @@ DTPR_LICENSE = ("CC-BY-4.0", "https://creativecommons.org/licenses/by/4.0/", "Cr
 
 # Above this many rows a table's CSV extract is split into one file per month (spreadsheet programs
 # open about a million rows; a month of the busiest table stays well below that).
-DEFAULT_CSV_MONTH_ROWS = 200_000
+DEFAULT_CSV_MONTH_ROWS = 100_000
 
 
 def normalise_base_url(url: str) -> str:

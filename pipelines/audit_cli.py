@@ -20,7 +20,13 @@ from pipelines.registry import RegistryError
 
 FORMATS = ("table", "json", "csv")
 GATE_EXIT = 3
-SEVERITY_STYLES = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+SEVERITY_STYLES = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
 # The numbers worth a glance in the table view; the JSON and CSV views carry all of them.
 HEADLINE = ("days_late", "days", "records_retained", "records", "organisation", "role", "since")
 CSV_COLUMNS = ("id", "kind", "severity", "deployment_id", "data_class", "period_start", "period_end", "policy_version")

@@ -30,7 +30,13 @@ from pipelines.registry import Registry, RetentionRule, data_class_label, load_r
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "audit_report.html.j2"
 REPORT_NAME = "audit_report.html"
-STATUS_COLOURS = {"ok": "#2e7d32", "due_soon": "#f9a825", "overdue": "#c62828", "no_policy": "#6a1b9a", "unknown": "#757575"}
+STATUS_COLOURS = {
+    "ok": "#2e7d32",
+    "due_soon": "#f9a825",
+    "overdue": "#c62828",
+    "no_policy": "#6a1b9a",
+    "unknown": "#757575",
+}
 LINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 
@@ -69,8 +75,15 @@ def retention_chart(ledger: pa.Table, deployment_id: str) -> str | None:
         bottom.plot(days, ages, color=colour, linewidth=1.4, label=f"{label}: oldest retained")
         limits = [_limit_days(p) for p in part["declared_period"].to_pylist()]
         if any(limit is not None for limit in limits):
-            bottom.step(days, limits, where="post", color=colour, linestyle="--", linewidth=1.0,
-                        label=f"{label}: declared limit")
+            bottom.step(
+                days,
+                limits,
+                where="post",
+                color=colour,
+                linestyle="--",
+                linewidth=1.0,
+                label=f"{label}: declared limit",
+            )
         overdue = [(d, a) for d, a, s in zip(days, ages, part["status"].to_pylist(), strict=True) if s == "overdue"]
         if overdue:
             bottom.scatter(*zip(*overdue, strict=True), color=STATUS_COLOURS["overdue"], s=12, zorder=3)

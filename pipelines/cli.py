@@ -179,6 +179,11 @@ def print_summary(s: Settings, totals: dict | None) -> None:
 from pipelines.portal_cli import portal_cmd  # noqa: E402
 
 app.command("portal")(portal_cmd)
+
+from pipelines.verify_cli import prove_cmd, verify_cmd  # noqa: E402
+
+app.command("verify")(verify_cmd)
+app.command("prove")(prove_cmd)
 from pipelines.audit_cli import audit_cmd  # noqa: E402
 
 app.command("audit")(audit_cmd)

@@ -181,8 +181,15 @@ def test_two_deletions_each_covering_half_a_window_delete_it(tmp_path):
     publish(
         s,
         "collection",
-        [{"deployment_id": "cam", "data_class": "video", "window_start": start,
-          "window_end": start + timedelta(hours=1), "records": 7}],
+        [
+            {
+                "deployment_id": "cam",
+                "data_class": "video",
+                "window_start": start,
+                "window_end": start + timedelta(hours=1),
+                "records": 7,
+            }
+        ],
     )
     half = start + timedelta(minutes=30)
     publish(
@@ -220,10 +227,14 @@ def test_arrival_order_does_not_matter(tmp_path):
     s2 = settings_for(tmp_path / "two", docs)
     _mixed_city(s2, deletions_first=True)
     a, b = run(s1, "2026-07-25"), run(s2, "2026-07-25")
-    assert keys(a) == keys(b) == {
-        ("late_deletion", "cam", "video", "2026-07-01T04:00:00Z", "2026-07-02T04:00:00Z"),
-        ("retained_past_policy", "cam", "video", "2026-07-02T04:00:00Z", "2026-07-03T04:00:00Z"),
-    }
+    assert (
+        keys(a)
+        == keys(b)
+        == {
+            ("late_deletion", "cam", "video", "2026-07-01T04:00:00Z", "2026-07-02T04:00:00Z"),
+            ("retained_past_policy", "cam", "video", "2026-07-02T04:00:00Z", "2026-07-03T04:00:00Z"),
+        }
+    )
     assert a.findings.drop_columns(["evidence"]).equals(b.findings.drop_columns(["evidence"]))
     assert a.ledger.equals(b.ledger)
 
@@ -291,7 +302,12 @@ def test_local_days_of_23_and_25_hours(tmp_path, day, hours, start, end, due):
     d = date.fromisoformat(day)
     result = run(s, datetime.combine(d + timedelta(days=10), datetime.min.time(), UTC))
     f = only(result)
-    assert (f["kind"], f["data_class"], f["period_start"], f["period_end"]) == ("retained_past_policy", "video", start, end)
+    assert (f["kind"], f["data_class"], f["period_start"], f["period_end"]) == (
+        "retained_past_policy",
+        "video",
+        start,
+        end,
+    )
     assert f["numbers"]["first_due"] == due
     assert f["numbers"]["records"] == 10 * hours
     video_day = next(r for r in ledger_rows(result, "video") if r["day"] == d)
@@ -366,8 +382,9 @@ def test_undeclared_access_by_organisation_role_and_policy_version(tmp_path):
             access("alpr", "plates", local("2026-08-01", 0.5), "Acme Analytics", "analyst"),  # v2: not any more
             # two events in one second: one finding with both as evidence
             access("alpr", "plates", t + timedelta(hours=2), "Federal Task Force", "analyst", event_id="x1"),
-            access("alpr", "plates", t + timedelta(hours=2, microseconds=5), "Federal Task Force", "agent",
-                   event_id="x2"),
+            access(
+                "alpr", "plates", t + timedelta(hours=2, microseconds=5), "Federal Task Force", "agent", event_id="x2"
+            ),
         ],
     )
     result = run(s, "2026-08-05")
@@ -451,7 +468,8 @@ def test_silent_deployment(tmp_path):
         [],
     )
     assert "aq-park" not in {
-        f["deployment_id"] for f in run(s, "2026-07-13", silence_days=8).finding_dicts()
+        f["deployment_id"]
+        for f in run(s, "2026-07-13", silence_days=8).finding_dicts()
         if f["kind"] == "silent_deployment"
     }
 
@@ -465,7 +483,9 @@ def test_deleted_without_collection(tmp_path):
         [
             day_deletion("cam", "video", "2026-06-01", datetime(2026, 7, 2, tzinfo=UTC), 1200, event_id="orphan"),
             # overlaps the first collected hour: not an orphan
-            deletion("cam", "video", local("2026-06-30", 12), local("2026-07-01", 0.5), datetime(2026, 7, 2, tzinfo=UTC)),
+            deletion(
+                "cam", "video", local("2026-06-30", 12), local("2026-07-01", 0.5), datetime(2026, 7, 2, tzinfo=UTC)
+            ),
         ],
     )
     result = run(s, "2026-07-10")
@@ -498,8 +518,14 @@ def test_lateness_statistics(tmp_path):
     )
     [stats] = run(s, "2026-07-20").lateness.to_pylist()
     # quantile_cont over [0.5, 2, 5]: p50 = 2; p95 at position 1.9 = 2 + 0.9 * 3 = 4.7
-    assert stats == {"deployment_id": "cam", "deletions": 3, "late": 2, "p50_days": 2.0, "p95_days": 4.7,
-                     "max_days": 5.0}
+    assert stats == {
+        "deployment_id": "cam",
+        "deletions": 3,
+        "late": 2,
+        "p50_days": 2.0,
+        "p95_days": 4.7,
+        "max_days": 5.0,
+    }
 
 
 def test_as_of_ignores_later_events_and_deployment_scopes(tmp_path):
@@ -573,7 +599,8 @@ def test_sql_due_dates_equal_retention_rule_due(moment, period):
 @pytest.fixture
 def cli_city(tmp_path, monkeypatch):
     s = settings_for(tmp_path, [deployment("cam", {"video": "P2D"}), deployment("kiosk", {"ids": "indefinite"})])
-    publish(s, "collection", hourly("cam", "video", "2026-07-01") + hourly("kiosk", "ids", "2026-07-01"))
+    rows = hourly("cam", "video", "2026-07-01") + hourly("kiosk", "ids", "2026-07-01")
+    publish(s, "collection", rows + hourly("kiosk", "ids", "2026-07-06")[:1])  # latest event: 6 July 01:05 local
     monkeypatch.setenv("SENSORLOG_HOME", s.home)
     monkeypatch.setenv("SENSORLOG_REGISTRY", s.registry)
     return s
@@ -583,7 +610,7 @@ def test_cli_formats_and_fail_on(cli_city, tmp_path):
     from pipelines.cli import app
 
     runner = CliRunner()
-    out = runner.invoke(app, ["audit", "--format", "json", "--as-of", "2026-07-10", "--no-report"])
+    out = runner.invoke(app, ["audit", "--format", "json", "--as-of", "2026-07-06", "--no-report"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert {f["kind"] for f in doc["findings"]} == {"retained_past_policy", "indefinite_retention"}
@@ -600,7 +627,7 @@ def test_cli_formats_and_fail_on(cli_city, tmp_path):
 
     assert runner.invoke(app, ["audit", "--fail-on", "critical", "--no-report"]).exit_code == 0
     table = runner.invoke(app, ["audit", "--deployment", "kiosk", "--no-report"])
-    assert table.exit_code == 0 and "indefinite_retention" in table.stdout
+    assert table.exit_code == 0 and "1 finding(s)" in table.stdout and "1 info" in table.stdout
     assert runner.invoke(app, ["audit", "--format", "xml"]).exit_code == 2
     assert runner.invoke(app, ["audit", "--fail-on", "severe"]).exit_code == 2
     assert runner.invoke(app, ["audit", "--deployment", "nope"]).exit_code == 2
@@ -617,3 +644,18 @@ def test_report_is_self_contained_html_with_findings_and_charts(cli_city):
     assert "No transparency-log checkpoint" in html
     uri = audit_report.write_report(cli_city, result)
     assert uri.endswith("reports/audit_report.html")
+
+
+def test_audit_dag_imports_and_wires_one_function():
+    from airflow.models.dagbag import DagBag
+    from airflow.sdk import AssetOrTimeSchedule
+
+    from pipelines.config import PROJECT_DIR
+
+    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags" / "sensorlog_audit.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["sensorlog_audit"]
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert [t.task_id for t in dag.tasks] == ["audit_and_publish"]
+    outlets = {a.name for a in dag.task_dict["audit_and_publish"].outlets}
+    assert outlets == {"sensorlog.retention_ledger", "sensorlog.findings"}

@@ -36,7 +36,11 @@ def calendar_table(first: date, last: date, timezone: str) -> pa.Table:
     starts = [local_midnight(d, timezone) for d in days]
     ends = [local_midnight(d + timedelta(days=1), timezone) for d in days]
     return pa.table(
-        {"day": pa.array(days, pa.date32()), "day_start": pa.array(starts, TIMESTAMP), "day_end": pa.array(ends, TIMESTAMP)}
+        {
+            "day": pa.array(days, pa.date32()),
+            "day_start": pa.array(starts, TIMESTAMP),
+            "day_end": pa.array(ends, TIMESTAMP),
+        }
     )
 
 

@@ -33,13 +33,15 @@ from pipelines.audit.model import FINDINGS_SCHEMA, MAX_EVIDENCE, SEVERITY_OF_KIN
 SETUP = """
 CREATE OR REPLACE MACRO fkey(kind, dep, cls, s, e) AS
   kind || '|' || dep || '|' || coalesce(cls, '') || '|'
-  || strftime(timezone('UTC', s), '%Y-%m-%dT%H:%M:%S.%fZ') || '|' || strftime(timezone('UTC', e), '%Y-%m-%dT%H:%M:%S.%fZ');
+  || strftime(timezone('UTC', s), '%Y-%m-%dT%H:%M:%S.%fZ') || '|'
+  || strftime(timezone('UTC', e), '%Y-%m-%dT%H:%M:%S.%fZ');
 CREATE OR REPLACE MACRO island(day, n) AS day - CAST(n AS INTEGER);
 
 CREATE OR REPLACE TEMP TABLE found (
   fkey VARCHAR, kind VARCHAR, deployment_id VARCHAR, data_class VARCHAR,
   period_start TIMESTAMPTZ, period_end TIMESTAMPTZ, policy_version BIGINT, numbers VARCHAR);
-CREATE OR REPLACE TEMP TABLE evidence (fkey VARCHAR, ord INTEGER, seen_at TIMESTAMPTZ, source VARCHAR, event_id VARCHAR);
+CREATE OR REPLACE TEMP TABLE evidence (
+  fkey VARCHAR, ord INTEGER, seen_at TIMESTAMPTZ, source VARCHAR, event_id VARCHAR);
 """
 
 # Retention kinds: flag days, then merge consecutive days into islands (a stuck purge job is one
@@ -150,7 +152,8 @@ WITH active AS (
   JOIN days d ON d.day >= greatest(dp.commissioned, p.log_first_day)
              AND d.day <= least(coalesce(dp.decommissioned, p.last_day), p.last_day)
   WHERE p.log_first_day IS NOT NULL),
-quiet AS (SELECT a.* FROM active a ANTI JOIN (SELECT DISTINCT deployment_id, day FROM win) w USING (deployment_id, day)),
+quiet AS (
+  SELECT a.* FROM active a ANTI JOIN (SELECT DISTINCT deployment_id, day FROM win) w USING (deployment_id, day)),
 runs AS (SELECT *, island(day, row_number() OVER (PARTITION BY deployment_id ORDER BY day)) AS run FROM quiet),
 agg AS (
   SELECT deployment_id, min(day) AS first_day, max(day) AS last_day, count(*) AS days

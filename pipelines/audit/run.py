@@ -19,6 +19,7 @@ from pipelines.registry import Registry, load_registry
 
 NO_LIMIT = 2**62  # leaf_index bound when there is no checkpoint to bound it
 
+
 class AuditGateFailed(RuntimeError):
     """Findings at or above the configured severity exist (the DAG task fails with this)."""
 
@@ -104,9 +105,7 @@ def _access_table(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
     con.register("denied", context.denied_access(registry, tuples))
 
 
-def run_audit(
-    settings: Settings, options: AuditOptions | None = None, registry: Registry | None = None
-) -> AuditResult:
+def run_audit(settings: Settings, options: AuditOptions | None = None, registry: Registry | None = None) -> AuditResult:
     """Compute the retention ledger, findings and lateness statistics from the published log.
 
     Only rows covered by the latest checkpoint are read (``leaf_index < size``), so the result is
@@ -189,12 +188,19 @@ def publish(settings: Settings, fail_on: str | None = None, report: bool = True)
     outputs = write_outputs(settings, result)
     if report:
         outputs["report"] = audit_report.write_report(settings, result)
-    summary_ = {"as_of": iso(result.as_of), "findings": result.findings.num_rows, **result.counts(), **outputs}
+    counts = result.counts()
+    summary_ = {
+        "as_of": iso(result.as_of),
+        "findings": result.findings.num_rows,
+        "by_severity": counts["severity"],
+        "by_kind": counts["kind"],
+        "outputs": outputs,
+    }
     if fail_on:
         n = result.at_or_above(fail_on)
         if n:
             raise AuditGateFailed(
                 f"{n} finding(s) at or above severity {fail_on!r} "
-                f"(of {result.findings.num_rows}; by severity {result.counts()['severity']}); see {outputs['findings_json']}"
+                f"(of {result.findings.num_rows}; by severity {counts['severity']}); see {outputs['findings_json']}"
             )
     return summary_

@@ -46,6 +46,7 @@ from pipelines.schemas import EVENT_TABLES, schema_path
 __all__ = ["PortalResult", "build_portal"]
 
 ATTRIBUTION_FILE = PACKAGE_DIR / "data" / "DTPR-ATTRIBUTION.md"
+ATTRIBUTION = "DTPR-ATTRIBUTION.md"  # its path in the site
 SUMS = "SHA256SUMS"
 FORMAT_LABELS = {"parquet": "Parquet", "csv": "CSV", "json": "JSON"}
 
@@ -165,8 +166,11 @@ class _Build:
             DistributionFile(e.path, e.format, media_type(e.path), e.file.sha256, e.file.size, _file_title(name, e))
             for e in extracts
         ]
+        references = [ATTRIBUTION] if dtpr else []
+        if name in EVENT_TABLES:
+            references.append(f"schemas/events/{name}.schema.json")
         self.datasets.append(DatasetEntry(name, title, description, files, schema_path_, modified, temporal,
-                                          [name.replace("_", " ")]))
+                                          [name.replace("_", " ")], references))
         for e in extracts:
             self.resources.append(ResourceFile(
                 _resource_name(e), e.path, e.format, media_type(e.path), e.file.sha256, e.file.size,
@@ -238,7 +242,7 @@ def build_portal(
     previous = _previous_files(out)
 
     attribution = ATTRIBUTION_FILE.read_text(encoding="utf-8")
-    build.site.write("DTPR-ATTRIBUTION.md", attribution)
+    build.site.write(ATTRIBUTION, attribution)
     for name in EVENT_TABLES:
         build.site.write(f"schemas/events/{name}.schema.json", schema_path(name).read_bytes())
 
@@ -251,8 +255,7 @@ def build_portal(
         build.warnings.append(f"{name}: not published yet (the audit has not written it)")
     _write_pages(build, {t.name: t for t in tables if t.name in DERIVED_TABLES})
 
-    references = ["DTPR-ATTRIBUTION.md", *(f"schemas/events/{n}.schema.json" for n in EVENT_TABLES)]
-    catalog = build_catalog(options, build.datasets, _bbox(build.registry), references)
+    catalog = build_catalog(options, build.datasets, _bbox(build.registry))
     build.site.write("data.json", _json(catalog))
     package = build_datapackage(options, build.resources, iso_instant(now))
     build.site.write("datapackage.json", _json(package))

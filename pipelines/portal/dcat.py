@@ -54,6 +54,7 @@ class DatasetEntry:
     modified: str
     temporal: str | None
     keywords: list[str]
+    references: list[str]  # site paths of related documents (attribution, payload JSON Schema)
 
 
 def iso_instant(value: datetime | date) -> str:
@@ -87,7 +88,7 @@ def _distribution(options: PortalOptions, dataset: DatasetEntry, f: Distribution
     }
 
 
-def _dataset(options: PortalOptions, entry: DatasetEntry, bbox: str | None, references: list[str]) -> dict[str, Any]:
+def _dataset(options: PortalOptions, entry: DatasetEntry, bbox: str | None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "@type": "dcat:Dataset",
         "identifier": options.url(f"data.json#{entry.name}"),
@@ -112,28 +113,24 @@ def _dataset(options: PortalOptions, entry: DatasetEntry, bbox: str | None, refe
         "landingPage": options.url(f"index.html#dataset-{entry.name}"),
         "language": [options.lang],
         "theme": ["Public Safety", "Technology", "Transparency"],
-        "references": references,
+        "references": [options.url(r) for r in entry.references] or None,
         "distribution": [_distribution(options, entry, f) for f in entry.files],
     }
     return {k: v for k, v in doc.items() if v is not None}
 
 
 def build_catalog(
-    options: PortalOptions,
-    datasets: list[DatasetEntry],
-    bbox: tuple[float, float, float, float] | None,
-    references: list[str],
+    options: PortalOptions, datasets: list[DatasetEntry], bbox: tuple[float, float, float, float] | None
 ) -> dict[str, Any]:
-    """The data.json document. ``references`` are site paths every dataset links to (attribution...)."""
+    """The data.json document; ``bbox`` is the deployments' (min lon, min lat, max lon, max lat)."""
     box = spatial(bbox) if bbox else None
-    refs = [options.url(r) for r in references]
     return {
         "@context": CONTEXT,
         "@id": options.url("data.json"),
         "@type": "dcat:Catalog",
         "conformsTo": CONFORMS_TO,
         "describedBy": CATALOG_SCHEMA_URL,
-        "dataset": [_dataset(options, d, box, refs) for d in datasets],
+        "dataset": [_dataset(options, d, box) for d in datasets],
     }
 
 

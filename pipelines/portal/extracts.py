@@ -3,8 +3,9 @@
 CSV follows RFC 4180: UTF-8 without a byte-order mark, CRLF line ends, a header row, fields quoted
 when they are text (so an empty text and a missing value stay distinguishable) and quotes doubled.
 Timestamps are ISO 8601 with an explicit offset (``2026-07-01T04:00:00+00:00``, UTC, as stored).
-A table with more than ``csv_month_rows`` rows is split into one CSV per month of its time column,
-so each file opens in a spreadsheet; the Parquet extract stays one file per table.
+A table with more than ``csv_month_rows`` rows is split into one CSV per month of its time column (UTC
+months, like the timestamps inside), so each file opens in a spreadsheet; the Parquet extract stays one
+file per table.
 """
 
 from __future__ import annotations

@@ -201,13 +201,19 @@ def _location(d: Deployment) -> str:
     return " · ".join(parts)
 
 
+def _is_web(url: str) -> bool:
+    # The registry schema already demands http(s); a link is still never emitted with another scheme
+    # (a javascript: URL in a registry file must not become a script on the city's site).
+    return url.startswith(("https://", "http://"))
+
+
 def _feedback(d: Deployment) -> list[dict[str, Any]]:
     out = []
     for kind in ("form", "email", "phone", "postal"):
         value = d.feedback.get(kind)
         if not value:
             continue
-        href = {"form": value, "email": f"mailto:{value}", "phone": "tel:" + "".join(
+        href = {"form": value if _is_web(value) else None, "email": f"mailto:{value}", "phone": "tel:" + "".join(
             c for c in value if c.isdigit() or c == "+")}.get(kind)
         out.append({"kind": kind, "value": value, "href": href, "external": kind == "form"})
     return out
@@ -326,7 +332,7 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
         "vendor": d.vendor,
         "legal_basis": d.legal_basis,
         "feedback": _feedback(d),
-        "policy_links": list(d.policy_links),
+        "policy_links": [link for link in d.policy_links if _is_web(link)],
         "sign_letter": sign_paths[0],
         "sign_a4": sign_paths[1],
     }

@@ -92,8 +92,8 @@ def settings_for(tmp_path: Path, docs: list[dict]) -> Settings:
 
 
 def publish(settings: Settings, kind: str, rows: list[dict], name: str | None = None) -> None:
-    """Write rows (payload fields plus optional ``event_id``/``source``/``event_time``) as one file per
-    event date, named ``name`` (default: a fresh counter, so calls never overwrite each other)."""
+    """Write rows (payload fields plus optional ``event_id``/``source``/``event_time``/``leaf_index``) as
+    one file per event date, named ``name`` (default: a fresh counter, so calls never overwrite each other)."""
     table_def = event_table(kind)
     by_date: dict[str, list[dict]] = {}
     for row in rows:
@@ -102,11 +102,11 @@ def publish(settings: Settings, kind: str, rows: list[dict], name: str | None = 
             "source": SOURCE,
             "event_id": f"{kind}-{next(_leaf)}",
             "event_time": when,
-            **row,
             "content_hash": "0" * 64,
             "batch_id": "b" * 64,
             "leaf_index": next(_leaf),
             "leaf_hash": "0" * 64,
+            **row,
         }
         by_date.setdefault(when.astimezone(UTC).date().isoformat(), []).append(full)
     for event_date, part in by_date.items():

@@ -659,3 +659,45 @@ def test_audit_dag_imports_and_wires_one_function():
     assert [t.task_id for t in dag.tasks] == ["audit_and_publish"]
     outlets = {a.name for a in dag.task_dict["audit_and_publish"].outlets}
     assert outlets == {"sensorlog.retention_ledger", "sensorlog.findings"}
+
+
+def test_window_start_and_case_closed_triggers(tmp_path):
+    triggers = {"clips": "window_start", "cases": "case_closed"}
+    s = settings_for(tmp_path, [deployment("gun", {"clips": "P1D", "cases": "P1D"}, triggers=triggers)])
+    publish(s, "collection", hourly("gun", "clips", "2026-07-01") + hourly("gun", "cases", "2026-07-01"))
+    result = run(s, "2026-07-10")
+    f = only(result)
+    # Counted from the start of the day's last window (2 July 03:00Z), not from its end.
+    assert (f["kind"], f["data_class"], f["numbers"]["first_due"]) == (
+        "retained_past_policy",
+        "clips",
+        "2026-07-03T03:00:00Z",
+    )
+    # The log never sees a case close: no due date, so the ledger says "unknown" and nothing is judged.
+    assert {r["status"] for r in ledger_rows(result, "cases")} == {"unknown"}
+
+
+def test_only_rows_the_latest_checkpoint_covers_are_audited(tmp_path, monkeypatch):
+    from pipelines import ledger
+    from pipelines.tlog.checkpoint import Checkpoint
+
+    s = settings_for(tmp_path, [deployment("cam", {"video": "P2D"})])
+    rows = hourly("cam", "video", "2026-07-01")
+    publish(s, "collection", [{**r, "leaf_index": n} for n, r in enumerate(rows)])
+    # Published, but the log has not signed a checkpoint covering it yet (leaves 24..47).
+    later = hourly("cam", "video", "2026-07-02")
+    publish(s, "collection", [{**r, "leaf_index": 24 + n} for n, r in enumerate(later)])
+    checkpoint = Checkpoint("sensorlog.test/log", 24, bytes(range(32)))
+    monkeypatch.setattr(ledger, "latest_checkpoint", lambda settings: checkpoint)
+    result = run(s, "2026-07-05")
+    assert result.checkpoint["size"] == 24
+    assert sum(result.ledger["collected"].to_pylist()) == 240
+    assert "sensorlog.test/log" in audit_report.render_report(result)
+
+    def broken(settings):
+        raise ValueError("signature does not verify")
+
+    monkeypatch.setattr(ledger, "latest_checkpoint", broken)
+    result = run(s, "2026-07-05")
+    assert result.checkpoint == {"error": "ValueError: signature does not verify"}
+    assert sum(result.ledger["collected"].to_pylist()) == 480  # reported, and every row read

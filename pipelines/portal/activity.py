@@ -45,6 +45,7 @@ class Activity:
     lifecycle: list[dict[str, Any]] = field(default_factory=list)
     retention: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    first_leaf: int | None = None  # leaf index of its first published collection row
 
     @property
     def daily_totals(self) -> list[int]:
@@ -75,6 +76,11 @@ def _collected_per_day(con: duckdb.DuckDBPyConnection, timezone: str, out: dict[
         act.days = days
         act.daily.setdefault(data_class, [0] * len(days))[index[day]] += int(records)
         act.collected[data_class] = act.collected.get(data_class, 0) + int(records)
+
+
+def _first_leaves(con: duckdb.DuckDBPyConnection, out: dict[str, Activity]) -> None:
+    for dep_id, leaf in con.execute("SELECT deployment_id, min(leaf_index) FROM collection GROUP BY 1").fetchall():
+        out[dep_id].first_leaf = int(leaf)
 
 
 def _deleted(con: duckdb.DuckDBPyConnection, out: dict[str, Activity]) -> None:
@@ -155,6 +161,7 @@ def collect_activity(
     for d in registry:
         out[d.id] = Activity()
     _collected_per_day(con, timezone, out)
+    _first_leaves(con, out)
     _deleted(con, out)
     _accesses(con, registry, out)
     _lifecycle(con, out)

@@ -120,7 +120,9 @@ def _globals(common: Common, root: str) -> dict[str, Any]:
         "en": english,
         "label": lambda slug: english(data_class_label(slug)),
         "when": _when(common.timezone),
-        "verify_command": "sha256sum -c SHA256SUMS\nsensorlog verify",
+        # The site's files check against SHA256SUMS; the log itself is checked where it is published
+        # (tiles and manifests), pinned to the key and a checkpoint the reader saved from this page.
+        "verify_command": "sha256sum -c SHA256SUMS\nsensorlog verify --vkey log.vkey --since checkpoint",
         "verify_deployment_command": None,
     }
 
@@ -316,9 +318,13 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
     class_rows = _class_rows(d, act, lang)
     # Chart columns follow the classes that have daily numbers, in the chart's own order.
     chart_classes = [next(c for c in class_rows if c["slug"] == slug) for slug in act.daily]
-    g["verify_deployment_command"] = (
+    query = (
         "duckdb -c \"SELECT leaf_index, leaf_hash FROM 'data/collection/collection.parquet' "
         f"WHERE deployment_id = '{d.id}' ORDER BY leaf_index\""
+    )
+    # An inclusion proof for this deployment's first published row, as an example to copy.
+    g["verify_deployment_command"] = query + (
+        f"\nsensorlog prove --index {act.first_leaf}" if act.first_leaf is not None else ""
     )
     view = {
         "id": d.id,

@@ -19,6 +19,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sensorlog demo
 
 test: $(STAMP)
+	bash scripts/system-packages.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 

@@ -137,6 +137,14 @@ def event_to_row(event: object, from_text: bool = False) -> tuple[EventTable | N
             row[name] = _coerce(kind, data.get(name), from_text)
         except (ValueError, TypeError) as err:
             reasons.append(f"data.{name}: {err}")
+    for name, value in row.items():
+        # JSON can spell a lone UTF-16 surrogate ("\ud800"), which no UTF-8 column can hold.
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                where = {"source": "envelope.source", "event_id": "envelope.id"}.get(name, f"data.{name}")
+                reasons.append(f"{where}: not valid Unicode (a lone surrogate)")
     return table, row, reasons
 
 
@@ -444,6 +452,8 @@ class _NdjsonChunk:
     def _invalid_utf8(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Events whose line is not valid UTF-8 (only lines holding a byte >= 0x80 are decoded)."""
         bad = np.zeros(len(starts), bool)
+        if self.lines.data.isascii():
+            return bad
         high = np.flatnonzero(np.frombuffer(self.lines.data, np.uint8) >= 0x80)
         if len(high):
             for k in np.unique(np.searchsorted(ends, high, side="left")).tolist():

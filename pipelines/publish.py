@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -81,59 +82,83 @@ class _Classified:
     conflicts: list[dict]
 
 
+def _read_staged(paths: list[Path], columns: list[str]) -> pa.Table:
+    """``columns`` of the staged partitions plus ``_date``, ordered by (``_date``, ``_ord``)."""
+    parts = []
+    for path in sorted(paths, key=lambda p: p.stem.split("__")[1]):
+        part = pq.read_table(path, columns=columns)
+        ords = part.column("_ord")
+        if part.num_rows > 1 and not pc.all(pc.greater(ords[1:], ords[:-1])).as_py():
+            part = part.take(pc.sort_indices(ords))  # stage writes rows in order; never rely on it
+        date = path.stem.split("__")[1]
+        parts.append(part.append_column("_date", pa.repeat(pa.scalar(date, pa.string()), part.num_rows)))
+    return pa.concat_tables(parts).combine_chunks()
+
+
 def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path], batch_id: str) -> _Classified:
     """Split a batch's staged rows of one table into rows to publish, exact duplicates (dropped, counted)
     and conflicts (same source + id, different content: quarantined).
 
     One query per table and batch (not per partition): the ``seen`` index is scanned once per call, so
-    fewer, larger calls keep the cost linear in the log's size rather than in partitions × size."""
+    fewer, larger calls keep the cost linear in the log's size rather than in partitions × size.
+    The rows are read with pyarrow in publishing order (``_date``, ``_ord``); DuckDB only sees the
+    canonical columns, and returns per row the content hash and the facts the decision needs, in row
+    order. ``_raw`` is read only for conflicting rows."""
     canonical = event_table(table_name).staged_schema
     hash_sql = _content_hash_sql(canonical.names, canonical)
-    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-    rows = con.sql(
-        f"""
-        WITH c AS (SELECT *, {hash_sql} AS content_hash,
-                          regexp_extract(filename, '__([0-9-]+)[.]parquet$', 1) AS _date
-                   FROM read_parquet([{files}], filename = true)),
-        r AS (
-          SELECT c.*,
-            row_number() OVER (PARTITION BY source, event_id ORDER BY _ord) AS rn,
-            first_value(content_hash) OVER (PARTITION BY source, event_id ORDER BY _ord) AS first_hash
-          FROM c)
-        SELECT r.*, s.content_hash AS prev_hash, s.batch_id AS prev_batch, s.ord AS prev_ord
-        FROM r LEFT JOIN seen s ON r.source = s.source AND r.event_id = s.event_id
-        ORDER BY r._date, r._ord
-        """,
-        params=[table_name],
-    ).to_arrow_table()
-    ours = pc.and_(pc.equal(rows["prev_batch"], batch_id), pc.equal(rows["prev_ord"], rows["_ord"]))
-    seen_before = pc.and_(pc.is_valid(rows["prev_hash"]), pc.invert(pc.fill_null(ours, False)))
-    same_as_before = pc.equal(rows["prev_hash"], rows["content_hash"])
-    repeat_in_batch = pc.greater(rows["rn"], 1)
-    same_as_first = pc.equal(rows["first_hash"], rows["content_hash"])
+    rows = _read_staged(paths, [*canonical.names, "_ord", "_line"])
+    staged_rows = rows.select([*canonical.names, "_ord"]).append_column(
+        "_pos", pa.array(np.arange(rows.num_rows, dtype=np.int64))
+    )
+    con.register("staged_rows", staged_rows)
+    try:
+        facts = con.sql(
+            f"""
+            WITH c AS (SELECT _pos, source, event_id, _ord, {hash_sql} AS content_hash FROM staged_rows),
+            r AS (
+              SELECT c.*, row_number() OVER w AS rn, first_value(content_hash) OVER w AS first_hash
+              FROM c WINDOW w AS (PARTITION BY source, event_id ORDER BY _ord))
+            SELECT r.content_hash, r.rn, r.first_hash,
+                   s.content_hash AS prev_hash, s.batch_id AS prev_batch, s.ord AS prev_ord
+            FROM r LEFT JOIN seen s ON r.source = s.source AND r.event_id = s.event_id
+            ORDER BY r._pos
+            """,
+            params=[table_name],
+        ).to_arrow_table()
+    finally:
+        con.unregister("staged_rows")
+    del staged_rows
+    content_hash = facts["content_hash"]
+    ours = pc.and_(pc.equal(facts["prev_batch"], batch_id), pc.equal(facts["prev_ord"], rows["_ord"]))
+    seen_before = pc.and_(pc.is_valid(facts["prev_hash"]), pc.invert(pc.fill_null(ours, False)))
+    same_as_before = pc.equal(facts["prev_hash"], content_hash)
+    repeat_in_batch = pc.greater(facts["rn"], 1)
+    same_as_first = pc.equal(facts["first_hash"], content_hash)
     duplicate = pc.if_else(seen_before, same_as_before, pc.and_(repeat_in_batch, same_as_first))
     conflict = pc.if_else(
         seen_before, pc.invert(same_as_before), pc.and_(repeat_in_batch, pc.invert(same_as_first))
     )
     keep = pc.invert(pc.or_(duplicate, conflict))
     conflicts = []
-    for row in (
-        rows.filter(conflict)
-        .select(["_line", "_raw", "source", "event_id", "deployment_id", "prev_batch"])
-        .to_pylist()
-    ):
-        where = f"batch {row['prev_batch']}" if row["prev_batch"] else "earlier in this file"
-        conflicts.append(
-            {
-                "line": row["_line"],
-                "event_type": event_table(table_name).cloudevent_type,
-                "source": row["source"],
-                "event_id": row["event_id"],
-                "deployment_id": row["deployment_id"],
-                "reasons": [f"conflict: (source, id) already published with different content ({where})"],
-                "raw": row["_raw"],
-            }
-        )
+    if pc.any(conflict).as_py():
+        where_conflict = pc.indices_nonzero(conflict)
+        raw = _read_staged(paths, ["_ord", "_raw"]).column("_raw").take(where_conflict)
+        found = rows.take(where_conflict).select(["_line", "source", "event_id", "deployment_id"])
+        found = found.append_column("_raw", raw).append_column("prev_batch", facts["prev_batch"].take(where_conflict))
+        for row in found.to_pylist():
+            where = f"batch {row['prev_batch']}" if row["prev_batch"] else "earlier in this file"
+            conflicts.append(
+                {
+                    "line": row["_line"],
+                    "event_type": event_table(table_name).cloudevent_type,
+                    "source": row["source"],
+                    "event_id": row["event_id"],
+                    "deployment_id": row["deployment_id"],
+                    "reasons": [f"conflict: (source, id) already published with different content ({where})"],
+                    "raw": row["_raw"],
+                }
+            )
+    rows = rows.append_column("content_hash", content_hash)
     publish = rows.filter(keep)
     new_keys = publish.select(["source", "event_id", "content_hash", "_ord"])
     con.register("new_keys", new_keys)
@@ -158,6 +183,23 @@ def _write_parquet(uri: str, table: pa.Table) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def _hex(digests: list[bytes]) -> pa.Array:
+    """Lower-case hex of equal-length digests as a string array (what ``bytes.hex`` gives, vectorised)."""
+    if not digests:
+        return pa.array([], pa.string())
+    width = len(digests[0])
+    raw = np.frombuffer(b"".join(digests), np.uint8)
+    if len(raw) != width * len(digests):
+        return pa.array([d.hex() for d in digests], pa.string())
+    text = np.empty(len(raw) * 2, np.uint8)
+    text[0::2], text[1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
+    offsets = np.arange(len(digests) + 1, dtype=np.int32) * (2 * width)
+    return pa.Array.from_buffers(pa.string(), len(digests), [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
 def _publish_partition(
     settings: Settings,
     batch_id: str,
@@ -169,10 +211,10 @@ def _publish_partition(
     leaf_hashes: list[bytes],
 ) -> int:
     """Write one (table, date) partition of a batch with its leaf columns; returns the next leaf index."""
-    rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
+    rows = rows.append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), rows.num_rows))
     hashes = ledger.row_leaf_hashes(table_name, rows)
-    rows = rows.append_column("leaf_index", pa.array(range(first_leaf, first_leaf + rows.num_rows), pa.int64()))
-    rows = rows.append_column("leaf_hash", pa.array([h.hex() for h in hashes], pa.string()))
+    rows = rows.append_column("leaf_index", pa.array(np.arange(first_leaf, first_leaf + rows.num_rows, dtype=np.int64)))
+    rows = rows.append_column("leaf_hash", _hex(hashes))
     rows = rows.cast(event_table(table_name).published_schema)
     uri = layout.published_file(settings, table_name, date, batch_id)
     outputs.append(

@@ -46,8 +46,8 @@ def _read(path: Path, what: str) -> str:
 
 
 def verify_cmd(
-    since: Path = typer.Option(None, "--since", help="A signed checkpoint you saved earlier: prove the log only grew"),
-    vkey: Path = typer.Option(None, "--vkey", help="The log's verifier key you expect (else log/log.vkey is trusted)"),
+    since: str = typer.Option(None, "--since", help="A signed checkpoint you saved earlier: prove the log only grew"),
+    vkey: str = typer.Option(None, "--vkey", help="The log's verifier key you expect (else log/log.vkey is trusted)"),
     log: str = typer.Option(None, "--log", help="Log directory (default: the configured one)"),
     published: str = typer.Option(None, "--published", help="Published Parquet root (default: the configured one)"),
     manifests: str = typer.Option(None, "--manifests", help="Manifest directory (default: the configured one)"),
@@ -55,8 +55,8 @@ def verify_cmd(
 ) -> None:
     """Recompute the log from the published Parquet and check it against the signed checkpoints."""
     s = _settings(log, published, manifests)
-    since_text = _read(since, "--since") if since else None
-    expected = _read(vkey, "--vkey") if vkey else None
+    since_text = _read(Path(since), "--since") if since else None
+    expected = _read(Path(vkey), "--vkey") if vkey else None
     if not quiet:
         console.print(f"[bold]sensorlog verify[/bold]  log {s.log}  published {s.published}  manifests {s.manifests}")
     with Progress(
@@ -100,8 +100,8 @@ def prove_cmd(
         None, "--consistency", help="Print a consistency proof from tree size M to tree size N", metavar="M N"
     ),
     hex_hashes: bool = typer.Option(False, "--hex", help="Consistency proof hashes in hex instead of base64"),
-    proof_file: Path = typer.Option(None, "--proof-file", help="Also write the tlog-proof to this file"),
-    leaf_file: Path = typer.Option(None, "--leaf-file", help="Also write the exact leaf bytes to this file"),
+    proof_file: str = typer.Option(None, "--proof-file", help="Also write the tlog-proof to this file"),
+    leaf_file: str = typer.Option(None, "--leaf-file", help="Also write the exact leaf bytes to this file"),
     log: str = typer.Option(None, "--log", help="Log directory (default: the configured one)"),
     published: str = typer.Option(None, "--published", help="Published Parquet root (default: the configured one)"),
     manifests: str = typer.Option(None, "--manifests", help="Manifest directory (default: the configured one)"),
@@ -128,6 +128,6 @@ def prove_cmd(
         raise typer.Exit(1) from exc
     typer.echo(prove.format_event_proof(result), nl=False)
     if proof_file:
-        proof_file.write_text(result.proof)
+        Path(proof_file).write_text(result.proof)
     if leaf_file:
-        leaf_file.write_bytes(result.leaf_bytes)
+        Path(leaf_file).write_bytes(result.leaf_bytes)

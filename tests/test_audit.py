@@ -583,10 +583,10 @@ _periods = st.sampled_from(["P1M", "P1Y", "P2M3D", "P1Y1M", "PT72H", "P30D", "P2
 @given(moment=_moments, period=_periods)
 @settings(max_examples=150, deadline=None)
 def test_sql_due_dates_equal_retention_rule_due(moment, period):
-    from pipelines.audit.context import _due_parts
+    from pipelines.audit.context import due_parts
 
     rule = RetentionRule("x", period)
-    months, micros = _due_parts(rule)
+    months, micros = due_parts(rule)
     con = duckdb.connect()
     con.execute(retention.SETUP)
     (due,) = con.execute("SELECT due_at($t, $m, $u)", {"t": moment, "m": months, "u": micros}).fetchall()[0]

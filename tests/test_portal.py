@@ -422,6 +422,16 @@ def test_a_rebuild_removes_files_it_no_longer_publishes(city, tmp_path):
     assert (out / "keep-me.txt").exists()
 
 
+def test_a_foreign_checksum_list_never_deletes_anything(tmp_path):
+    from pipelines.portal import _previous_files
+
+    (tmp_path / "precious.txt").write_text("x")
+    (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64}  precious.txt\n")
+    assert _previous_files(str(tmp_path)) == []  # no datapackage.json of ours: not our folder
+    (tmp_path / "datapackage.json").write_text(json.dumps({"name": "someone-else"}))
+    assert _previous_files(str(tmp_path)) == []
+
+
 def test_the_cli_builds_the_site(city, tmp_path, monkeypatch):
     from pipelines.cli import app
 

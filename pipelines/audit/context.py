@@ -44,7 +44,7 @@ def calendar_table(first: date, last: date, timezone: str) -> pa.Table:
     )
 
 
-def _due_parts(rule: RetentionRule) -> tuple[int, int]:
+def due_parts(rule: RetentionRule) -> tuple[int, int]:
     """(calendar months, exact microseconds) of a duration rule, the two halves ``RetentionRule.due``
     adds in that order; (0, 0) for ``none`` and ``indefinite``."""
     d = rule.iso_duration
@@ -62,44 +62,45 @@ def _version_rows(deployment: Deployment) -> Iterable[tuple[PolicyVersion, date,
         yield version, valid_from, valid_to
 
 
+POLICY_SCHEMA = pa.schema(
+    [
+        ("deployment_id", pa.string()),
+        ("data_class", pa.string()),
+        ("policy_version", pa.int64()),
+        ("valid_from", pa.date32()),
+        ("valid_to", pa.date32()),
+        ("period", pa.string()),
+        ("kind", pa.string()),
+        ("trigger", pa.string()),
+        ("months", pa.int32()),
+        ("micros", pa.int64()),
+    ]
+)
+
+
 def policy_table(registry: Registry) -> pa.Table:
     """One row per deployment, policy version and data class: the local days [valid_from, valid_to)
     the version is in force, and the rule split into what SQL needs to compute a due date."""
-    rows: dict[str, list] = {
-        k: []
-        for k in (
-            "deployment_id",
-            "data_class",
-            "policy_version",
-            "valid_from",
-            "valid_to",
-            "period",
-            "kind",
-            "trigger",
-            "months",
-            "micros",
-        )
-    }
+    rows = []
     for deployment in registry:
         for version, valid_from, valid_to in _version_rows(deployment):
             for rule in version.retention:
-                months, micros = _due_parts(rule)
-                for key, value in (
-                    ("deployment_id", deployment.id),
-                    ("data_class", rule.data_class),
-                    ("policy_version", version.version),
-                    ("valid_from", valid_from),
-                    ("valid_to", valid_to),
-                    ("period", rule.period),
-                    ("kind", rule.kind),
-                    ("trigger", rule.trigger),
-                    ("months", months),
-                    ("micros", micros),
-                ):
-                    rows[key].append(value)
-    types = {"policy_version": pa.int64(), "valid_from": pa.date32(), "valid_to": pa.date32(), "months": pa.int32()}
-    types["micros"] = pa.int64()
-    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in rows.items()})
+                months, micros = due_parts(rule)
+                rows.append(
+                    {
+                        "deployment_id": deployment.id,
+                        "data_class": rule.data_class,
+                        "policy_version": version.version,
+                        "valid_from": valid_from,
+                        "valid_to": valid_to,
+                        "period": rule.period,
+                        "kind": rule.kind,
+                        "trigger": rule.trigger,
+                        "months": months,
+                        "micros": micros,
+                    }
+                )
+    return pa.Table.from_pylist(rows, schema=POLICY_SCHEMA)
 
 
 def deployment_table(registry: Registry) -> pa.Table:
@@ -123,21 +124,31 @@ def declared_table(registry: Registry) -> pa.Table:
     )
 
 
+DENIED_SCHEMA = pa.schema(
+    [
+        ("deployment_id", pa.string()),
+        ("day", pa.date32()),
+        ("organisation", pa.string()),
+        ("role", pa.string()),
+        ("policy_version", pa.int64()),
+    ]
+)
+
+
 def denied_access(registry: Registry, tuples: pa.Table) -> pa.Table:
     """Of the distinct (deployment_id, day, organisation, role) access tuples, those the policy in
     force that local day does not allow, with that policy's version.
 
     Runs ``PolicyVersion.allows`` itself (case-insensitive organisations, exact roles) so the audit can
-    never disagree with the registry about who is allowed; the input has one row per distinct tuple.
+    never disagree with the registry about who is allowed; the input has one row per distinct tuple,
+    not per access event.
     """
-    out: dict[str, list] = {k: [] for k in ("deployment_id", "day", "organisation", "role", "policy_version")}
-    for dep_id, day, organisation, role in zip(*(tuples.column(i).to_pylist() for i in range(4)), strict=True):
-        deployment = registry.get(dep_id)
+    denied = []
+    for row in tuples.to_pylist():
+        deployment = registry.get(row["deployment_id"])
         if deployment is None:
             continue  # validation quarantines unknown deployments; nothing to judge them by
-        policy = deployment.policy_at(day)
-        if not policy.allows(organisation, role):
-            for key, value in zip(out, (dep_id, day, organisation, role, policy.version), strict=True):
-                out[key].append(value)
-    types = {"day": pa.date32(), "policy_version": pa.int64()}
-    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in out.items()})
+        policy = deployment.policy_at(row["day"])
+        if not policy.allows(row["organisation"], row["role"]):
+            denied.append({**row, "policy_version": policy.version})
+    return pa.Table.from_pylist(denied, schema=DENIED_SCHEMA)

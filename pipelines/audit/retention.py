@@ -19,6 +19,8 @@ Semantics (the generator in ``pipelines.generate`` follows the same ones):
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 import pyarrow as pa
 
@@ -213,7 +215,7 @@ GROUP BY ALL ORDER BY j.deployment_id
 """
 
 
-def snapshot(con: duckdb.DuckDBPyConnection, leaf_limit: int):
+def snapshot(con: duckdb.DuckDBPyConnection, leaf_limit: int) -> datetime | None:
     """Read the published views once (rows below ``leaf_limit``); returns the latest event time."""
     con.execute(SETUP)
     for statement in SNAPSHOT:  # DuckDB binds parameters for one statement at a time
@@ -226,7 +228,7 @@ def load_events(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW)
 
 
-def span(con: duckdb.DuckDBPyConnection):
+def span(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None, datetime | None]:
     """(earliest, latest) event instant in scope, and the first collection instant of the whole log."""
     lo, hi = con.execute(SPAN).fetchall()[0]
     (first,) = con.execute(LOG_FIRST).fetchall()[0]

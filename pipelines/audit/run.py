@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -50,7 +50,7 @@ def checkpoint_info(settings: Settings) -> dict[str, Any] | None:
     }
 
 
-def horizon(as_of: datetime, timezone: str) -> tuple[datetime, Any]:
+def horizon(as_of: datetime, timezone: str) -> tuple[datetime, date]:
     """(end of the last audited local day, that day). ``as_of`` at local midnight audits up to it."""
     day = context.local_date(as_of, timezone)
     start = context.local_midnight(day, timezone)

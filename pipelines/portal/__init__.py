@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from pipelines import layout, storage, summary
 from pipelines.config import PACKAGE_DIR, Settings
 from pipelines.portal.activity import collect_activity, finding_counts
-from pipelines.portal.datapackage import ResourceFile, build_datapackage
+from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
 from pipelines.portal.dcat import DatasetEntry, DistributionFile, build_catalog, iso_instant, temporal_range
 from pipelines.portal.extracts import Extract, csv_bytes, write_extracts
 from pipelines.portal.i18n import Translator
@@ -187,8 +187,15 @@ def _json(doc: object) -> str:
 
 
 def _previous_files(out: str) -> list[str]:
-    uri = storage.join(out, SUMS)
-    if not storage.exists(uri):
+    """Files an earlier build of this portal wrote to ``out`` (so a rebuild can drop the ones it no longer
+    writes). Only trusted when ``out`` holds this portal's own datapackage.json, never a stranger's SUMS."""
+    uri, package = storage.join(out, SUMS), storage.join(out, "datapackage.json")
+    if not (storage.exists(uri) and storage.exists(package)):
+        return []
+    try:
+        if json.loads(storage.read_bytes(package)).get("name") != PACKAGE_NAME:
+            return []
+    except ValueError:
         return []
     paths = []
     for line in storage.read_bytes(uri).decode("utf-8").splitlines():

@@ -15,6 +15,7 @@ from pipelines.portal.options import DTPR_LICENSE, PortalOptions
 from pipelines.portal.tableschema import parquet_variant
 
 PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
+PACKAGE_NAME = "sensorlog-transparency-logs"
 DIALECT = {"delimiter": ",", "lineTerminator": "\r\n", "quoteChar": '"', "doubleQuote": True, "header": True}
 
 
@@ -67,7 +68,7 @@ def _resource(options: PortalOptions, f: ResourceFile) -> dict[str, Any]:
 def build_datapackage(options: PortalOptions, resources: list[ResourceFile], created: str) -> dict[str, Any]:
     return {
         "$schema": PROFILE,
-        "name": "sensorlog-transparency-logs",
+        "name": PACKAGE_NAME,
         "title": f"{options.publisher}: public sensor transparency logs",
         "description": (
             "What each public sensor deployment declared (the registry, in the DTPR vocabulary) and what it "

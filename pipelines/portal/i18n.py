@@ -33,7 +33,7 @@ EN = {
     "status_planned": "Not yet in service",
     "map": "Map of deployments",
     "map_desc": "Each dot is a deployment, coloured by kind; shaded boxes are the areas that area deployments "
-    "cover. The table above lists the same deployments.",
+    "cover, and dashed outlines where mobile deployments travel. The table above lists the same deployments.",
     "map_panel": "{count} deployments near {place}",
     "legend": "Kinds",
     "open_data": "Open data",
@@ -162,7 +162,8 @@ ES = {
     "status_planned": "Aún no en servicio",
     "map": "Mapa de las instalaciones",
     "map_desc": "Cada punto es una instalación, coloreada según su tipo; los recuadros sombreados son las zonas "
-    "que cubren. La tabla anterior enumera las mismas instalaciones.",
+    "que cubren y los contornos discontinuos, por donde circulan las instalaciones móviles. La tabla anterior "
+    "enumera las mismas instalaciones.",
     "map_panel": "{count} instalaciones cerca de {place}",
     "legend": "Tipos",
     "open_data": "Datos abiertos",
@@ -292,7 +293,8 @@ FR = {
     "status_planned": "Pas encore en service",
     "map": "Carte des installations",
     "map_desc": "Chaque point est une installation, colorée selon son type ; les rectangles ombrés sont les zones "
-    "couvertes. Le tableau ci-dessus liste les mêmes installations.",
+    "couvertes, et les contours en tirets, les trajets des installations mobiles. Le tableau ci-dessus liste les "
+    "mêmes installations.",
     "map_panel": "{count} installations près de {place}",
     "legend": "Types",
     "open_data": "Données ouvertes",
@@ -423,7 +425,8 @@ PT = {
     "status_planned": "Ainda não em serviço",
     "map": "Mapa das instalações",
     "map_desc": "Cada ponto é uma instalação, colorida pelo tipo; os retângulos sombreados são as áreas "
-    "abrangidas. A tabela acima lista as mesmas instalações.",
+    "abrangidas e os contornos tracejados, por onde circulam as instalações móveis. A tabela acima lista as "
+    "mesmas instalações.",
     "map_panel": "{count} instalações perto de {place}",
     "legend": "Tipos",
     "open_data": "Dados abertos",

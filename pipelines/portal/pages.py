@@ -163,7 +163,7 @@ def _index_rows(registry: Registry, activity: dict[str, Activity], findings: dic
 
 def _maps(registry: Registry, t: Translator, lang: str) -> tuple[list[dict[str, Any]], Markup]:
     points = [
-        MapPoint(d.id, d.name, d.kind, d.lat, d.lon, d.bbox, page_path(d.id))
+        MapPoint(d.id, d.name, d.kind, d.lat, d.lon, d.bbox, page_path(d.id), d.mobility == "mobile")
         for d in registry
         if d.lat is not None and d.lon is not None
     ]

@@ -29,6 +29,7 @@ class MapPoint:
     lon: float
     bbox: tuple[float, float, float, float] | None
     href: str
+    mobile: bool = False
 
 
 def kind_colours(kinds: list[str]) -> dict[str, str]:
@@ -88,9 +89,12 @@ def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width:
             x0, y0 = xy(p.bbox[0], p.bbox[3])
             x1, y1 = xy(p.bbox[2], p.bbox[1])
             colour = colours[p.kind]
+            # A mobile deployment's box is where it roams (often the whole city): outline only, so it
+            # does not shade every fixed area under it.
+            fill = "none" if p.mobile else colour
             parts.append(
                 f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 2):.1f}" height="{max(y1 - y0, 2):.1f}" '
-                f'fill="{colour}" fill-opacity="0.12" stroke="{colour}" stroke-dasharray="4 3" aria-hidden="true"/>'
+                f'fill="{fill}" fill-opacity="0.15" stroke="{colour}" stroke-dasharray="4 3" aria-hidden="true"/>'
             )
     for p in group:
         x, y = xy(p.lon, p.lat)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,7 +61,9 @@ class DatasetView:
     files: list[dict[str, str]]  # path, label, size
 
 
+@cache
 def environment() -> Environment:
+    """One environment per process, so each template is compiled once, not once per page."""
     return Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=True,

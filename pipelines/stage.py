@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -66,9 +67,8 @@ class _Writers:
 
     def write(self, table_name: str, table: pa.Table) -> None:
         partition_col = event_table(table_name).partition_time
-        dates = pc.strftime(table.column(partition_col), format="%Y-%m-%d")
-        for date in pc.unique(dates).to_pylist():
-            part = table.filter(pc.equal(dates, date))
+        for date, mask in _partitions(table.column(partition_col)):
+            part = table.filter(mask)
             key = (table_name, date)
             if key not in self.writers:
                 path = self.folder / f"{table_name}__{date}.parquet"
@@ -79,6 +79,22 @@ class _Writers:
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
+
+
+def _partitions(times: pa.ChunkedArray) -> list[tuple[str, pa.Array]]:
+    """(UTC date as ``YYYY-MM-DD``, row mask) of each distinct day of ``times``, in order of first
+    appearance. The day of each row is computed once in numpy, and ``strftime`` (about 1 µs a value)
+    only formats one representative row per day, so names are what ``pc.strftime`` gives."""
+    times = times.combine_chunks() if isinstance(times, pa.ChunkedArray) else times
+    if times.null_count:
+        dates = pc.strftime(times, format="%Y-%m-%d")
+        return [(date, pc.equal(dates, date)) for date in pc.unique(dates).to_pylist()]
+    micros = times.cast(pa.int64()).to_numpy()
+    days = micros // 86_400_000_000
+    unique, first = np.unique(days, return_index=True)
+    order = np.argsort(first, kind="stable")
+    names = pc.strftime(times.take(pa.array(first[order])), format="%Y-%m-%d").to_pylist()
+    return [(name, pa.array(days == day)) for name, day in zip(names, unique[order], strict=True)]
 
 
 def _quarantine_table(rows: Iterable[dict], batch_id: str, source_uri: str) -> pa.Table:

@@ -119,17 +119,17 @@ def _outside_checks(
     table: pa.Table, known_deployments: frozenset[str], now: datetime
 ) -> dict[int, list[str]]:
     failed: dict[int, list[str]] = defaultdict(list)
-    ords = table.column(ROW_KEY).to_pylist()
+    ords = table.column(ROW_KEY)
     known = pa.array(sorted(known_deployments), pa.string())
     unknown = pc.invert(pc.fill_null(pc.is_in(table.column("deployment_id"), value_set=known), True))
-    for i in pc.indices_nonzero(unknown).to_pylist():
-        failed[ords[i]].append("registry:deployment_id not in the deployment registry")
+    for ord_ in ords.filter(unknown).to_pylist():  # only the failing rows become Python objects
+        failed[ord_].append("registry:deployment_id not in the deployment registry")
     limit = pa.scalar(now + CLOCK_SKEW, pa.timestamp("us", tz="UTC"))
     for name in table.column_names:
         if pa.types.is_timestamp(table.schema.field(name).type):
             future = pc.fill_null(pc.greater(table.column(name), limit), False)
-            for i in pc.indices_nonzero(future).to_pylist():
-                failed[ords[i]].append(f"clock:{name} is in the future")
+            for ord_ in ords.filter(future).to_pylist():
+                failed[ord_].append(f"clock:{name} is in the future")
     return failed
 
 

@@ -73,12 +73,14 @@ def verify_cmd(
     if not quiet:
         for line in report.passed:
             console.print(f"[green]✓[/green] {line}")
-        for line in report.warnings:
-            console.print(f"[yellow]![/yellow] {line}")
     for problem in report.problems:
         console.print(f"[red]✗[/red] [bold]{problem.subject}[/bold]: {problem.message}")
     for check, count in report.suppressed.items():
-        console.print(f"[red]✗[/red] … and {count} more {check} failures")
+        what = "later stored checkpoints differ too" if check == "root" else f"more {check} problems not shown"
+        console.print(f"[red]✗[/red] … and {count} {what}")
+    if not quiet:
+        for line in report.warnings:
+            console.print(f"[yellow]![/yellow] {line}")
     if report.ok:
         size = report.checkpoint.size if report.checkpoint else 0
         console.print(

@@ -383,6 +383,17 @@ def test_saved_checkpoint_from_a_rewritten_history(city: City, home: Path) -> No
     assert any(p.check == "root" and p.subject == "--since checkpoint" for p in report.problems)
 
 
+def test_rewritten_tile_store_cannot_fake_consistency(city: City, home: Path) -> None:
+    """The consistency proof comes from the tile store, but it is checked against the saved root and the
+    root recomputed from the Parquet: hashes rewritten above the leaves make it fail, not pass."""
+    for tile in (home / "log" / "tile" / "1").rglob("*"):
+        if tile.is_file():
+            tile.write_bytes(bytes(b ^ 0xFF for b in tile.read_bytes()))
+    report = verify(home, since=(city.old / "log" / "checkpoint").read_text())
+    assert checks(report) == ["since"], report.problems
+    assert "does not verify" in report.first.message
+
+
 # -- idempotence ---------------------------------------------------------------------------------
 
 

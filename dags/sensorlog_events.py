@@ -14,7 +14,7 @@ from airflow.sdk import dag, task
 
 from pipelines import flow
 from pipelines.config import Settings
-from sensorlog_airflow.assets import PUBLISHED_ASSETS
+from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 from sensorlog_airflow.watchers import landing_asset
 
 LANDING = landing_asset()
@@ -36,7 +36,7 @@ if LANDING is not None:
             extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
             return flow.notified_files(Settings.from_env(), extras)
 
-        @task(outlets=PUBLISHED_ASSETS)
+        @task(outlets=[*PUBLISHED_ASSETS, PUBLISHED["log"]])
         def ingest(uris: list[str]) -> dict:
             return flow.ingest_files(Settings.from_env(), uris)
 

@@ -15,7 +15,7 @@ from airflow.sdk import dag, task
 
 from pipelines import flow
 from pipelines.config import Settings
-from sensorlog_airflow.assets import PUBLISHED_ASSETS
+from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 
 SWEEP_MINUTES = int(os.environ.get("SENSORLOG_SWEEP_MINUTES", "30"))
 
@@ -40,7 +40,7 @@ def sensorlog_ingest():
     def stage(group: list[str]) -> list[str]:
         return flow.stage_files(Settings.from_env(), group)
 
-    @task(outlets=PUBLISHED_ASSETS)
+    @task(outlets=[*PUBLISHED_ASSETS, PUBLISHED["log"]])  # publishing appends to the transparency log
     def publish(staged: list[list[str]]) -> dict:
         return flow.commit_batches(Settings.from_env(), [b for group in staged for b in group])
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +14,9 @@ from pipelines import airflow_runner, flow, generate, storage
 from pipelines.config import Settings
 from pipelines.registry import load_registry
 
-DEMO_DAGS = ("sensorlog_ingest",)
+# Ingest, then the audit (scheduled on the published tables) and the portal (on findings and the log),
+# each run once by Airflow in the order its schedule would run it.
+DEMO_DAGS = ("sensorlog_ingest", "sensorlog_audit", "sensorlog_portal")
 
 
 def run_demo(settings: Settings, console: Console, fresh: bool = False, through_airflow: bool = True) -> None:
@@ -45,12 +49,40 @@ def run_demo(settings: Settings, console: Console, fresh: bool = False, through_
                     tick("")
                     done["n"] += 1
 
-            for dag_id in DEMO_DAGS:
-                airflow_runner.dags_test(settings, dag_id, log, poll)
+            airflow_runner.dags_test(settings, DEMO_DAGS[0], log, poll)
+            for dag_id in DEMO_DAGS[1:]:
+                with console.status(f"airflow dags test {dag_id}…"):
+                    airflow_runner.dags_test(settings, dag_id, log)
         console.print(f"Airflow ran {', '.join(DEMO_DAGS)} (log: {log})")
         totals = None
     else:
         with progress_bars() as bars:
             totals = flow.run(settings, bars)
+        from pipelines.audit import publish as audit_publish
+        from pipelines.portal import build_portal
+
+        with console.status("audit and portal…"):
+            audit_publish(settings)
+            build_portal(settings)
     print_summary(settings, totals)
+    print_outputs(settings, console)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+
+
+def print_outputs(settings: Settings, console: Console) -> None:
+    """What the audit found and where the auditor's report, the portal and the log are."""
+    from pipelines import layout
+
+    findings_json = storage.join(layout.derived_dir(settings, "findings"), "findings.json")
+    if storage.exists(findings_json):
+        findings = json.loads(storage.read_bytes(findings_json)).get("findings", [])
+        by_kind = Counter(f["kind"] for f in findings)
+        console.print(f"audit: {len(findings)} findings — " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())))
+    for label, where in (
+        ("report", storage.join(layout.reports_dir(settings), "audit_report.html")),
+        ("portal", storage.join(layout.site_dir(settings), "index.html")),
+        ("checkpoint", storage.join(settings.log, "checkpoint")),
+    ):
+        if storage.exists(where):
+            console.print(f"{label:<11} {where}")
+    console.print(f"verify with: SENSORLOG_HOME={settings.home} sensorlog verify")

@@ -321,6 +321,7 @@ class _Verifier:
             if name != f"{batch_id}.json":
                 self.report.fail("manifest", subject, f"names batch {batch_id}: a manifest is named by its batch id")
             for out, date in zip(outputs, date_of, strict=True):
+                # layout.published_file, relative to the published root.
                 expected = f"{PARTITION_PREFIX}{out.table}/event_date={date}/{batch_id}.parquet"
                 if out.rel != expected:
                     self.report.fail(
@@ -677,10 +678,16 @@ def verify_log(
     v.store = TileStore(log_dir) if (log_dir / "state.json").exists() else None
     if v.store is None:
         report.warnings.append("log/state.json is missing: rows are not compared with the log's stored leaf hashes")
-    elif latest is not None and v.store.size != latest.size:
+    elif latest is not None and v.store.size < latest.size:
         report.fail(
             "tiles", "log/state.json",
             f"says the tile store holds {v.store.size} leaves; the checkpoint has {latest.size}",
+        )
+    elif latest is not None and v.store.size > latest.size:
+        # The publisher commits the tiles before it signs: an append interrupted in between.
+        report.warnings.append(
+            f"the tile store holds {v.store.size} leaves, more than the latest checkpoint ({latest.size}):"
+            " an append was interrupted before signing; re-run the batch"
         )
     batches = v.load_manifests()
     v.check_chain(batches, latest.size if latest else None)
@@ -690,7 +697,11 @@ def verify_log(
         if _PARTIAL.match(rel.rsplit("/", 1)[-1]):
             report.warnings.append(f"{rel}: a temporary file left by an interrupted write (no reader sees it)")
         else:
-            report.fail("extra", rel, "is in the published partitions, but no manifest lists it")
+            report.fail(
+                "extra", rel,
+                "is in the published partitions, but no manifest lists it (a file was added, or a batch was"
+                " interrupted before its manifest: re-run it)",
+            )
     v.total = max((b.manifest_leaf + 1 for b in batches), default=0)
     v.stream(batches, {rel: size for rel, size in on_disk.items() if rel in listed_paths})
 

@@ -26,7 +26,9 @@ def test_every_dag_imports_without_errors():
     ingest = bag.dags["sensorlog_ingest"]
     assert {t.task_id for t in ingest.tasks} >= {"discover", "stage", "publish"}
     outlets = {a.name for a in ingest.get_task("publish").outlets}
-    assert outlets == {"sensorlog.collection", "sensorlog.deletion", "sensorlog.access", "sensorlog.lifecycle"}
+    assert outlets == {"sensorlog.collection", "sensorlog.deletion", "sensorlog.access", "sensorlog.lifecycle",
+                       "sensorlog.log"}
+    assert {"sensorlog_ingest", "sensorlog_audit", "sensorlog_portal"} <= set(bag.dag_ids)
 
 
 def test_pipelines_never_imports_airflow():

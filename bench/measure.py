@@ -304,8 +304,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stdout")
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("command", nargs="*")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.command = command
     result = JOBS[args.job](args)
     result.setdefault("peak_rss_mb", result.get("peak_rss_mb_child") or peak_rss_mb())
     Path(args.result).write_text(json.dumps(result, indent=2, sort_keys=True))

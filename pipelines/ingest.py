@@ -286,19 +286,6 @@ class _Lines:
         tail = _Lines(self.data[at:], self.bounds[cut:] - at, self.blank[cut:], self.first + cut)
         return head, tail
 
-    @classmethod
-    def concat(cls, pieces: list[_Lines], first: int) -> _Lines:
-        if len(pieces) == 1:
-            return pieces[0]
-        if not pieces:
-            return cls(b"", np.zeros(1, np.int64), np.zeros(0, bool), first)
-        bounds, offset = [np.zeros(1, np.int64)], 0
-        for p in pieces:
-            bounds.append(p.bounds[1:] + offset)
-            offset += len(p.data)
-        return cls(b"".join(p.data for p in pieces), np.concatenate(bounds),
-                   np.concatenate([p.blank for p in pieces]), pieces[0].first)
-
 
 def _line_blocks(uri: str) -> Iterator[_Lines]:
     """The file's lines in blocks of about ``READ_BLOCK`` bytes, streamed."""
@@ -318,10 +305,12 @@ def _line_blocks(uri: str) -> Iterator[_Lines]:
         yield _Lines.of(rest + b"\n", first)
 
 
-def _line_chunks(uri: str, chunk_rows: int) -> Iterator[_Lines]:
-    """Groups of lines holding exactly ``chunk_rows`` events (non-blank lines), the last one fewer."""
+def _line_chunks(uri: str, chunk_rows: int) -> Iterator[list[_Lines]]:
+    """Groups of lines holding exactly ``chunk_rows`` events (non-blank lines), the last one fewer,
+    each as the list of its (block-sized) pieces: a chunk is parsed piece by piece, so the memory
+    parsing takes stays proportional to ``READ_BLOCK``, not to the chunk."""
     pieces: list[_Lines] = []
-    count, first = 0, 1
+    count = 0
     for lines in _line_blocks(uri):
         while len(lines):
             events = lines.events()
@@ -332,10 +321,9 @@ def _line_chunks(uri: str, chunk_rows: int) -> Iterator[_Lines]:
             cut = int(np.flatnonzero(~lines.blank)[chunk_rows - count - 1]) + 1
             head, lines = lines.split(cut)
             pieces.append(head)
-            yield _Lines.concat(pieces, first)
-            first = lines.first
+            yield pieces
             pieces, count = [], 0
-    yield _Lines.concat(pieces, first)
+    yield pieces
 
 
 @cache
@@ -524,10 +512,24 @@ class _NdjsonChunk:
 
 def _ndjson(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
     offset = 0
-    for lines in _line_chunks(uri, chunk_rows):
-        chunk = _NdjsonChunk(uri, lines, offset).run()
-        offset += chunk.rows_in
-        yield chunk
+    for pieces in _line_chunks(uri, chunk_rows):
+        parsed = []
+        for lines in pieces:
+            parsed.append(_NdjsonChunk(uri, lines, offset).run())
+            offset += parsed[-1].rows_in
+        yield _concat_chunks(parsed)
+
+
+def _concat_chunks(parts: list[ParsedChunk]) -> ParsedChunk:
+    """One chunk from consecutive parts (their tables are concatenated without copying)."""
+    if len(parts) == 1:
+        return parts[0]
+    tables = {}
+    for name in EVENT_TABLES:
+        pieces = [p.tables[name] for p in parts if name in p.tables]
+        if pieces:
+            tables[name] = pa.concat_tables(pieces)
+    return ParsedChunk(tables, [r for p in parts for r in p.rejected], sum(p.rows_in for p in parts))
 
 
 def _json_array(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:

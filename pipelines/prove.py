@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -120,9 +121,16 @@ def leaf_of(settings: Settings, index: int) -> tuple[str, str, bytes, dict]:
             raise ProveError(f"leaf {index} is the manifest of batch {batch_id}, not an event")
         raise ProveError(f"manifest {batch_id}.json lists no file holding leaf {index}")
     uri = storage.join(settings.published, out["path"])
+    hits = []
     with storage.open_random_access(uri) as handle:
-        table = pq.ParquetFile(handle).read()
-    rows = table.filter(pc.equal(table.column("leaf_index"), index))
+        # Record batch by record batch: a partition file can be large, the answer is one row.
+        for batch in pq.ParquetFile(handle).iter_batches():
+            hit = batch.filter(pc.equal(batch.column("leaf_index"), index))
+            if hit.num_rows:
+                hits.append(hit)
+    rows = pa.Table.from_batches(hits) if hits else None
+    if rows is None:
+        raise ProveError(f"{out['path']} has no row with leaf_index {index}")
     if rows.num_rows != 1:
         raise ProveError(f"{out['path']} has {rows.num_rows} rows with leaf_index {index}, expected one")
     return out["table"], out["path"], leaf.table_leaf_bytes(out["table"], rows)[0], rows.to_pylist()[0]

@@ -142,7 +142,7 @@ def test_untouched_log_verifies(home: Path) -> None:
     assert any("root recomputed" in line for line in report.passed)
 
 
-def test_untouched_log_verifies_with_pinned_key_and_saved_checkpoint(city: City, home: Path, tmp_path: Path) -> None:
+def test_untouched_log_verifies_with_pinned_key_and_saved_checkpoint(city: City, home: Path) -> None:
     vkey = (city.old / "log" / "log.vkey").read_text()
     saved = (city.old / "log" / "checkpoint").read_text()
     report = verify(home, since=saved, expected_vkey=vkey)
@@ -371,8 +371,8 @@ def test_rollback_to_an_older_state(city: City, tmp_path: Path) -> None:
 
 
 def test_saved_checkpoint_from_a_rewritten_history(city: City, home: Path) -> None:
-    """A saved checkpoint whose tree the current log does not extend (same size but another root is
-    a fork; a smaller one is caught by the recomputed prefix and the consistency proof)."""
+    """History rewritten before the auditor's saved checkpoint: the published leaves up to its size no
+    longer hash to its root, and verify names that checkpoint."""
     old_cp = (city.old / "log" / "checkpoint").read_text()
     size = int(old_cp.splitlines()[1])
     # Rewrite history: change a row inside the old prefix, recompute everything the attacker can.

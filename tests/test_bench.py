@@ -1,0 +1,57 @@
+"""The benchmark (``make bench``) keeps working: a small run writes complete, sane results (no time assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pipelines.config import PROJECT_DIR
+
+N = 20_000
+
+
+def test_benchmark_at_a_small_size_writes_complete_results(tmp_path: Path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--sizes", str(N), "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert {"date", "command", "machine", "versions", "sizes"} <= set(results)
+    assert results["machine"]["cores"] >= 1
+    r = results["sizes"][str(N)]
+    assert r["events"] == N and r["files"] >= 1 and sum(r["by_kind"].values()) == N
+
+    for part in ("baseline", "sensorlog", "verify_baseline", "ledger_append"):
+        assert "error" not in r[part], (part, r[part])
+        assert r[part]["seconds"] > 0 and r[part]["peak_rss_mb"] > 0, part
+    assert r["baseline"]["rows"] == N
+    assert r["baseline"]["events_per_s"] > 0 and r["sensorlog"]["events_per_s"] > 0
+    assert 0 < r["throughput_ratio"]
+
+    totals = r["sensorlog"]["totals"]
+    assert totals["rows_in"] == N
+    assert totals["published"] + totals["quarantined"] + totals["duplicates"] == N
+    assert totals["quarantined"] == r["anomalies"]["negative_records"] + r["anomalies"]["unregistered_deployment"]
+    assert totals["duplicates"] == r["anomalies"]["duplicates"]
+    stages = r["sensorlog"]["stages"]
+    for key in ("ingest", "validate", "stage", "dedupe", "leaf_hashes", "parquet", "ledger_append", "publish"):
+        assert stages[key] >= 0, key
+    assert stages["stage"] + stages["publish"] <= r["sensorlog"]["seconds"] + 1e-6
+
+    assert r["verify_baseline"]["rows"] == totals["published"] and r["verify_baseline"]["mismatches"] == 0
+    assert r["ledger_append"]["log_size"] == totals["published"] + totals["batches"]
+    assert len(r["ledger_append"]["append_seconds"]) == r["ledger_append"].get("repeat", 3)
+    for cli in ("verify", "audit"):
+        if r[cli]["available"]:
+            assert r[cli]["returncode"] == 0, r[cli]
+            assert r[cli]["seconds"] > 0
+
+    md = (out / "results.md").read_text()
+    assert f"| {N:,} |" in md and "## Targets" in md and results["command"] in md

@@ -184,6 +184,7 @@ from pipelines.verify_cli import prove_cmd, verify_cmd  # noqa: E402
 
 app.command("verify")(verify_cmd)
 app.command("prove")(prove_cmd)
+
 from pipelines.audit_cli import audit_cmd  # noqa: E402
 
 app.command("audit")(audit_cmd)

@@ -160,14 +160,13 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path]
             )
     rows = rows.append_column("content_hash", content_hash)
     publish = rows.filter(keep)
-    new_keys = publish.select(["source", "event_id", "content_hash", "_ord"])
+    # A re-run after a crash finds its own rows in the index (``ours``); do not insert them twice. Every
+    # other row kept has no entry yet (the lookup above ran in this transaction, after the inserts of
+    # the batch's earlier tables), so no anti-join against the whole index is needed.
+    new = pc.and_(keep, pc.is_null(facts["prev_hash"]))
+    new_keys = rows.filter(new).select(["source", "event_id", "content_hash", "_ord"])
     con.register("new_keys", new_keys)
-    # A re-run after a crash finds its own rows in the index; do not insert them twice.
-    con.execute(
-        "INSERT INTO seen SELECT n.source, n.event_id, n.content_hash, ?, n._ord FROM new_keys n"
-        " WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.source = n.source AND s.event_id = n.event_id)",
-        [batch_id],
-    )
+    con.execute("INSERT INTO seen SELECT n.source, n.event_id, n.content_hash, ?, n._ord FROM new_keys n", [batch_id])
     con.unregister("new_keys")
     columns = [*canonical.names, "content_hash", "_date"]
     return _Classified(publish.select(columns), int(pc.sum(duplicate).as_py() or 0), conflicts)
@@ -292,6 +291,7 @@ def commit_batch(settings: Settings, batch_id: str) -> dict:
             content_type="application/json",
         )
     shutil.rmtree(layout.staging_dir(settings, batch_id), ignore_errors=True)
+    pa.default_memory_pool().release_unused()  # see stage_file: keep a long run's RSS flat
     return manifest
 
 

@@ -67,8 +67,9 @@ class _Writers:
 
     def write(self, table_name: str, table: pa.Table) -> None:
         partition_col = event_table(table_name).partition_time
-        for date, mask in _partitions(table.column(partition_col)):
-            part = table.filter(mask)
+        partitions = _partitions(table.column(partition_col))
+        for date, mask in partitions:
+            part = table if len(partitions) == 1 else table.filter(mask)
             key = (table_name, date)
             if key not in self.writers:
                 path = self.folder / f"{table_name}__{date}.parquet"
@@ -137,11 +138,17 @@ def stage_file(
                     outcome = validate_chunk(event_table(name), table, known, now)
                     rejected.extend(outcome.rejected)
                     result.rejected_at_validation += len(outcome.rejected)
-                    valid = table.filter(pc.is_in(table.column("_ord"), outcome.valid_ords))
+                    valid = table
+                    if len(outcome.valid_ords) != table.num_rows:  # valid_ords is a subset of the rows
+                        valid = table.filter(pc.is_in(table.column("_ord"), outcome.valid_ords))
                     if valid.num_rows:
                         writers.write(name, _staged(name, valid))
                 if rejected:
                     quarantine.write_table(_quarantine_table(rejected, batch_id, uri))
+                chunk = table = valid = None
+                # Hand freed Arrow memory back to the OS between chunks (the allocator keeps it
+                # otherwise), so a long file does not hold the high-water mark of every chunk.
+                pa.default_memory_pool().release_unused()
         except UnparseableFile as err:
             result = StageResult(batch_id, uri, size, validated_at=result.validated_at, file_error=str(err))
             writers.close()

@@ -147,7 +147,7 @@ def validate_chunk(
         failed[ord_].extend(reasons)
     bad = pa.array(sorted(failed), pa.int64())
     is_bad = pc.is_in(table.column(ROW_KEY), value_set=bad)
-    valid_ords = table.filter(pc.invert(is_bad)).column(ROW_KEY).combine_chunks()
+    valid_ords = table.column(ROW_KEY).filter(pc.invert(is_bad)).combine_chunks()
     rejected = []
     for row in (
         table.filter(is_bad)

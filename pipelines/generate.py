@@ -358,6 +358,11 @@ class _City:
             }
         )
 
+    def day_finding(self, kind: str, deployment: Deployment, data_class: str, day: date, **numbers: object) -> None:
+        """A finding covering one local day of collection windows."""
+        end = self.local_midnight(day + timedelta(days=1))
+        self.finding(kind, deployment, data_class, self.local_midnight(day), end, **numbers)
+
     def plan_injections(self) -> None:
         """Choose, before generating, which deployments misbehave and how."""
         deps = list(self.registry)
@@ -415,24 +420,11 @@ class _City:
             day = self.options.start + timedelta(days=20 + 9 * n)
             days_late = (3, 6, 11)[n]
             self.late[(d.id, c, day)] = days_late
-            self.finding(
-                "late_deletion",
-                d,
-                c,
-                self.local_midnight(day),
-                self.local_midnight(day + timedelta(days=1)),
-                days_late=days_late,
-            )
+            self.day_finding("late_deletion", d, c, day, days_late=days_late)
         for n, (d, c) in enumerate(timed[3:5]):
             day = self.options.start + timedelta(days=33 + 5 * n)
             self.never_deleted.add((d.id, c, day))
-            self.finding(
-                "retained_past_policy",
-                d,
-                c,
-                self.local_midnight(day),
-                self.local_midnight(day + timedelta(days=1)),
-            )
+            self.day_finding("retained_past_policy", d, c, day)
 
         nothing_kept = [
             (d, c)
@@ -448,13 +440,7 @@ class _City:
                 self.late[(d.id, c, day)] = 4
             else:
                 self.never_deleted.add((d.id, c, day))
-            self.finding(
-                "retention_declared_none_but_kept",
-                d,
-                c,
-                self.local_midnight(day),
-                self.local_midnight(day + timedelta(days=1)),
-            )
+            self.day_finding("retention_declared_none_but_kept", d, c, day)
 
         hosts = [
             d

@@ -36,17 +36,16 @@ must never sign two checkpoints that no consistency proof connects.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from pipelines.config import Settings
+from pipelines.locks import exclusive, fsync_dir
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -107,14 +106,6 @@ def _local_dir(uri: str, what: str) -> Path:
     return Path(uri)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -124,18 +115,11 @@ def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(directory: Path):
+    return exclusive(directory / LOCK)
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -158,7 +142,7 @@ def _load_or_create_signer(settings: Settings) -> note.Signer:
             pass
         finally:
             tmp.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     signer = note.Signer.from_skey(path.read_text())
     if signer.name != settings.log_origin:
         raise KeyMismatch(

@@ -13,12 +13,9 @@ given, so a re-run after a crash rewrites byte-identical files.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import layout, ledger, storage
+from pipelines import layout, ledger, locks, storage
 from pipelines.config import Settings
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
 from pipelines.stage import StageResult, load_stage, staged_files
@@ -40,16 +37,9 @@ class NotStaged(Exception):
     pass
 
 
-@contextmanager
-def writer_lock(settings: Settings) -> Iterator[None]:
-    path = Path(layout.writer_lock(settings))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def writer_lock(settings: Settings):
+    """One publisher at a time: every published row takes the next leaf index in the log."""
+    return locks.exclusive(Path(layout.writer_lock(settings)))
 
 
 def _index(settings: Settings) -> duckdb.DuckDBPyConnection:

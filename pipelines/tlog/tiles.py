@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipelines.locks import fsync_dir
 from pipelines.tlog import merkle
 
 TILE_HEIGHT = 8
@@ -95,14 +96,6 @@ def _edge_root(edge: Sequence[Sequence[bytes]]) -> bytes:
     for h in reversed(parts[:-1]):
         acc = merkle.node_hash(h, acc)
     return acc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class TileStore:
@@ -310,7 +303,7 @@ class TileStore:
                 self._write(tile_path(level, after // TILE_WIDTH, len(hashes)), b"".join(hashes), dirs)
         if self.fsync:
             for d in dirs:
-                _fsync_dir(d)
+                fsync_dir(d)
         root = _edge_root(edge)
         self._commit(end, root)
         self._size, self._root, self._edge = end, root, edge
@@ -322,4 +315,4 @@ class TileStore:
         dirs: set[Path] = set()
         self._write(STATE_FILE, json.dumps({"size": size, "root": root.hex()}).encode() + b"\n", dirs)
         if self.fsync:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)

@@ -160,13 +160,16 @@ def _rate(events: int, part: dict) -> float | None:
 
 def _derive(out: dict) -> None:
     n = out["events"]
+    for cli in ("verify", "audit"):
+        if out[cli].get("returncode"):
+            out[cli]["error"] = f"exit {out[cli]['returncode']}: {out[cli].get('stderr_tail', '')[-500:]}"
     base, sl = out["baseline"], out["sensorlog"]
     base["events_per_s"] = _rate(n, base)
     sl["events_per_s"] = _rate(n, sl)
     if base.get("events_per_s") and sl.get("events_per_s"):
         out["throughput_ratio"] = sl["events_per_s"] / base["events_per_s"]
     vb, v = out["verify_baseline"], out["verify"]
-    if v.get("seconds") and vb.get("seconds"):
+    if v.get("seconds") and vb.get("seconds") and "error" not in v:
         out["verify_ratio"] = v["seconds"] / vb["seconds"]
 
 
@@ -253,8 +256,9 @@ def markdown(results: dict) -> str:
         "",
         "## Ledger append (one batch, on a copy of the log after the run)",
         "",
-        "| log size before | batch | median append s | appends s | in-run append s per batch (first → last) |",
-        "|---:|---:|---:|---:|---|",
+        "| log size before | batch | median append s | appends s | same without per-tile fsync (what-if) s "
+        "| in-run append s per batch (first → last) |",
+        "|---:|---:|---:|---:|---:|---|",
     ]
     for _key, r in sizes.items():
         la = r["ledger_append"]
@@ -263,6 +267,7 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {_fmt(la.get('log_size'), ',.0f')} | {_fmt(la.get('batch'), ',.0f')} "
             f"| {_fmt(la.get('seconds'), '.2f')} | {', '.join(_fmt(x, '.2f') for x in la.get('append_seconds', []))} "
+            f"| {', '.join(_fmt(x, '.2f') for x in la.get('append_seconds_without_tile_fsync', []))} "
             f"| {', '.join(_fmt(x, '.2f', '…') for x in shown)} |"
         )
     lines += ["", "## Targets (issue 7)", ""]

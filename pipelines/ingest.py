@@ -34,6 +34,9 @@ from pipelines import storage
 from pipelines.schemas import EVENT_TABLES, EventTable, event_table, table_for_type
 
 DEFAULT_CHUNK_ROWS = 250_000  # events per chunk: GX costs ~0.15 s per call, so chunks are large
+# The row-by-row forms (JSON array, CSV) hold a Python dict per event until a chunk is built, which
+# costs several times the Arrow size: their chunks stay at most this long.
+ROWWISE_CHUNK_ROWS = 50_000
 ENVELOPE_KEYS = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
 MAX_RAW = 100_000  # a quarantined line is kept whole up to this many characters
 SUFFIXES = (".ndjson", ".jsonl", ".json", ".csv")
@@ -384,7 +387,7 @@ def _certify(table: EventTable, parsed: pa.Table) -> tuple[list[pa.Array], np.nd
     for m in doubtful:
         mask |= np.asarray(m.combine_chunks() if isinstance(m, pa.ChunkedArray) else m, bool)
     event_time, bad = _timestamps(parsed["time"].combine_chunks())
-    mask |= bad
+    mask |= bad | np.asarray(event_time.is_null(), bool)  # the envelope's time is required
     columns = [parsed["source"].combine_chunks(), parsed["id"].combine_chunks(), event_time]
     data = parsed["data"].combine_chunks()
     for name, kind in _payload_kinds(table.name):
@@ -421,19 +424,20 @@ class _NdjsonChunk:
         positions = np.flatnonzero(candidate)
         self.slow.append(np.flatnonzero(~candidate))
         if len(positions):
-            lines = self.all_lines().take(pa.array(self.events[positions]))
-            where = np.asarray(pc.find_substring(lines, _TYPE_PREFIX.decode()), np.int64)
-            line_starts = np.frombuffer(lines.buffers()[1], np.int64, len(lines) + 1)[:-1]
+            # Route each candidate by the letter after "org.sensorlog." (its type, if the line is what it
+            # seems); a wrong guess only fails the read or the certification, and the line goes slow.
+            lines = self.all_lines()
+            numbers = self.events[positions]
+            where = np.asarray(pc.find_substring(lines, _TYPE_PREFIX.decode()), np.int64)[numbers]
             found = where >= 0
-            letter = np.zeros(len(lines), np.uint8)
-            pick = np.minimum(line_starts[found] + where[found] + len(_TYPE_PREFIX), len(self.lines.data) - 1)
-            letter[found] = np.frombuffer(lines.buffers()[2], np.uint8)[pick] if len(pick) else letter[found]
-            routed = np.zeros(len(lines), bool)
+            letter = np.zeros(len(positions), np.uint8)
+            letter[found] = data[bounds[numbers[found]] + where[found] + len(_TYPE_PREFIX)]
+            routed = np.zeros(len(positions), bool)
             for name in EVENT_TABLES:
                 mine = np.flatnonzero(found & (letter == ord(name[0])))
                 routed[mine] = True
                 if len(mine):
-                    self._fast(event_table(name), positions[mine], lines.take(pa.array(mine)))
+                    self._fast(event_table(name), positions[mine], lines.take(pa.array(numbers[mine])))
             self.slow.append(positions[~routed])
         return self._build()
 
@@ -443,13 +447,14 @@ class _NdjsonChunk:
         if self.lines.data.isascii():
             return bad
         high = np.flatnonzero(np.frombuffer(self.lines.data, np.uint8) >= 0x80)
-        if len(high):
-            for k in np.unique(np.searchsorted(ends, high, side="left")).tolist():
-                if k < len(starts) and starts[k] <= high[np.searchsorted(high, starts[k])] < ends[k]:
-                    try:
-                        self.lines.data[starts[k] : ends[k]].decode("utf-8")
-                    except UnicodeDecodeError:
-                        bad[k] = True
+        # A byte >= 0x80 is never a newline, carriage return or whitespace, so it lies in an event's line.
+        for k in np.unique(np.searchsorted(ends, high, side="right")).tolist():
+            if k >= len(starts):
+                continue
+            try:
+                self.lines.data[starts[k] : ends[k]].decode("utf-8")
+            except UnicodeDecodeError:
+                bad[k] = True
         return bad
 
     def _fast(self, table: EventTable, positions: np.ndarray, lines: pa.Array) -> None:
@@ -630,8 +635,8 @@ def parse_file(uri: str, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[Parse
     if lower.endswith((".ndjson", ".jsonl")):
         yield from _ndjson(uri, chunk_rows)
     elif lower.endswith(".json"):
-        yield from _json_array(uri, chunk_rows)
+        yield from _json_array(uri, min(chunk_rows, ROWWISE_CHUNK_ROWS))
     elif lower.endswith(".csv"):
-        yield from _csv(uri, chunk_rows)
+        yield from _csv(uri, min(chunk_rows, ROWWISE_CHUNK_ROWS))
     else:
         raise UnparseableFile(uri, 0, f"unsupported file type (expected one of {', '.join(SUFFIXES)})")

@@ -85,6 +85,33 @@ def _read_staged(paths: list[Path], columns: list[str]) -> pa.Table:
     return pa.concat_tables(parts).combine_chunks()
 
 
+def _repeats(rows: pa.Table, key_hash: np.ndarray, content_hash: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Per row: its rank among the batch's rows with the same (source, event_id), by ``_ord`` (1 = first),
+    and the content hash of the first of them (``row_number()`` and ``first_value()`` over that window).
+
+    Repeats are rare: rows whose 64-bit key hash occurs more than once are the only candidates, and only
+    they are grouped (by the exact key) and ranked in Python."""
+    n = rows.num_rows
+    rank = np.ones(n, np.int64)
+    order = np.argsort(key_hash, kind="stable")
+    same = np.flatnonzero(key_hash[order][1:] == key_hash[order][:-1])
+    if not len(same):
+        return pa.array(rank), content_hash
+    candidates = np.unique(np.concatenate([order[same], order[same + 1]]))
+    found = rows.take(pa.array(candidates)).select(["source", "event_id", "_ord"]).to_pydict()
+    groups: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for source, event_id, ord_, pos in zip(
+        found["source"], found["event_id"], found["_ord"], candidates.tolist(), strict=True
+    ):
+        groups.setdefault((source, event_id), []).append((ord_, pos))
+    first = np.arange(n, dtype=np.int64)
+    for group in groups.values():
+        group.sort()
+        for i, (_, pos) in enumerate(group):
+            rank[pos], first[pos] = i + 1, group[0][1]
+    return pa.array(rank), content_hash.take(pa.array(first))
+
+
 def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path], batch_id: str) -> _Classified:
     """Split a batch's staged rows of one table into rows to publish, exact duplicates (dropped, counted)
     and conflicts (same source + id, different content: quarantined).
@@ -104,26 +131,27 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path]
     try:
         facts = con.sql(
             f"""
-            WITH c AS (SELECT _pos, source, event_id, _ord, {hash_sql} AS content_hash FROM staged_rows),
-            r AS (
-              SELECT c.*, row_number() OVER w AS rn, first_value(content_hash) OVER w AS first_hash
-              FROM c WINDOW w AS (PARTITION BY source, event_id ORDER BY _ord))
-            SELECT r.content_hash, r.rn, r.first_hash,
+            WITH c AS (SELECT _pos, source, event_id, {hash_sql} AS content_hash FROM staged_rows)
+            SELECT c.content_hash, hash(c.source, c.event_id) AS key_hash,
                    s.content_hash AS prev_hash, s.batch_id AS prev_batch, s.ord AS prev_ord
-            FROM r LEFT JOIN seen s ON r.source = s.source AND r.event_id = s.event_id
-            ORDER BY r._pos
+            FROM c LEFT JOIN seen s ON c.source = s.source AND c.event_id = s.event_id
+            ORDER BY c._pos
             """,
             params=[table_name],
         ).to_arrow_table()
     finally:
         con.unregister("staged_rows")
     del staged_rows
-    content_hash = facts["content_hash"]
+    content_hash = facts["content_hash"].combine_chunks()
+    rn, first_hash = _repeats(rows, facts["key_hash"].to_numpy(), content_hash)
+    if facts["prev_hash"].null_count == rows.num_rows and first_hash is content_hash:
+        # The common case: no row of this table was seen before, and no key repeats in the batch.
+        return _publish_all(con, rows.append_column("content_hash", content_hash), canonical, batch_id)
     ours = pc.and_(pc.equal(facts["prev_batch"], batch_id), pc.equal(facts["prev_ord"], rows["_ord"]))
     seen_before = pc.and_(pc.is_valid(facts["prev_hash"]), pc.invert(pc.fill_null(ours, False)))
     same_as_before = pc.equal(facts["prev_hash"], content_hash)
-    repeat_in_batch = pc.greater(facts["rn"], 1)
-    same_as_first = pc.equal(facts["first_hash"], content_hash)
+    repeat_in_batch = pc.greater(rn, 1)
+    same_as_first = pc.equal(first_hash, content_hash)
     duplicate = pc.if_else(seen_before, same_as_before, pc.and_(repeat_in_batch, same_as_first))
     conflict = pc.if_else(
         seen_before, pc.invert(same_as_before), pc.and_(repeat_in_batch, pc.invert(same_as_first))
@@ -153,13 +181,24 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path]
     # A re-run after a crash finds its own rows in the index (``ours``); do not insert them twice. Every
     # other row kept has no entry yet (the lookup above ran in this transaction, after the inserts of
     # the batch's earlier tables), so no anti-join against the whole index is needed.
-    new = pc.and_(keep, pc.is_null(facts["prev_hash"]))
-    new_keys = rows.filter(new).select(["source", "event_id", "content_hash", "_ord"])
-    con.register("new_keys", new_keys)
-    con.execute("INSERT INTO seen SELECT n.source, n.event_id, n.content_hash, ?, n._ord FROM new_keys n", [batch_id])
-    con.unregister("new_keys")
+    _remember(con, rows.filter(pc.and_(keep, pc.is_null(facts["prev_hash"]))), batch_id)
     columns = [*canonical.names, "content_hash", "_date"]
     return _Classified(publish.select(columns), int(pc.sum(duplicate).as_py() or 0), conflicts)
+
+
+def _remember(con: duckdb.DuckDBPyConnection, rows: pa.Table, batch_id: str) -> None:
+    """Add the (source, id) of ``rows`` to the index."""
+    con.register("new_keys", rows.select(["source", "event_id", "content_hash", "_ord"]))
+    try:
+        con.execute("INSERT INTO seen SELECT source, event_id, content_hash, ?, _ord FROM new_keys", [batch_id])
+    finally:
+        con.unregister("new_keys")
+
+
+def _publish_all(con: duckdb.DuckDBPyConnection, rows: pa.Table, canonical: pa.Schema, batch_id: str) -> _Classified:
+    """``_classify`` when every row is new: all are published and remembered; none is a duplicate."""
+    _remember(con, rows, batch_id)
+    return _Classified(rows.select([*canonical.names, "content_hash", "_date"]), 0, [])
 
 
 def _write_parquet(uri: str, table: pa.Table) -> str:

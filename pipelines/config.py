@@ -33,6 +33,9 @@ class Settings:
     log_origin: str
     # Registry dates (commissioning, policy changes) are local calendar dates in the city's zone.
     timezone: str = "America/New_York"
+    # DuckDB's memory limit for the audit and summaries (its default is 80% of RAM, which an Airflow
+    # worker shares); beyond it DuckDB spills to a folder under ``state``.
+    duckdb_memory: str = "1GB"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -63,4 +66,5 @@ class Settings:
             registry=where("SENSORLOG_REGISTRY", str(PROJECT_DIR / "registry")),
             log_origin=env.get("SENSORLOG_LOG_ORIGIN", "sensorlog.example/riverton"),
             timezone=env.get("SENSORLOG_TIMEZONE", "America/New_York"),
+            duckdb_memory=env.get("SENSORLOG_DUCKDB_MEMORY", "1GB"),
         )

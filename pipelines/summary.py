@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -47,11 +48,18 @@ def table_dataset(settings: Settings, table: str) -> ds.Dataset | None:
     )
 
 
+def duckdb_config(settings: Settings) -> dict[str, str]:
+    spill = Path(settings.state) / "duckdb-spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    return {"memory_limit": settings.duckdb_memory, "temp_directory": str(spill)}
+
+
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A DuckDB session with one view per published table (empty when nothing is published) and the
     quarantine. Data is handed to DuckDB as Arrow datasets, so local folders and S3 work the same way
-    without DuckDB extensions."""
-    con = duckdb.connect()
+    without DuckDB extensions. DuckDB's memory is bounded (``SENSORLOG_DUCKDB_MEMORY``); larger
+    intermediate results spill to a folder under the local state."""
+    con = duckdb.connect(config=duckdb_config(settings))
     for table in ("collection", "deletion", "access", "lifecycle"):
         dataset = table_dataset(settings, table)
         if dataset is None:

@@ -63,3 +63,22 @@ def test_outputs_and_report_on_the_demo_city(demo):
     assert html.count('<tr class="finding"') == len(truth.findings)
     assert html.count("<svg") == len(set(result.ledger["deployment_id"].to_pylist()))
     assert str(result.checkpoint["size"]) in html
+
+
+def test_a_small_duckdb_memory_limit_spills_and_changes_nothing(demo):
+    """``SENSORLOG_DUCKDB_MEMORY`` bounds DuckDB; the audit spills to disk and finds the same."""
+    import dataclasses
+
+    from pipelines import summary
+
+    settings, _, result = demo
+    small = dataclasses.replace(settings, duckdb_memory="100MB")
+    con = summary.connect(small)
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    finally:
+        con.close()
+    assert limit.replace(" ", "") in {"100.0MB", "95.3MiB"}
+    bounded = audit.run_audit(small)
+    assert bounded.findings.to_pylist() == result.findings.to_pylist()
+    assert bounded.ledger.equals(result.ledger)

@@ -28,6 +28,7 @@ import os
 import shutil
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.locks import fsync_dir
@@ -37,6 +38,7 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = merkle.HASH_SIZE
 STATE_FILE = "state.json"
+FSYNC_THREADS = 16  # concurrent fsyncs of one append's tile files
 _CACHE_TILES = 256
 _sha256 = hashlib.sha256
 
@@ -67,6 +69,14 @@ def tile_path(level: int, index: int, width: int = TILE_WIDTH) -> str:
         raise ValueError("tile width must be in [1, 256]")
     path = f"tile/{level}/{tile_index_path(index)}"
     return path if width == TILE_WIDTH else f"{path}.p/{width}"
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _perfect_root(hashes: Sequence[bytes]) -> bytes:
@@ -247,23 +257,37 @@ class TileStore:
                 break
 
     def _write(self, rel: str, data: bytes, dirs: set[Path]) -> None:
-        path = self.directory / rel
-        missing = []
-        parent = path.parent
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        for d in reversed(missing):
-            d.mkdir(exist_ok=True)
-            dirs.add(d.parent)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            if self.fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        dirs.add(path.parent)
+        self._write_all([(rel, data)], dirs)
+
+    def _write_all(self, files: list[tuple[str, bytes]], dirs: set[Path]) -> None:
+        """Write each (relative path, bytes) atomically: temporary file, fsync, rename.
+
+        An append writes hundreds of tiles; their fsyncs run on a thread pool (fsync releases the GIL
+        and the file system commits concurrent syncs together), which cuts the append's wall time
+        several-fold against one fsync after another. Every file is durable before any is renamed."""
+        staged = []
+        for rel, data in files:
+            path = self.directory / rel
+            missing = []
+            parent = path.parent
+            while not parent.exists():
+                missing.append(parent)
+                parent = parent.parent
+            for d in reversed(missing):
+                d.mkdir(exist_ok=True)
+                dirs.add(d.parent)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            staged.append((tmp, path))
+        if self.fsync and staged:
+            if len(staged) == 1:
+                _fsync_file(staged[0][0])
+            else:
+                with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as pool:
+                    list(pool.map(_fsync_file, [tmp for tmp, _ in staged]))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+            dirs.add(path.parent)
 
     def append(self, leaf_hashes: Sequence[bytes]) -> int:
         """Append leaf hashes; return the index of the first. Durable when this returns."""
@@ -276,6 +300,7 @@ class TileStore:
             return start
         end = start + len(leaves)
         dirs: set[Path] = set()
+        writes: list[tuple[str, bytes]] = []
         incoming, level = leaves, 0
         while incoming:
             if level == len(edge):
@@ -289,7 +314,7 @@ class TileStore:
                 buf.extend(incoming[pos:pos + take])
                 pos += take
                 if len(buf) == TILE_WIDTH:
-                    self._write(tile_path(level, tile), b"".join(buf), dirs)
+                    writes.append((tile_path(level, tile), b"".join(buf)))
                     completed.append(_perfect_root(buf))
                     buf.clear()
                     tile += 1
@@ -300,7 +325,8 @@ class TileStore:
             after = end >> (TILE_HEIGHT * level)
             if after % TILE_WIDTH and after != before:
                 assert len(hashes) == after % TILE_WIDTH
-                self._write(tile_path(level, after // TILE_WIDTH, len(hashes)), b"".join(hashes), dirs)
+                writes.append((tile_path(level, after // TILE_WIDTH, len(hashes)), b"".join(hashes)))
+        self._write_all(writes, dirs)
         if self.fsync:
             for d in dirs:
                 fsync_dir(d)

@@ -190,6 +190,29 @@ def sensorlog(args: argparse.Namespace) -> dict:
     }
 
 
+def sensorlog_parallel(args: argparse.Namespace) -> dict:
+    """``flow.run`` with ``--workers`` staging processes, publishing here while they stage (``sensorlog
+    run``'s default). Per-stage times are not comparable (staging runs in the workers), so only the
+    total is taken, with this process's peak RSS and the largest worker's."""
+    from pipelines import flow
+
+    settings = settings_for(args.home, args.landing)
+    start = time.perf_counter()
+    totals = flow.run(settings, workers=args.workers)
+    seconds = time.perf_counter() - start
+    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    main_peak = peak_rss_mb()
+    return {
+        "seconds": seconds,
+        "workers": args.workers,
+        "totals": totals,
+        "peak_rss_mb": main_peak,
+        "peak_rss_mb_worker": worker_peak,
+        # The publisher and the workers overlap, so their sum bounds what the machine held at once.
+        "peak_rss_mb_bound": main_peak + args.workers * worker_peak,
+    }
+
+
 # -- (d) the verify baseline -----------------------------------------------------------------------
 
 
@@ -249,20 +272,10 @@ def ledger_append(args: argparse.Namespace) -> dict:
     log = ledger.open_log(copy)
     opened = time.perf_counter() - t
     size_before = log.size
-    appends = []
-    for i in range(args.repeat):
-        leaves = [os.urandom(32) for _ in range(args.batch)]
-        t = time.perf_counter()
-        log.append(f"bench-append-{i}", log.size, leaves)
-        appends.append(time.perf_counter() - t)
+    appends = _timed_appends(log, "bench-append", args.repeat, args.batch)
     # What-if, for the report only: the same appends without the tile store's fsync per tile file.
     log.store.fsync = False
-    unsynced = []
-    for i in range(args.repeat):
-        leaves = [os.urandom(32) for _ in range(args.batch)]
-        t = time.perf_counter()
-        log.append(f"bench-append-nofsync-{i}", log.size, leaves)
-        unsynced.append(time.perf_counter() - t)
+    unsynced = _timed_appends(log, "bench-append-nofsync", args.repeat, args.batch)
     shutil.rmtree(scratch, ignore_errors=True)
     return {
         "log_size": size_before,
@@ -275,6 +288,16 @@ def ledger_append(args: argparse.Namespace) -> dict:
 
 
 # -- (c) a CLI command in a child process ----------------------------------------------------------
+
+
+def _timed_appends(log, name: str, repeat: int, batch: int) -> list[float]:
+    seconds = []
+    for i in range(repeat):
+        leaves = [os.urandom(32) for _ in range(batch)]
+        t = time.perf_counter()
+        log.append(f"{name}-{i}", log.size, leaves)
+        seconds.append(time.perf_counter() - t)
+    return seconds
 
 
 def cli(args: argparse.Namespace) -> dict:
@@ -296,6 +319,7 @@ def cli(args: argparse.Namespace) -> dict:
 JOBS = {
     "baseline": baseline,
     "sensorlog": sensorlog,
+    "sensorlog-parallel": sensorlog_parallel,
     "verify-baseline": verify_baseline,
     "ledger-append": ledger_append,
     "cli": cli,
@@ -313,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stdout")
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)

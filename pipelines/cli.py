@@ -103,11 +103,15 @@ def commit_cmd(batch_ids: list[str]):
 
 
 @app.command("run")
-def run_cmd():
+def run_cmd(
+    workers: int = typer.Option(
+        None, help="Staging processes (default: SENSORLOG_WORKERS, else one per core); 1 stages in-process"
+    ),
+):
     """Discover, stage and publish everything landed, in-process (what the ingest DAG does)."""
     s = settings()
     with progress_bars() as bars:
-        totals = flow.run(s, bars)
+        totals = flow.run(s, bars, workers=workers or flow.default_workers())
     print_summary(s, totals)
 
 

@@ -57,7 +57,7 @@ def run_demo(settings: Settings, console: Console, fresh: bool = False, through_
         totals = None
     else:
         with progress_bars() as bars:
-            totals = flow.run(settings, bars)
+            totals = flow.run(settings, bars, workers=flow.default_workers())
         from pipelines.audit import publish as audit_publish
         from pipelines.portal import build_portal
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from pipelines import layout, publish, storage
 from pipelines.config import Settings
 from pipelines.ingest import SUFFIXES
 from pipelines.registry import load_registry
-from pipelines.stage import StageResult, stage_file
+from pipelines.stage import stage_file
 
 DEFAULT_GROUP_FILES = 12
 DEFAULT_GROUP_BYTES = 256 * 1024 * 1024
@@ -80,23 +83,62 @@ class StagedFile:
     already_published: bool
 
 
-def stage_files(settings: Settings, uris: Iterable[str], progress: Progress | None = None) -> list[str]:
-    """Stage each file; returns the batch ids in the same order as ``uris``."""
+def default_workers() -> int:
+    """Staging processes for ``sensorlog run``: ``SENSORLOG_WORKERS``, else one per core."""
+    return max(1, int(os.environ.get("SENSORLOG_WORKERS") or os.cpu_count() or 1))
+
+
+def staged_in_order(
+    settings: Settings, uris: Iterable[str], workers: int = 1, progress: Progress | None = None
+) -> Iterator[str]:
+    """Stage each file and yield its batch id, in the order of ``uris``.
+
+    With ``workers`` > 1, files are staged by that many processes (staging is a pure function of a
+    file, so they never contend), and each id is yielded as soon as it and all before it are staged:
+    the caller publishes batch k while the workers stage the files after it."""
+    uris = list(uris)
     ids = deployment_ids(settings)
-    batch_ids = []
-    for uri in uris:
-        result: StageResult = stage_file(uri, settings, ids)
-        batch_ids.append(result.batch_id)
-        if progress:
-            progress(uri)
-    return batch_ids
+    if workers <= 1 or len(uris) <= 1:
+        for uri in uris:
+            batch_id = stage_file(uri, settings, ids).batch_id
+            if progress:
+                progress(uri)
+            yield batch_id
+        return
+    # spawn, not fork: a forked child would inherit the parent's threads' locks (DuckDB, Arrow pools).
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(uris)), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_stage_batch_id, uri, settings, ids) for uri in uris]
+        for uri, future in zip(uris, futures, strict=True):
+            batch_id = future.result()
+            if progress:
+                progress(uri)
+            yield batch_id
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stage_batch_id(uri: str, settings: Settings, ids: frozenset[str]) -> str:
+    return stage_file(uri, settings, ids).batch_id
+
+
+def stage_files(
+    settings: Settings, uris: Iterable[str], progress: Progress | None = None, workers: int = 1
+) -> list[str]:
+    """Stage each file; returns the batch ids in the same order as ``uris``."""
+    return list(staged_in_order(settings, uris, workers, progress))
 
 
 def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progress | None = None) -> dict:
     """Publish staged batches in order; returns totals over them (small enough for XCom)."""
     totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0}
-    remembered = {}
-    for batch_id in dict.fromkeys(batch_ids):  # the same file landed twice is one batch
+    remembered, done = {}, set()
+    for batch_id in batch_ids:
+        if batch_id in done:  # the same file landed twice is one batch
+            if progress:
+                progress(batch_id)
+            continue
+        done.add(batch_id)
         manifest = publish.commit_batch(settings, batch_id)
         totals["batches"] += 1
         for key in ("rows_in", "published", "quarantined", "duplicates"):
@@ -112,13 +154,14 @@ def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progr
     return totals
 
 
-def run(settings: Settings, progress: Callable[[str, int], Progress] | None = None) -> dict:
-    """The whole ingest in-process, exactly as the DAG sequences it."""
+def run(settings: Settings, progress: Callable[[str, int], Progress] | None = None, workers: int = 1) -> dict:
+    """The whole ingest in-process, as the DAG sequences it: stage, then publish in landing order.
+
+    With ``workers`` > 1, staging runs in that many processes while this one publishes."""
     pending = discover(settings)
     stage_tick = progress("stage", len(pending)) if progress else None
-    batch_ids = stage_files(settings, pending, stage_tick)
-    commit_tick = progress("publish", len(batch_ids)) if progress else None
-    return commit_batches(settings, batch_ids, commit_tick)
+    commit_tick = progress("publish", len(pending)) if progress else None
+    return commit_batches(settings, staged_in_order(settings, pending, workers, stage_tick), commit_tick)
 
 
 def notified_files(settings: Settings, asset_event_extras: Iterable[object]) -> list[str]:

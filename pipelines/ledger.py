@@ -45,7 +45,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipelines.config import Settings
-from pipelines.locks import exclusive, fsync_dir
+from pipelines.locks import exclusive, fsync_path
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -115,7 +115,7 @@ def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def _locked(directory: Path):
@@ -142,7 +142,7 @@ def _load_or_create_signer(settings: Settings) -> note.Signer:
             pass
         finally:
             tmp.unlink()
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
     signer = note.Signer.from_skey(path.read_text())
     if signer.name != settings.log_origin:
         raise KeyMismatch(

@@ -23,8 +23,9 @@ def exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable (the directory entry itself is data)."""
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory to make a rename or a new file in it durable (the directory
+    entry itself is data)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -34,6 +34,11 @@ def test_benchmark_at_a_small_size_writes_complete_results(tmp_path: Path):
     assert r["baseline"]["rows"] == N
     assert r["baseline"]["events_per_s"] > 0 and r["sensorlog"]["events_per_s"] > 0
     assert 0 < r["throughput_ratio"]
+    par = r["sensorlog_parallel"]
+    assert "error" not in par, par
+    assert par["totals"] == r["sensorlog"]["totals"]
+    assert par["peak_rss_mb_worker"] > 0 or r["files"] == 1  # one file is staged in-process
+    assert 0 < r["throughput_ratio_parallel"]
 
     totals = r["sensorlog"]["totals"]
     assert totals["rows_in"] == N

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipelines.locks import fsync_dir
+from pipelines.locks import fsync_path
 from pipelines.tlog import merkle
 
 TILE_HEIGHT = 8
@@ -69,14 +69,6 @@ def tile_path(level: int, index: int, width: int = TILE_WIDTH) -> str:
         raise ValueError("tile width must be in [1, 256]")
     path = f"tile/{level}/{tile_index_path(index)}"
     return path if width == TILE_WIDTH else f"{path}.p/{width}"
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _perfect_root(hashes: Sequence[bytes]) -> bytes:
@@ -281,10 +273,10 @@ class TileStore:
             staged.append((tmp, path))
         if self.fsync and staged:
             if len(staged) == 1:
-                _fsync_file(staged[0][0])
+                fsync_path(staged[0][0])
             else:
                 with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as pool:
-                    list(pool.map(_fsync_file, [tmp for tmp, _ in staged]))
+                    list(pool.map(fsync_path, [tmp for tmp, _ in staged]))
         for tmp, path in staged:
             os.replace(tmp, path)
             dirs.add(path.parent)
@@ -329,7 +321,7 @@ class TileStore:
         self._write_all(writes, dirs)
         if self.fsync:
             for d in dirs:
-                fsync_dir(d)
+                fsync_path(d)
         root = _edge_root(edge)
         self._commit(end, root)
         self._size, self._root, self._edge = end, root, edge
@@ -341,4 +333,4 @@ class TileStore:
         dirs: set[Path] = set()
         self._write(STATE_FILE, json.dumps({"size": size, "root": root.hex()}).encode() + b"\n", dirs)
         if self.fsync:
-            fsync_dir(self.directory)
+            fsync_path(self.directory)

@@ -140,16 +140,18 @@ class _Timers:
 
 def sensorlog(args: argparse.Namespace) -> dict:
     """``flow.discover`` → ``flow.stage_files`` → ``flow.commit_batches``, as ``sensorlog run`` does."""
-    from pipelines import flow, ledger, publish, stage
+    from pipelines import flow, ledger, publish, rowhash, stage
 
     timers = _Timers()
-    # Stage = ingest (parse) + validate (GX + registry/clock) + the rest (hash of the landed file,
-    # staging Parquet, quarantine). Publish = dedupe + leaf hashes + Parquet + ledger append + rest.
+    # Stage = ingest (parse) + validate (GX + registry/clock) + row hashes + the rest (hash of the landed file,
+    # staging Parquet, quarantine). Publish = dedupe + Parquet + ledger append + rest.
     timers.wrap(stage, "batch_id_of", "stage.hash_landed_file")
     timers.wrap_generator(stage, "parse_file", "stage.ingest")
     timers.wrap(stage, "validate_chunk", "stage.validate")
     timers.wrap(publish, "_classify", "publish.dedupe")
-    timers.wrap(ledger, "row_leaf_hashes", "publish.leaf_hashes")
+    # Content and leaf hashes of each row are computed while staging (pipelines.rowhash).
+    timers.wrap(rowhash, "content_hashes", "stage.row_hashes")
+    timers.wrap(rowhash, "published_leaf_hashes", "stage.row_hashes")
     timers.wrap(publish, "_write_parquet", "publish.parquet")
     timers.wrap(ledger.Log, "append", "publish.ledger_append", keep_calls=True)
     timers.wrap(publish, "commit_batch", "publish.batch", keep_calls=True)
@@ -168,15 +170,14 @@ def sensorlog(args: argparse.Namespace) -> dict:
         "stage": t2 - t1,
         "ingest": s["stage.ingest"],
         "validate": s["stage.validate"],
-        "stage_other": (t2 - t1) - s["stage.ingest"] - s["stage.validate"],
+        "row_hashes": s["stage.row_hashes"],
+        "stage_other": (t2 - t1) - s["stage.ingest"] - s["stage.validate"] - s["stage.row_hashes"],
         "publish": t3 - t2,
         "dedupe": s["publish.dedupe"],
-        "leaf_hashes": s["publish.leaf_hashes"],
         "parquet": s["publish.parquet"],
         "ledger_append": s["publish.ledger_append"],
         "publish_other": (t3 - t2)
         - s["publish.dedupe"]
-        - s["publish.leaf_hashes"]
         - s["publish.parquet"]
         - s["publish.ledger_append"],
     }

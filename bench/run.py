@@ -4,8 +4,8 @@ For each size N: generate N events as CloudEvents NDJSON (``bench.generate``), t
 process (``bench.measure``), time and take the peak RSS of
 
 (a) the baseline: ``pyarrow.json.read_json`` with an explicit schema → zstd Parquet, no validation;
-(b) sensorlog: ``flow.discover`` → ``flow.stage_files`` (ingest + GX validation + staging) →
-    ``flow.commit_batches`` (dedupe + leaf hashes + Parquet + ledger append), with each stage timed;
+(b) sensorlog: ``flow.discover`` → ``flow.stage_files`` (ingest + GX validation + row hashes + staging)
+    → ``flow.commit_batches`` (dedupe + Parquet + ledger append), with each stage timed;
 (c) ``sensorlog verify`` and ``sensorlog audit --format json`` over the result (CLI, child process);
 (d) the verify baseline: pyarrow reads the published Parquet and SHA-256s each row's leaf bytes;
 (e) the ledger append of one fixed-size batch at the log's size after (b) (on a copy of the log).
@@ -243,9 +243,9 @@ def markdown(results: dict) -> str:
     stage_keys = [
         ("ingest", "ingest"),
         ("validate", "validate (GX + registry/clock)"),
+        ("row_hashes", "row hashes (content + leaf)"),
         ("stage_other", "staging write + file hash"),
         ("dedupe", "dedupe (DuckDB index)"),
-        ("leaf_hashes", "leaf hashes"),
         ("parquet", "Parquet write"),
         ("ledger_append", "ledger append"),
         ("publish_other", "publish other"),

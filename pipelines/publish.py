@@ -25,8 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import layout, ledger, locks, storage
+from pipelines import layout, ledger, locks, rowhash, storage
 from pipelines.config import Settings
+from pipelines.rowhash import LEAF_HASH
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
 from pipelines.stage import StageResult, load_stage, staged_files
 
@@ -53,16 +54,18 @@ def _index(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _content_hash_sql(columns: list[str], schema: pa.Schema) -> str:
-    # Timestamps enter as epoch microseconds so the hash never depends on a session time zone;
-    # chr(0) marks NULL so that NULL and "" differ.
-    parts = []
-    for name in columns:
-        if pa.types.is_timestamp(schema.field(name).type):
-            parts.append(f'coalesce(CAST(epoch_us("{name}") AS VARCHAR), chr(0))')
-        else:
-            parts.append(f'coalesce(CAST("{name}" AS VARCHAR), chr(0))')
-    return "sha256(concat_ws(chr(31), ?, " + ", ".join(parts) + "))"
+def _publish_columns(canonical: pa.Schema) -> list[str]:
+    return [*canonical.names, "content_hash", LEAF_HASH, "_date"]
+
+
+def _with_hashes(table_name: str, rows: pa.Table, batch_id: str) -> pa.Table:
+    """Staged rows with their ``content_hash`` and leaf hash: as staged, or computed here for rows
+    staged by a version that did not store them."""
+    if "content_hash" not in rows.column_names:
+        rows = rows.append_column("content_hash", rowhash.content_hashes(table_name, rows))
+    if LEAF_HASH not in rows.column_names:
+        rows = rows.append_column(LEAF_HASH, rowhash.published_leaf_hashes(table_name, rows, batch_id))
+    return rows
 
 
 @dataclass
@@ -118,35 +121,33 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path]
 
     One query per table and batch (not per partition): the ``seen`` index is scanned once per call, so
     fewer, larger calls keep the cost linear in the log's size rather than in partitions × size.
-    The rows are read with pyarrow in publishing order (``_date``, ``_ord``); DuckDB only sees the
-    canonical columns, and returns per row the content hash and the facts the decision needs, in row
-    order. ``_raw`` is read only for conflicting rows."""
+    The rows are read with pyarrow in publishing order (``_date``, ``_ord``) with the content and leaf
+    hashes staging computed (``pipelines.rowhash``); DuckDB only sees the keys and returns per row the
+    facts the decision needs, in row order. ``_raw`` is read only for conflicting rows."""
     canonical = event_table(table_name).staged_schema
-    hash_sql = _content_hash_sql(canonical.names, canonical)
-    rows = _read_staged(paths, [*canonical.names, "_ord", "_line"])
-    staged_rows = rows.select([*canonical.names, "_ord"]).append_column(
+    stored = [c for c in ("content_hash", LEAF_HASH) if c in pq.read_schema(paths[0]).names]
+    rows = _with_hashes(table_name, _read_staged(paths, [*canonical.names, "_ord", "_line", *stored]), batch_id)
+    staged_rows = rows.select(["source", "event_id", "_ord"]).append_column(
         "_pos", pa.array(np.arange(rows.num_rows, dtype=np.int64))
     )
     con.register("staged_rows", staged_rows)
     try:
         facts = con.sql(
-            f"""
-            WITH c AS (SELECT _pos, source, event_id, {hash_sql} AS content_hash FROM staged_rows)
-            SELECT c.content_hash, hash(c.source, c.event_id) AS key_hash,
+            """
+            SELECT hash(c.source, c.event_id) AS key_hash,
                    s.content_hash AS prev_hash, s.batch_id AS prev_batch, s.ord AS prev_ord
-            FROM c LEFT JOIN seen s ON c.source = s.source AND c.event_id = s.event_id
+            FROM staged_rows c LEFT JOIN seen s ON c.source = s.source AND c.event_id = s.event_id
             ORDER BY c._pos
-            """,
-            params=[table_name],
+            """
         ).to_arrow_table()
     finally:
         con.unregister("staged_rows")
     del staged_rows
-    content_hash = facts["content_hash"].combine_chunks()
+    content_hash = rows.column("content_hash").combine_chunks()
     rn, first_hash = _repeats(rows, facts["key_hash"].to_numpy(), content_hash)
     if facts["prev_hash"].null_count == rows.num_rows and first_hash is content_hash:
         # The common case: no row of this table was seen before, and no key repeats in the batch.
-        return _publish_all(con, rows.append_column("content_hash", content_hash), canonical, batch_id)
+        return _publish_all(con, rows, canonical, batch_id)
     ours = pc.and_(pc.equal(facts["prev_batch"], batch_id), pc.equal(facts["prev_ord"], rows["_ord"]))
     seen_before = pc.and_(pc.is_valid(facts["prev_hash"]), pc.invert(pc.fill_null(ours, False)))
     same_as_before = pc.equal(facts["prev_hash"], content_hash)
@@ -176,14 +177,12 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path]
                     "raw": row["_raw"],
                 }
             )
-    rows = rows.append_column("content_hash", content_hash)
     publish = rows.filter(keep)
     # A re-run after a crash finds its own rows in the index (``ours``); do not insert them twice. Every
     # other row kept has no entry yet (the lookup above ran in this transaction, after the inserts of
     # the batch's earlier tables), so no anti-join against the whole index is needed.
     _remember(con, rows.filter(pc.and_(keep, pc.is_null(facts["prev_hash"]))), batch_id)
-    columns = [*canonical.names, "content_hash", "_date"]
-    return _Classified(publish.select(columns), int(pc.sum(duplicate).as_py() or 0), conflicts)
+    return _Classified(publish.select(_publish_columns(canonical)), int(pc.sum(duplicate).as_py() or 0), conflicts)
 
 
 def _remember(con: duckdb.DuckDBPyConnection, rows: pa.Table, batch_id: str) -> None:
@@ -198,7 +197,7 @@ def _remember(con: duckdb.DuckDBPyConnection, rows: pa.Table, batch_id: str) -> 
 def _publish_all(con: duckdb.DuckDBPyConnection, rows: pa.Table, canonical: pa.Schema, batch_id: str) -> _Classified:
     """``_classify`` when every row is new: all are published and remembered; none is a duplicate."""
     _remember(con, rows, batch_id)
-    return _Classified(rows.select([*canonical.names, "content_hash", "_date"]), 0, [])
+    return _Classified(rows.select(_publish_columns(canonical)), 0, [])
 
 
 def _write_parquet(uri: str, table: pa.Table) -> str:
@@ -239,8 +238,9 @@ def _publish_partition(
     leaf_hashes: list[bytes],
 ) -> int:
     """Write one (table, date) partition of a batch with its leaf columns; returns the next leaf index."""
+    hashes = rowhash.digests(rows.column(LEAF_HASH))
+    rows = rows.drop_columns([LEAF_HASH])
     rows = rows.append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), rows.num_rows))
-    hashes = ledger.row_leaf_hashes(table_name, rows)
     rows = rows.append_column("leaf_index", pa.array(np.arange(first_leaf, first_leaf + rows.num_rows, dtype=np.int64)))
     rows = rows.append_column("leaf_hash", _hex(hashes))
     rows = rows.cast(event_table(table_name).published_schema)

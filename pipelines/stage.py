@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import layout, storage
+from pipelines import layout, rowhash, storage
 from pipelines.config import Settings
 from pipelines.ingest import DEFAULT_CHUNK_ROWS, UnparseableFile, parse_file, parsed_schema
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
@@ -142,7 +142,7 @@ def stage_file(
                     if len(outcome.valid_ords) != table.num_rows:  # valid_ords is a subset of the rows
                         valid = table.filter(pc.is_in(table.column("_ord"), outcome.valid_ords))
                     if valid.num_rows:
-                        writers.write(name, _staged(name, valid))
+                        writers.write(name, _staged(name, valid, batch_id))
                 if rejected:
                     quarantine.write_table(_quarantine_table(rejected, batch_id, uri))
                 chunk = table = valid = None
@@ -176,15 +176,17 @@ def stage_file(
     return result
 
 
-def _staged(name: str, valid: pa.Table) -> pa.Table:
-    """Staged rows: the canonical columns (typed, not-null where required) + origin columns."""
+def _staged(name: str, valid: pa.Table, batch_id: str) -> pa.Table:
+    """Staged rows: the canonical columns (typed, not-null where required), origin columns, and the
+    row's content and leaf hashes (here, in parallel workers, rather than in the single publisher)."""
     schema = event_table(name).staged_schema
     canonical = valid.select(schema.names).cast(schema)
     for column in STAGE_COLUMNS:
         canonical = canonical.append_column(
             parsed_schema(event_table(name)).field(column), valid.column(column)
         )
-    return canonical
+    canonical = canonical.append_column("content_hash", rowhash.content_hashes(name, canonical))
+    return canonical.append_column(rowhash.LEAF_HASH, rowhash.published_leaf_hashes(name, canonical, batch_id))
 
 
 def _keep_original(uri: str, settings: Settings, batch_id: str) -> None:

@@ -46,7 +46,7 @@ def test_benchmark_at_a_small_size_writes_complete_results(tmp_path: Path):
     assert totals["quarantined"] == r["anomalies"]["negative_records"] + r["anomalies"]["unregistered_deployment"]
     assert totals["duplicates"] == r["anomalies"]["duplicates"]
     stages = r["sensorlog"]["stages"]
-    for key in ("ingest", "validate", "stage", "dedupe", "leaf_hashes", "parquet", "ledger_append", "publish"):
+    for key in ("ingest", "validate", "row_hashes", "stage", "dedupe", "parquet", "ledger_append", "publish"):
         assert stages[key] >= 0, key
     assert stages["stage"] + stages["publish"] <= r["sensorlog"]["seconds"] + 1e-6
 

@@ -190,3 +190,28 @@ def test_conservation_and_idempotence_hold_for_any_mix(tmp_path_factory, spec):
     assert flow.commit_batches(s, flow.stage_files(s, [str(path)]))["published"] == m["published"]
     assert ledger.latest_checkpoint(s) == before
     assert len(published_rows(s)) == m["published"]
+
+
+def test_rows_staged_without_their_hashes_publish_the_same_leaves(tmp_path, write_file):
+    """Staging stores each row's content and leaf hash; a batch staged before it did (no such
+    columns) is published with both computed by the publisher, to the same bytes."""
+    from pipelines import rowhash
+    from pipelines.stage import staged_files
+    from pipelines.verify import verify_log
+
+    events = [make_event(n=i) for i in range(6)] + [make_event("access", n=1), make_event("deletion", n=2)]
+    uri = write_file("hashes.ndjson", ndjson([*events, events[0]]))
+    outcomes = []
+    for name, strip in (("stored", False), ("computed", True)):
+        s = Settings.from_env({"SENSORLOG_HOME": str(tmp_path / name), "SENSORLOG_LANDING": str(Path(uri).parent)})
+        batch = stage_file(uri, s, IDS).batch_id
+        for _, _, path in staged_files(s, batch):
+            table = pq.read_table(path)
+            assert {"content_hash", rowhash.LEAF_HASH} <= set(table.column_names)
+            if strip:
+                pq.write_table(table.drop_columns(["content_hash", rowhash.LEAF_HASH]), path)
+        manifest = publish.commit_batch(s, batch)
+        assert (manifest["published"], manifest["duplicates"]) == (8, 1)
+        assert verify_log(s.log, s.published, s.manifests).ok
+        outcomes.append(sorted((r["leaf_index"], r["leaf_hash"], r["content_hash"]) for r in published_rows(s)))
+    assert outcomes[0] == outcomes[1]

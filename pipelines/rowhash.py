@@ -11,6 +11,8 @@ staging computes them in parallel workers and the single publisher only reads th
 
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -18,6 +20,7 @@ import pyarrow as pa
 from pipelines.schemas import event_table
 from pipelines.tlog import leaf
 
+_local = threading.local()
 LEAF_HASH = "_leaf_hash"  # the staged column holding each row's leaf hash (binary, 32 bytes)
 
 def _content_hash_sql(schema: pa.Schema) -> str:
@@ -35,14 +38,23 @@ def _content_hash_sql(schema: pa.Schema) -> str:
 def content_hashes(table_name: str, rows: pa.Table) -> pa.Array:
     """``content_hash`` of each row (hex strings, in row order) over the table's canonical columns."""
     canonical = event_table(table_name).staged_schema
-    con = duckdb.connect()
+    con = _connection()
+    con.register("rows_", rows.select(canonical.names))
     try:
-        con.register("rows_", rows.select(canonical.names))
         query = f"SELECT {_content_hash_sql(canonical)} AS h FROM rows_"
         result = con.sql(query, params=[table_name]).to_arrow_table().column("h").combine_chunks()
     finally:
-        con.close()
+        con.unregister("rows_")
     return result.cast(pa.string())
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    # Opening an in-memory DuckDB costs about 20 ms, more than hashing a small file's rows: keep one
+    # per thread (a connection must not be shared between threads).
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+    return con
 
 
 def published_leaf_hashes(table_name: str, rows: pa.Table, batch_id: str) -> pa.Array:

@@ -647,7 +647,7 @@ def test_report_is_self_contained_html_with_findings_and_charts(cli_city):
 
 
 def test_audit_dag_imports_and_wires_one_function():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import AssetOrTimeSchedule
 
     from pipelines.config import PROJECT_DIR

@@ -446,7 +446,7 @@ def test_the_cli_builds_the_site(city, tmp_path, monkeypatch):
 
 
 def test_the_portal_dag_imports_and_is_scheduled_on_findings_and_the_log():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
     assert bag.import_errors == {}

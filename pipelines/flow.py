@@ -13,7 +13,6 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import layout, publish, storage
@@ -76,13 +75,6 @@ def deployment_ids(settings: Settings) -> frozenset[str]:
     return load_registry(settings.registry).ids()
 
 
-@dataclass(frozen=True)
-class StagedFile:
-    uri: str
-    batch_id: str
-    already_published: bool
-
-
 def default_workers() -> int:
     """Staging processes for ``sensorlog run``: ``SENSORLOG_WORKERS``, else one per core."""
     return max(1, int(os.environ.get("SENSORLOG_WORKERS") or os.cpu_count() or 1))
@@ -98,28 +90,34 @@ def staged_in_order(
     the caller publishes batch k while the workers stage the files after it."""
     uris = list(uris)
     ids = deployment_ids(settings)
-    if workers <= 1 or len(uris) <= 1:
-        for uri in uris:
-            batch_id = stage_file(uri, settings, ids).batch_id
-            if progress:
-                progress(uri)
-            yield batch_id
-        return
-    # spawn, not fork: a forked child would inherit the parent's threads' locks (DuckDB, Arrow pools).
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(uris)), mp_context=multiprocessing.get_context("spawn"))
+    pool = None
+    if workers > 1 and len(uris) > 1:
+        # spawn, not fork: a forked child would inherit the parent's threads' locks (DuckDB, Arrow pools).
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(uris)), mp_context=context)
     try:
-        futures = [pool.submit(_stage_batch_id, uri, settings, ids) for uri in uris]
-        for uri, future in zip(uris, futures, strict=True):
-            batch_id = future.result()
+        if pool is None:
+            results = (stage_file(uri, settings, ids) for uri in uris)
+        else:
+            futures = [pool.submit(stage_file, uri, settings, ids) for uri in uris]
+            results = (future.result() for future in futures)
+        for uri, result in zip(uris, results, strict=True):
+            if result.already_published:
+                _remember_published(settings, uri, result.batch_id)
             if progress:
                 progress(uri)
-            yield batch_id
+            yield result.batch_id
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _stage_batch_id(uri: str, settings: Settings, ids: frozenset[str]) -> str:
-    return stage_file(uri, settings, ids).batch_id
+def _remember_published(settings: Settings, uri: str, batch_id: str) -> None:
+    """A landed file whose bytes are already published (a copy, or a re-upload under another name) is
+    remembered under its own name too, so the sweep does not hash it again every time."""
+    info = storage.file_info(uri)
+    if info is not None:
+        _remember(settings, {uri: {**_fingerprint(info), "batch_id": batch_id}})
 
 
 def stage_files(

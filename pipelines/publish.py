@@ -239,8 +239,7 @@ def _publish_partition(
 ) -> int:
     """Write one (table, date) partition of a batch with its leaf columns; returns the next leaf index."""
     hashes = rowhash.digests(rows.column(LEAF_HASH))
-    rows = rows.drop_columns([LEAF_HASH])
-    rows = rows.append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), rows.num_rows))
+    rows = rowhash.as_published(table_name, rows, batch_id)
     rows = rows.append_column("leaf_index", pa.array(np.arange(first_leaf, first_leaf + rows.num_rows, dtype=np.int64)))
     rows = rows.append_column("leaf_hash", _hex(hashes))
     rows = rows.cast(event_table(table_name).published_schema)

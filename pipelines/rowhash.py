@@ -20,8 +20,9 @@ import pyarrow as pa
 from pipelines.schemas import event_table
 from pipelines.tlog import leaf
 
-_local = threading.local()
 LEAF_HASH = "_leaf_hash"  # the staged column holding each row's leaf hash (binary, 32 bytes)
+_local = threading.local()
+
 
 def _content_hash_sql(schema: pa.Schema) -> str:
     # Timestamps enter as epoch microseconds so the hash never depends on a session time zone;
@@ -57,14 +58,18 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def published_leaf_hashes(table_name: str, rows: pa.Table, batch_id: str) -> pa.Array:
-    """Leaf hash (32 bytes each) of every row as it will be published in ``batch_id``: its canonical
-    columns plus ``content_hash`` and ``batch_id``."""
+def as_published(table_name: str, rows: pa.Table, batch_id: str) -> pa.Table:
+    """The columns of ``rows`` that a published row's leaf covers: canonical fields, ``content_hash``
+    and ``batch_id`` (the publisher adds ``leaf_index`` and ``leaf_hash``, which the leaf excludes)."""
     canonical = event_table(table_name).staged_schema
-    published = rows.select([*canonical.names, "content_hash"]).append_column(
+    return rows.select([*canonical.names, "content_hash"]).append_column(
         "batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), rows.num_rows)
     )
-    digests = leaf.table_leaf_hashes(table_name, published)
+
+
+def published_leaf_hashes(table_name: str, rows: pa.Table, batch_id: str) -> pa.Array:
+    """Leaf hash (32 bytes each) of every row as it will be published in ``batch_id``."""
+    digests = leaf.table_leaf_hashes(table_name, as_published(table_name, rows, batch_id))
     data = pa.py_buffer(b"".join(digests))
     return pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), len(digests), [None, data])
 

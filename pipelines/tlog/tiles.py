@@ -248,9 +248,6 @@ class TileStore:
             if not count and not found:
                 break
 
-    def _write(self, rel: str, data: bytes, dirs: set[Path]) -> None:
-        self._write_all([(rel, data)], dirs)
-
     def _write_all(self, files: list[tuple[str, bytes]], dirs: set[Path]) -> None:
         """Write each (relative path, bytes) atomically: temporary file, fsync, rename.
 
@@ -331,6 +328,6 @@ class TileStore:
         """The commit point: write ``state.json`` atomically, after every tile it refers to."""
         self.directory.mkdir(parents=True, exist_ok=True)
         dirs: set[Path] = set()
-        self._write(STATE_FILE, json.dumps({"size": size, "root": root.hex()}).encode() + b"\n", dirs)
+        self._write_all([(STATE_FILE, json.dumps({"size": size, "root": root.hex()}).encode() + b"\n")], dirs)
         if self.fsync:
             fsync_path(self.directory)

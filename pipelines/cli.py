@@ -193,6 +193,11 @@ from pipelines.audit_cli import audit_cmd  # noqa: E402
 
 app.command("audit")(audit_cmd)
 
+from pipelines.witness_cli import operator_cosign_cmd, witness_app  # noqa: E402
+
+app.add_typer(witness_app, name="witness")
+app.command("cosign")(operator_cosign_cmd)
+
 
 def main() -> None:
     app()

@@ -36,6 +36,9 @@ class Settings:
     # DuckDB's memory limit for the audit and summaries (its default is 80% of RAM, which an Airflow
     # worker shares); beyond it DuckDB spills to a folder under ``state``.
     duckdb_memory: str = "1GB"
+    # Witnesses asked to cosign each checkpoint (``sensorlog cosign``): a text file, one witness per
+    # line, ``<witness vkey> <submission URL>``; ``#`` comments and blank lines are ignored.
+    witnesses: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,4 +70,5 @@ class Settings:
             log_origin=env.get("SENSORLOG_LOG_ORIGIN", "sensorlog.example/riverton"),
             timezone=env.get("SENSORLOG_TIMEZONE", "America/New_York"),
             duckdb_memory=env.get("SENSORLOG_DUCKDB_MEMORY", "1GB"),
+            witnesses=where("SENSORLOG_WITNESSES", _join(home, "witnesses.txt")),
         )

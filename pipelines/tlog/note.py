@@ -229,11 +229,11 @@ def as_verifier(v: Verifier | Signer | str) -> Verifier:
     return Verifier.from_vkey(v)
 
 
-def open(note: str | bytes, verifiers: Iterable[Verifier | Signer | str]) -> tuple[str, list[Signature]]:
-    """Verify a signed note; return ``(text, verified signatures)``.
+def parse_note(note: str | bytes) -> tuple[str, list[Signature]]:
+    """Split a signed note into its text (final newline included) and its signature lines, in order.
 
-    ``verifiers`` are Verifier objects or vkey strings. Raises MalformedNote, BadSignature (a known
-    key's signature is wrong) or UnverifiedNote (no signature by any known key).
+    Nothing is verified: the text must not be trusted until ``open`` has checked a signature.
+    Raises MalformedNote.
     """
     if isinstance(note, bytes | bytearray):
         try:
@@ -250,11 +250,21 @@ def open(note: str | bytes, verifiers: Iterable[Verifier | Signer | str]) -> tup
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise MalformedNote(f"note has more than {MAX_SIGNATURES} signatures")
+    return text, [_parse_signature(line) for line in lines]
+
+
+def open(note: str | bytes, verifiers: Iterable[Verifier | Signer | str]) -> tuple[str, list[Signature]]:
+    """Verify a signed note; return ``(text, verified signatures)``.
+
+    ``verifiers`` are Verifier objects or vkey strings. Raises MalformedNote, BadSignature (a known
+    key's signature is wrong) or UnverifiedNote (no signature by any known key).
+    """
+    text, signatures = parse_note(note)
     known = {(v.name, v.key_id): v for v in map(as_verifier, verifiers)}
     data = text.encode("utf-8")
     verified: list[Signature] = []
     seen_unknown: list[str] = []
-    for sig in map(_parse_signature, lines):
+    for sig in signatures:
         verifier = known.get((sig.name, sig.key_id))
         if verifier is None:
             seen_unknown.append(f"{sig.name}+{sig.key_id:08x}")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from pipelines import layout, publish, storage
+from pipelines import layout, locks, publish, storage
 from pipelines.config import Settings
 from pipelines.ingest import SUFFIXES
 from pipelines.registry import load_registry
@@ -40,23 +40,36 @@ def _processed(settings: Settings) -> dict[str, dict]:
 def _remember(settings: Settings, entries: dict[str, dict]) -> None:
     # A cache only: losing it costs a re-hash of landed files, never correctness, because the
     # manifest named by the batch id is what decides whether a file is published.
+    # Two runs on one home may both remember: merge under a lock, through a temporary name of our own.
     path = _processed_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    merged = {**_processed(settings), **entries}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
-    tmp.replace(path)
+    with locks.exclusive(path.with_suffix(".lock")):
+        merged = {**_processed(settings), **entries}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
+        tmp.replace(path)
 
 
 def _fingerprint(info: storage.FileInfo) -> dict:
     return {"size": info.size, "mtime_ns": info.mtime_ns}
 
 
+def landing(settings: Settings) -> storage.Listing:
+    """What the landing zone holds, bounded by its root (``storage.list_landing``): the files to
+    consider and what was set aside (symlinks, keys outside the prefix…) with the reason."""
+    return storage.list_landing(settings.landing, SUFFIXES)
+
+
 def discover(settings: Settings) -> list[str]:
-    """Landed files no manifest covers yet, in landing order (the sweep's view of the world)."""
+    """Landed files no manifest covers yet, in landing order (the sweep's view of the world).
+
+    Anything the landing zone holds that is not a file under its root is logged and left alone;
+    ``landing(settings).skipped`` lists it for a report."""
     known = _processed(settings)
     pending = []
-    for info in storage.list_file_infos(settings.landing, SUFFIXES):
+    found = landing(settings)
+    for skipped in found.skipped:
+        log.warning("landing zone: skipped %s", skipped)
+    for info in found.files:
         seen = known.get(info.uri)
         if seen and {k: seen.get(k) for k in ("size", "mtime_ns")} == _fingerprint(info):
             if storage.exists(layout.manifest_file(settings, seen["batch_id"])):
@@ -130,6 +143,7 @@ def stage_files(
 def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progress | None = None) -> dict:
     """Publish staged batches in order; returns totals over them (small enough for XCom)."""
     totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0}
+    publish.recover(settings)  # a crash may have left a committed batch's files to move, even with nothing new
     remembered, done = {}, set()
     for batch_id in batch_ids:
         if batch_id in done:  # the same file landed twice is one batch

@@ -26,6 +26,21 @@ def quarantined_original(settings: Settings, batch_id: str, name: str) -> str:
     return join(settings.quarantine, "files", batch_id, name)
 
 
+def pending_root(root: str) -> str:
+    """Where a batch's outputs for ``root`` (published/ or quarantine/) wait for their manifest: a
+    hidden sibling of ``root`` (``<home>/.pending/published``), so no reader's glob under ``root`` ever
+    matches them, and on the same filesystem, so moving one into place is a rename."""
+    head, _, tail = root.rstrip("/").rpartition("/")
+    if not head or head.endswith(":/"):  # a bucket's root has no sibling; stay hidden inside it
+        return join(root, ".pending")
+    return join(head, ".pending", tail)
+
+
+def pending_file(root: str, batch_id: str, final: str) -> str:
+    """The pending name of ``final`` (a file under ``root``) while ``batch_id`` is being published."""
+    return join(pending_root(root), batch_id, relative(root, final))
+
+
 def staging_dir(settings: Settings, batch_id: str) -> str:
     return join(settings.staging, batch_id)
 

@@ -1,11 +1,20 @@
 """Phase two of a batch: de-duplicate, publish Parquet, append to the log, write the manifest.
 
 One writer at a time (a file lock), because every published row takes the next leaf index in the
-transparency log. The order of effects makes a crash at any point recoverable by re-running:
+transparency log. The staged batch is checked first against the SHA-256 staging recorded for each of
+its files; a staged batch that is missing, cut short or changed is staged again from the landed bytes
+(staging is derived data). The order of effects makes a crash at any point recoverable by re-running:
 
-1. each output Parquet file is written under a temporary name and renamed into place;
+1. each output Parquet file is written (atomically) under the batch's pending folder, a hidden sibling
+   of ``published/`` and ``quarantine/`` (``layout.pending_root``) that no reader's glob matches;
 2. the row and manifest leaves are appended to the log, keyed by batch id (a repeat is a no-op);
-3. the manifest is written last. It is the commit point: readers trust only what a manifest lists.
+3. the manifest is written: the commit point;
+4. the pending files are moved into place (a rename each).
+
+Before any batch, the writer finishes what a crash left (``recover``): pending files of a batch whose
+manifest exists are moved into place (roll forward); those of a batch without one are deleted, and
+the batch is published again. So a reader of ``published/**/*.parquet`` never sees a row no manifest
+lists, nor a row twice.
 
 Outputs are deterministic functions of the staged rows and the log position the batch was first
 given, so a re-run after a crash rewrites byte-identical files.
@@ -15,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +38,13 @@ import pyarrow.parquet as pq
 
 from pipelines import layout, ledger, locks, rowhash, storage
 from pipelines.config import Settings
+from pipelines.registry import load_registry
 from pipelines.rowhash import LEAF_HASH
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
-from pipelines.stage import StageResult, load_stage, staged_files
+from pipelines.stage import StageResult, StaleStage, check_stage, find_landed, load_stage, stage_file, staged_files
 
 PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
+log = logging.getLogger(__name__)
 
 
 class NotStaged(Exception):
@@ -250,7 +263,7 @@ def _publish_partition(
             "event_date": date,
             "path": layout.relative(settings.published, uri),
             "rows": rows.num_rows,
-            "sha256": _write_parquet(uri, rows),
+            "sha256": _write_parquet(layout.pending_file(settings.published, batch_id, uri), rows),
             "first_leaf": first_leaf,
         }
     )
@@ -258,69 +271,148 @@ def _publish_partition(
     return first_leaf + rows.num_rows
 
 
-def commit_batch(settings: Settings, batch_id: str) -> dict:
-    """Publish a staged batch. Returns its manifest. Re-running a committed batch is a no-op."""
+def commit_batch(settings: Settings, batch_id: str, source_uri: str | None = None) -> dict:
+    """Publish a staged batch. Returns its manifest. Re-running a committed batch is a no-op.
+
+    A staged batch that is not what staging wrote is staged again, under the lock, from the landed
+    file: ``source_uri``, else the file it was staged from, else the landed file with its bytes."""
     manifest_uri = layout.manifest_file(settings, batch_id)
     with writer_lock(settings):
+        _recover(settings)
         if storage.exists(manifest_uri):
-            return json.loads(storage.read_bytes(manifest_uri))
-        stage = load_stage(settings, batch_id)
-        if stage is None:
-            raise NotStaged(f"batch {batch_id} is not staged; run stage first")
-        log = ledger.open_log(settings)
-        start = log.batch_start(batch_id)
-        next_index = start
-        leaf_hashes: list[bytes] = []
-        outputs, conflicts = [], []
-        duplicates = 0
-        con = _index(settings)
-        try:
-            con.execute("BEGIN")
-            staged = staged_files(settings, batch_id)
-            for table_name in dict.fromkeys(t for t, _, _ in staged):
-                classified = _classify(con, table_name, [p for t, _, p in staged if t == table_name], batch_id)
-                duplicates += classified.duplicates
-                conflicts.extend(classified.conflicts)
-                dates = classified.publish.column("_date")
-                for date in pc.unique(dates).to_pylist():
-                    rows = classified.publish.filter(pc.equal(dates, date)).drop_columns(["_date"])
-                    next_index = _publish_partition(
-                        settings, batch_id, table_name, date, rows, next_index, outputs, leaf_hashes
-                    )
-            quarantined = _write_quarantine(settings, batch_id, conflicts)
-            published = sum(o["rows"] for o in outputs)
-            manifest = {
-                "batch_id": batch_id,
-                "source_file": layout.relative(settings.landing, stage.source_uri),
-                "source_sha256": batch_id,
-                "source_bytes": stage.source_bytes,
-                "validated_at": stage.validated_at,
-                "rows_in": stage.rows_in,
-                "published": published,
-                "quarantined": quarantined["rows"],
-                "duplicates": duplicates,
-                "file_error": stage.file_error,
-                "quarantine": quarantined if quarantined["path"] else None,
-                "outputs": outputs,
-                "leaves": {"first": start, "rows_end": next_index, "manifest_leaf": next_index},
-            }
-            _check_conservation(manifest)
-            leaf_hashes.append(ledger.manifest_leaf_hash(manifest))
-            log.append(batch_id, start, leaf_hashes)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
-        storage.write_bytes(
-            manifest_uri,
-            json.dumps(manifest, indent=2, sort_keys=True).encode(),
-            content_type="application/json",
-        )
-    shutil.rmtree(layout.staging_dir(settings, batch_id), ignore_errors=True)
+            manifest = json.loads(storage.read_bytes(manifest_uri))
+        else:
+            try:
+                stage, fresh = check_stage(settings, batch_id), False
+            except StaleStage as stale:
+                stage, fresh = _restage(settings, batch_id, source_uri, stale.reason), True
+            try:
+                manifest = _publish(settings, batch_id, stage)
+            except ConservationError as err:
+                if fresh:
+                    raise
+                stage = _restage(settings, batch_id, source_uri, str(err))
+                manifest = _publish(settings, batch_id, stage)
+        shutil.rmtree(layout.staging_dir(settings, batch_id), ignore_errors=True)
     pa.default_memory_pool().release_unused()  # see stage_file: keep a long run's RSS flat
     return manifest
+
+
+def _restage(settings: Settings, batch_id: str, source_uri: str | None, reason: str) -> StageResult:
+    """Stage ``batch_id`` again from its landed bytes (the writer lock is held)."""
+    record = load_stage(settings, batch_id)
+    uri = find_landed(settings, batch_id, [source_uri, record.source_uri if record else None])
+    if uri is None:
+        raise NotStaged(f"batch {batch_id}: {reason}; no landed file has its bytes to stage it from")
+    log.warning("batch %s: %s; staging it again from %s", batch_id, reason, uri)
+    # Against the registry it was first staged with, when known, so it is the same derived batch.
+    ids = record.deployment_ids if record and record.deployment_ids else load_registry(settings.registry).ids()
+    stage_file(uri, settings, ids, force=True)
+    return check_stage(settings, batch_id)
+
+
+def _publish(settings: Settings, batch_id: str, stage: StageResult) -> dict:
+    """Steps 1–4 of the module's docstring for a checked staged batch (the writer lock is held)."""
+    ledger_log = ledger.open_log(settings)
+    start = ledger_log.batch_start(batch_id)
+    next_index = start
+    leaf_hashes: list[bytes] = []
+    outputs, conflicts = [], []
+    duplicates = 0
+    con = _index(settings)
+    try:
+        con.execute("BEGIN")
+        staged = staged_files(settings, batch_id)
+        for table_name in dict.fromkeys(t for t, _, _ in staged):
+            classified = _classify(con, table_name, [p for t, _, p in staged if t == table_name], batch_id)
+            duplicates += classified.duplicates
+            conflicts.extend(classified.conflicts)
+            dates = classified.publish.column("_date")
+            for date in pc.unique(dates).to_pylist():
+                rows = classified.publish.filter(pc.equal(dates, date)).drop_columns(["_date"])
+                next_index = _publish_partition(
+                    settings, batch_id, table_name, date, rows, next_index, outputs, leaf_hashes
+                )
+        quarantined = _write_quarantine(settings, batch_id, conflicts)
+        published = sum(o["rows"] for o in outputs)
+        manifest = {
+            "batch_id": batch_id,
+            "source_file": layout.relative(settings.landing, stage.source_uri),
+            "source_sha256": batch_id,
+            "source_bytes": stage.source_bytes,
+            "validated_at": stage.validated_at,
+            "rows_in": stage.rows_in,
+            "published": published,
+            "quarantined": quarantined["rows"],
+            "duplicates": duplicates,
+            "file_error": stage.file_error,
+            "quarantine": quarantined if quarantined["path"] else None,
+            "outputs": outputs,
+            "leaves": {"first": start, "rows_end": next_index, "manifest_leaf": next_index},
+        }
+        _check_conservation(manifest)
+        leaf_hashes.append(ledger.manifest_leaf_hash(manifest))
+        ledger_log.append(batch_id, start, leaf_hashes)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        _discard_pending(settings, batch_id)
+        raise
+    finally:
+        con.close()
+    storage.write_bytes(
+        layout.manifest_file(settings, batch_id),
+        json.dumps(manifest, indent=2, sort_keys=True).encode(),
+        content_type="application/json",
+    )
+    _move_pending(settings, batch_id)
+    return manifest
+
+
+def _pending_roots(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """(final root, its pending root) for each place a batch writes files before its manifest."""
+    return tuple((root, layout.pending_root(root)) for root in (settings.published, settings.quarantine))
+
+
+def _move_pending(settings: Settings, batch_id: str) -> None:
+    """Move a committed batch's pending files into place (what a crash interrupted, too)."""
+    for root, pending in _pending_roots(settings):
+        folder = storage.join(pending, batch_id)
+        for uri in storage.list_files(folder):
+            storage.move(uri, storage.join(root, layout.relative(folder, uri)))
+        if not storage.is_s3(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _discard_pending(settings: Settings, batch_id: str) -> None:
+    """Delete the pending files of a batch that has no manifest: it is published again from scratch."""
+    for _, pending in _pending_roots(settings):
+        folder = storage.join(pending, batch_id)
+        if storage.is_s3(folder):
+            for uri in storage.list_files(folder):
+                storage.delete(uri)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _recover(settings: Settings) -> None:
+    batches: set[str] = set()
+    for _, pending in _pending_roots(settings):
+        batches.update(layout.relative(pending, uri).split("/", 1)[0] for uri in storage.list_files(pending))
+        if not storage.is_s3(pending) and os.path.isdir(pending):
+            batches.update(os.listdir(pending))
+    for batch_id in sorted(batches):
+        if storage.exists(layout.manifest_file(settings, batch_id)):
+            log.warning("batch %s: manifest committed, moving its remaining files into place", batch_id)
+            _move_pending(settings, batch_id)
+        else:
+            _discard_pending(settings, batch_id)
+
+
+def recover(settings: Settings) -> None:
+    """Finish what a crashed writer left: roll committed batches forward, discard uncommitted ones."""
+    with writer_lock(settings):
+        _recover(settings)
 
 
 class ConservationError(AssertionError):
@@ -352,7 +444,7 @@ def _write_quarantine(settings: Settings, batch_id: str, conflicts: list[dict]) 
     if table.num_rows == 0:
         return {"rows": 0, "path": None, "sha256": None}
     uri = layout.quarantine_file(settings, batch_id)
-    digest = _write_parquet(uri, table)
+    digest = _write_parquet(layout.pending_file(settings.quarantine, batch_id, uri), table)
     return {"rows": rows, "path": layout.relative(settings.quarantine, uri), "sha256": digest}
 
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from pipelines import layout, rowhash, storage
 from pipelines.config import Settings
-from pipelines.ingest import DEFAULT_CHUNK_ROWS, UnparseableFile, parse_file, parsed_schema
+from pipelines.ingest import DEFAULT_CHUNK_ROWS, SUFFIXES, UnparseableFile, parse_file, parsed_schema
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
 from pipelines.validate import validate_chunk
 
@@ -43,6 +43,11 @@ class StageResult:
     file_error: str | None = None
     validated_at: str = ""
     already_published: bool = False
+    # SHA-256 of every file staging wrote next to stage.json, by name: the publisher checks them, so a
+    # staged file changed, cut short or lost after staging is re-derived from the landed bytes.
+    files: dict[str, str] = field(default_factory=dict)
+    # The registry's deployment ids it was validated against, so staging it again derives the same batch.
+    deployment_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -50,6 +55,23 @@ class StageResult:
     @classmethod
     def from_json(cls, text: str) -> StageResult:
         return cls(**json.loads(text))
+
+
+class StaleStage(Exception):
+    """A staged batch that is not what staging wrote (missing, cut short, changed, or from a version
+    that recorded no file hashes): derived data, to be staged again from the landed file."""
+
+    def __init__(self, batch_id: str, reason: str):
+        self.batch_id, self.reason = batch_id, reason
+        super().__init__(f"staged batch {batch_id}: {reason}")
+
+
+def _read_result(path: Path) -> StageResult | None:
+    """The stage record at ``path``; None when it is missing or unreadable (then staging is redone)."""
+    try:
+        return StageResult.from_json(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def batch_id_of(uri: str) -> tuple[str, int]:
@@ -109,19 +131,21 @@ def stage_file(
     deployment_ids: Iterable[str],
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     now: datetime | None = None,
+    force: bool = False,
 ) -> StageResult:
     """Parse + validate ``uri`` into ``staging/<batch_id>/``. Safe to call again: a file already
-    staged or published is not re-read."""
+    staged or published is not re-read, unless ``force`` (the publisher found the staged batch
+    stale) says to stage it again and replace what is there."""
     batch_id, size = batch_id_of(uri)
     final = Path(layout.staging_dir(settings, batch_id))
     if storage.exists(layout.manifest_file(settings, batch_id)):
         return StageResult(batch_id, uri, size, already_published=True)
-    if (final / "stage.json").exists():
-        return StageResult.from_json((final / "stage.json").read_text())
+    if not force and (existing := _read_result(final / "stage.json")) is not None:
+        return existing
 
     known = frozenset(deployment_ids)
     now = now or datetime.now(UTC)
-    result = StageResult(batch_id, uri, size, validated_at=now.isoformat())
+    result = StageResult(batch_id, uri, size, validated_at=now.isoformat(), deployment_ids=sorted(known))
     work = final.with_name(f".tmp-{uuid.uuid4().hex}-{batch_id}")
     work.mkdir(parents=True)
     writers = _Writers(work)
@@ -150,7 +174,10 @@ def stage_file(
                 # otherwise), so a long file does not hold the high-water mark of every chunk.
                 pa.default_memory_pool().release_unused()
         except UnparseableFile as err:
-            result = StageResult(batch_id, uri, size, validated_at=result.validated_at, file_error=str(err))
+            result = StageResult(
+                batch_id, uri, size, validated_at=result.validated_at, file_error=str(err),
+                deployment_ids=result.deployment_ids,
+            )
             writers.close()
             for path in work.glob("*__*.parquet"):
                 path.unlink()
@@ -170,10 +197,65 @@ def stage_file(
         writers.close()
         quarantine.close()
     result.staged = dict(sorted(writers.rows.items()))
+    result.files = {path.name: storage.sha256_of(str(path))[0] for path in sorted(work.iterdir())}
     (work / "stage.json").write_text(result.to_json())
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(work, final)
+    return _install(work, final, result, replace=force)
+
+
+def _install(work: Path, final: Path, result: StageResult, replace: bool) -> StageResult:
+    """Rename the finished ``work`` folder to ``final``. Another process staging the same bytes may
+    have got there first: its complete staging is as good as ours (same bytes, same registry), so
+    ours is dropped, and nothing is ever removed under a publisher reading it. Only ``replace`` (the
+    publisher, holding the writer lock, found the batch stale) moves an existing folder aside."""
+    if not replace and (theirs := _read_result(final / "stage.json")) is not None:
+        shutil.rmtree(work, ignore_errors=True)
+        return theirs
+    aside = final.with_name(f".old-{uuid.uuid4().hex}-{final.name}")
+    try:
+        if final.exists():
+            os.rename(final, aside)
+        os.rename(work, final)
+    except OSError:
+        theirs = _read_result(final / "stage.json")
+        if theirs is None:
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+        return theirs
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
     return result
+
+
+def check_stage(settings: Settings, batch_id: str) -> StageResult:
+    """The stage record of ``batch_id`` once every staged file is checked against the SHA-256 staging
+    recorded for it; ``StaleStage`` says what is wrong otherwise."""
+    folder = Path(layout.staging_dir(settings, batch_id))
+    result = _read_result(folder / "stage.json")
+    if result is None:
+        raise StaleStage(batch_id, "not staged (no readable stage.json)")
+    if result.batch_id != batch_id:
+        raise StaleStage(batch_id, f"stage.json describes batch {result.batch_id}")
+    if not result.files:
+        raise StaleStage(batch_id, "staged without file hashes (by an earlier version)")
+    present = {path.name for path in folder.iterdir() if path.name != "stage.json"}
+    if present != set(result.files):
+        missing, extra = sorted(set(result.files) - present), sorted(present - set(result.files))
+        raise StaleStage(batch_id, f"staged files missing {missing} or unexpected {extra}")
+    for name, digest in result.files.items():
+        if storage.sha256_of(str(folder / name))[0] != digest:
+            raise StaleStage(batch_id, f"{name} is not the file staging wrote (SHA-256 differs)")
+    return result
+
+
+def find_landed(settings: Settings, batch_id: str, hints: Iterable[str | None] = ()) -> str | None:
+    """A landed file whose bytes are batch ``batch_id``: one of ``hints`` (where it was staged from),
+    else the first file under the landing root that hashes to it. A recovery path only: it may hash
+    the whole landing zone."""
+    listed = (info.uri for info in storage.list_landing(settings.landing, SUFFIXES).files)
+    for uri in dict.fromkeys([*(h for h in hints if h), *listed]):
+        if storage.exists(uri) and batch_id_of(uri)[0] == batch_id:
+            return uri
+    return None
 
 
 def _staged(name: str, valid: pa.Table, batch_id: str) -> pa.Table:
@@ -209,5 +291,4 @@ def staged_files(settings: Settings, batch_id: str) -> list[tuple[str, str, Path
 
 
 def load_stage(settings: Settings, batch_id: str) -> StageResult | None:
-    path = Path(layout.staging_dir(settings, batch_id)) / "stage.json"
-    return StageResult.from_json(path.read_text()) if path.exists() else None
+    return _read_result(Path(layout.staging_dir(settings, batch_id)) / "stage.json")

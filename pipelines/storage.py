@@ -7,8 +7,11 @@ laptop folder and on AWS S3 or MinIO. S3 settings come from the standard AWS env
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import posixpath
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,7 +133,18 @@ def move(src: str, dst: str) -> None:
         fs.delete_file(src_path)
         return
     os.makedirs(os.path.dirname(dst_path), exist_ok=True)
-    os.replace(src_path, dst_path)
+    try:
+        os.replace(src_path, dst_path)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        # Another filesystem: copy to a hidden sibling of ``dst``, make it durable, rename, then delete.
+        tmp = temp_sibling(dst_path)
+        shutil.copyfile(src_path, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst_path)
+        os.unlink(src_path)
 
 
 def delete(uri: str) -> None:
@@ -176,6 +190,101 @@ def list_file_infos(uri: str, suffixes: tuple[str, ...] | None = None) -> list[F
 
 def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
     return [info.uri for info in list_file_infos(uri, suffixes)]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something under a landing root that discovery did not list, and why."""
+
+    uri: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.uri}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Listing:
+    files: list[FileInfo]
+    skipped: list[Skipped]
+
+
+def list_landing(uri: str, suffixes: tuple[str, ...]) -> Listing:
+    """The files a landing root holds, bounded by the root, plus what was set aside and why.
+
+    Unlike ``list_file_infos`` this never leaves ``uri``: locally no symlink is followed (a link to
+    anything, inside or outside the root, is reported, so there are no loops and no outside bytes),
+    and only regular files are listed; on S3 a key whose path has an empty, ``.`` or ``..`` segment is
+    reported (read literally it is not the object a path names; normalised it may leave the prefix).
+    Hidden names (``.tmp-*``, partial uploads) are skipped silently, as ``list_file_infos`` does."""
+    listing = _landing_s3(uri, suffixes) if is_s3(uri) else _landing_local(uri, suffixes)
+    return Listing(sorted(listing.files, key=lambda i: i.uri), sorted(listing.skipped, key=lambda s: s.uri))
+
+
+def _symlink_reason(path: str, root: str) -> str:
+    try:
+        target = os.path.realpath(path, strict=True)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symlink loop, not followed"
+        return f"broken symlink (to {os.readlink(path)!r}), not followed"
+    where = "inside" if target == root or target.startswith(root + os.sep) else "outside"
+    return f"symlink to {target} ({where} the landing root), not followed"
+
+
+def _landing_local(uri: str, suffixes: tuple[str, ...]) -> Listing:
+    top = os.path.abspath(uri)
+    if not os.path.isdir(top):
+        return Listing([], [])
+    root = os.path.realpath(top)
+    files: list[FileInfo] = []
+    skipped: list[Skipped] = []
+    folders = [""]
+    while folders:
+        folder = folders.pop()
+        with os.scandir(os.path.join(top, folder)) as entries:
+            found = sorted(entries, key=lambda e: e.name)
+        for entry in found:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{folder}/{entry.name}" if folder else entry.name
+            if entry.is_symlink():
+                skipped.append(Skipped(join(uri, rel), _symlink_reason(entry.path, root)))
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append(rel)
+            elif not entry.is_file(follow_symlinks=False):
+                skipped.append(Skipped(join(uri, rel), "not a regular file (device, FIFO or socket)"))
+            elif entry.name.lower().endswith(suffixes):
+                stat = entry.stat(follow_symlinks=False)
+                files.append(FileInfo(join(uri, rel), stat.st_size, stat.st_mtime_ns))
+    return Listing(files, skipped)
+
+
+def _landing_s3(uri: str, suffixes: tuple[str, ...]) -> Listing:
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return Listing([], [])
+    prefix = path.rstrip("/") + "/"
+    files: list[FileInfo] = []
+    skipped: list[Skipped] = []
+    for info in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+        if info.type != pafs.FileType.File:
+            continue
+        shown = f"s3://{info.path}"
+        if not info.path.startswith(prefix):
+            skipped.append(Skipped(shown, f"outside the landing prefix s3://{prefix}"))
+            continue
+        parts = info.path[len(prefix) :].split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            normal = posixpath.normpath(info.path)
+            where = "inside" if normal.startswith(prefix) else "outside"
+            skipped.append(Skipped(shown, f"key with an empty, '.' or '..' segment (normalised: s3://{normal},"
+                                          f" {where} the landing prefix), not read"))
+            continue
+        if any(part.startswith(".") for part in parts) or not info.path.lower().endswith(suffixes):
+            continue
+        files.append(_info(join(uri, *parts), info))
+    return Listing(files, skipped)
 
 
 def iter_lines(uri: str) -> Iterator[bytes]:

@@ -10,17 +10,43 @@ from datetime import date
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from pipelines import flow, generate, storage, summary
+from pipelines import flow, generate, publish, storage, summary
 from pipelines.config import Settings
 from pipelines.registry import RegistryError, load_registry
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Published, verifiable sensor logs.")
 # Piped output (CI logs, files) gets a fixed width so the summary table is not squeezed to 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=130)
 err_console = Console(stderr=True)
+
+
+def _print_registry_problems(err: RegistryError) -> None:
+    for problem in err.problems:
+        err_console.print(f"[red]registry:[/red] {escape(str(problem))}")
+
+
+class _Commands(TyperGroup):
+    """Every sub-command, whichever module defines it: an invalid registry met anywhere prints its
+    problems and exits 2 (never a traceback); a batch that cannot be staged names itself and exits 1."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RegistryError as err:
+            _print_registry_problems(err)
+            raise typer.Exit(2) from err
+        except publish.NotStaged as err:
+            err_console.print(f"[red]not staged:[/red] {escape(str(err))}")
+            raise typer.Exit(1) from err
+
+
+app = typer.Typer(
+    cls=_Commands, add_completion=False, no_args_is_help=True, help="Published, verifiable sensor logs."
+)
 
 
 def settings() -> Settings:
@@ -50,8 +76,7 @@ def _registry_or_exit(path: str):
     try:
         return load_registry(path)
     except RegistryError as err:
-        for problem in err.problems:
-            err_console.print(f"[red]registry:[/red] {problem}")
+        _print_registry_problems(err)
         raise typer.Exit(2) from err
 
 
@@ -84,9 +109,14 @@ def generate_cmd(
 
 @app.command("discover")
 def discover_cmd():
-    """List landed files that no manifest covers yet."""
-    for uri in flow.discover(settings()):
+    """List landed files that no manifest covers yet (and, on stderr, what the landing zone holds that
+    discovery set aside, with why)."""
+    s = settings()
+    _registry_or_exit(s.registry)  # what it lists is staged against the registry: check it first
+    for uri in flow.discover(s):
         console.print(uri)
+    for skipped in flow.landing(s).skipped:
+        err_console.print(f"[yellow]skipped[/yellow] {escape(str(skipped))}")
 
 
 @app.command("stage")
@@ -99,7 +129,9 @@ def stage_cmd(files: list[str]):
 @app.command("commit")
 def commit_cmd(batch_ids: list[str]):
     """Publish staged batches (phase two)."""
-    console.print_json(json.dumps(flow.commit_batches(settings(), batch_ids)))
+    s = settings()
+    _registry_or_exit(s.registry)  # a stale staged batch is staged again against it
+    console.print_json(json.dumps(flow.commit_batches(s, batch_ids)))
 
 
 @app.command("run")
@@ -178,6 +210,8 @@ def print_summary(s: Settings, totals: dict | None) -> None:
     ):
         if storage.exists(where):
             console.print(f"{label:<11} {where}")
+    for skipped in flow.landing(s).skipped:
+        console.print(f"[yellow]skipped in the landing zone:[/yellow] {escape(str(skipped))}")
 
 
 from pipelines.portal_cli import portal_cmd  # noqa: E402

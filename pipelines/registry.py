@@ -367,8 +367,64 @@ class Registry:
 # Reading YAML
 
 
+# Bounds on one deployment file, checked before anything is built from it. A real file is a few
+# kilobytes and a few hundred YAML nodes; aliases may share a node but not multiply a document past
+# MAX_YAML_NODES (a "billion laughs" anchor expands to 10^9), and nesting stops at MAX_YAML_DEPTH.
+MAX_REGISTRY_FILE_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+class YamlBoundsError(yaml.YAMLError):
+    """A deployment file beyond the bounds above (refused before it is constructed)."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_bounds(root: yaml.Node) -> None:
+    """Refuse a composed document whose aliases are recursive, expand past ``MAX_YAML_NODES`` nodes,
+    or nest deeper than ``MAX_YAML_DEPTH``; shared nodes are counted once per reference, in one pass
+    over the distinct nodes (never by expanding)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 1)]
+    while stack:
+        node, done, depth = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = min(MAX_YAML_NODES + 1, 1 + sum(sizes[id(child)] for child in _children(node)))
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise YamlBoundsError(f"an alias that refers to itself (line {node.start_mark.line + 1})")
+        if depth > MAX_YAML_DEPTH:
+            raise YamlBoundsError(f"nesting deeper than {MAX_YAML_DEPTH} levels (line {node.start_mark.line + 1})")
+        open_nodes.add(key)
+        stack.append((node, True, depth))
+        stack.extend((child, False, depth + 1) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] > MAX_YAML_NODES:
+        raise YamlBoundsError(
+            f"aliases that expand the document past {MAX_YAML_NODES:,} nodes (an alias bomb?); refused unexpanded"
+        )
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as text (the schema checks them) and refuses duplicate keys."""
+    """SafeLoader that keeps dates as text (the schema checks them), refuses duplicate keys, and
+    checks a document's bounds (``_check_bounds``) before constructing anything from it."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_bounds(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()
@@ -403,6 +459,8 @@ def _yaml_problem(exc: yaml.MarkedYAMLError, name: str) -> Problem:
 
 def _read_yaml(path: Path, name: str) -> tuple[Any, list[Problem]]:
     try:
+        if path.stat().st_size > MAX_REGISTRY_FILE_BYTES:
+            return None, [Problem(name, "(file)", f"a deployment file of at most {MAX_REGISTRY_FILE_BYTES:,} bytes")]
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(name, "(file)", f"a readable UTF-8 text file ({exc})")]
@@ -410,8 +468,12 @@ def _read_yaml(path: Path, name: str) -> tuple[Any, list[Problem]]:
         return yaml.load(text, Loader=_Loader), []
     except yaml.MarkedYAMLError as exc:
         return None, [_yaml_problem(exc, name)]
+    except YamlBoundsError as exc:
+        return None, [Problem(name, "(yaml)", f"YAML within bounds, not {exc}")]
     except yaml.YAMLError as exc:
         return None, [Problem(name, "(yaml)", f"valid YAML ({exc})")]
+    except RecursionError:  # the composer recurses before any bound can be checked
+        return None, [Problem(name, "(yaml)", f"YAML within bounds, not nesting deeper than {MAX_YAML_DEPTH} levels")]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ SEVERITY_STYLES = {
 # The numbers worth a glance in the table view; the JSON and CSV views carry all of them.
 HEADLINE = ("days_late", "days", "records_retained", "records", "organisation", "role", "since")
 CSV_COLUMNS = ("id", "kind", "severity", "deployment_id", "data_class", "period_start", "period_end", "policy_version")
+STAMP_COLUMNS = ("as_of", "as_of_date", "newest_event")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -82,20 +83,32 @@ def _print_table(result: AuditResult) -> None:
         console.print(_lateness_table(result))
     counts = result.counts()["severity"]
     summary = ", ".join(f"[{SEVERITY_STYLES[s]}]{counts[s]} {s}[/]" for s in reversed(SEVERITIES))
-    console.print(f"as of {result.as_of.isoformat()}: {summary}")
+    console.print(f"{_as_of_line(result)}: {summary}")
     if result.checkpoint and "size" in result.checkpoint:
         console.print(f"checkpoint: size {result.checkpoint['size']}, root {result.checkpoint['root_hash']}")
 
 
+def _as_of_line(result: AuditResult) -> str:
+    stamp = result.stamp()
+    when = "today" if stamp["as_of_source"] == "today" else "given"
+    return (
+        f"as of {stamp['as_of_date']} ({when}; {stamp['as_of']}, {result.timezone}), "
+        f"newest event seen {stamp['newest_event'] or 'none'}"
+    )
+
+
 def _print_csv(result: AuditResult) -> None:
+    # Every row repeats when the audit judged, so a CSV pasted anywhere still says it.
+    stamp = result.stamp()
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, "numbers", "evidence"])
+    writer.writerow([*CSV_COLUMNS, "numbers", "evidence", *STAMP_COLUMNS])
     for f in result.finding_dicts():
         writer.writerow(
             [
                 *("" if f[c] is None else f[c] for c in CSV_COLUMNS),
                 json.dumps(f["numbers"], sort_keys=True),
                 json.dumps(f["evidence"]),
+                *(stamp[c] or "" for c in STAMP_COLUMNS),
             ]
         )
 
@@ -108,7 +121,11 @@ def _report_name(as_of: str | None, deployment: str | None, result: AuditResult)
 
 
 def audit_cmd(
-    as_of: str = typer.Option(None, "--as-of", help="Audit as of this date (local midnight) or ISO datetime"),
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        help="Audit as of this date (local midnight) or ISO datetime; default: today in the city's time zone",
+    ),
     deployment: str = typer.Option(None, "--deployment", help="Only this deployment id"),
     format: str = typer.Option("table", "--format", help="Output: table, json or csv"),
     fail_on: str = typer.Option(
@@ -117,6 +134,9 @@ def audit_cmd(
     report: bool = typer.Option(True, "--report/--no-report", help="Write the auditor's HTML report"),
 ) -> None:
     """Retention audit: ledger, findings with evidence, lateness, and the auditor's report.
+
+    Judged as of today (the current date in the city's time zone; SENSORLOG_NOW overrides the clock)
+    unless --as-of says otherwise, so records fall due and stopped feeds turn silent with no new event.
 
     A full audit (no --as-of, no --deployment) also publishes the retention_ledger and findings tables;
     a scoped one only prints (and writes a report named after its scope), so it never replaces them.

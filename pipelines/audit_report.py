@@ -137,6 +137,14 @@ def render_report(result: AuditResult, registry: Registry | None = None) -> str:
     counts = result.counts()
     return env.get_template(TEMPLATE).render(
         as_of=iso(result.as_of),
+        as_of_date=result.as_of_date.isoformat(),
+        as_of_source=result.as_of_source,
+        newest_event=iso(result.newest_event),
+        later_events=(
+            iso(result.newest_event_in_log)
+            if result.newest_event_in_log is not None and result.newest_event_in_log > result.as_of
+            else None
+        ),
         until=iso(result.until),
         timezone=result.timezone,
         deployment=result.options.deployment,

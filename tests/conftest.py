@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from pipelines.config import PROJECT_DIR, Settings
@@ -17,6 +18,11 @@ DEPLOYMENT = "riv-test-device"
 # Airflow reads its configuration at import: never let a test touch a user's ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="sensorlog-test-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+# Hypothesis fails an example slower than 200 ms by default: on a loaded machine that fails a correct
+# program. Properties here decide on behaviour only, never on speed.
+hypothesis.settings.register_profile("sensorlog", deadline=None)
+hypothesis.settings.load_profile("sensorlog")
 
 
 def make_event(kind: str = "collection", n: int = 0, **data: object) -> dict:

@@ -268,8 +268,9 @@ def test_none_policy_kept_late_or_never_deleted(tmp_path):
 def test_indefinite_policy_is_informational_only(tmp_path):
     s = settings_for(tmp_path, [deployment("counter", {"counts": "indefinite"})])
     publish(s, "collection", [r for d in ("2026-07-01", "2026-07-02") for r in hourly("counter", "counts", d)])
-    result = run(s)  # as of the latest event: 3 July 00:05 local, so the audit covers up to 4 July 00:00
-    assert result.as_of == datetime(2026, 7, 3, 4, 5, tzinfo=UTC)
+    last_event = datetime(2026, 7, 3, 4, 5, tzinfo=UTC)  # 3 July 00:05 local: the audit covers up to 4 July 00:00
+    result = run(s, last_event)
+    assert result.as_of == last_event
     f = only(result)
     assert (f["kind"], f["severity"], f["period_start"], f["period_end"]) == (
         "indefinite_retention",
@@ -566,12 +567,17 @@ def test_ids_are_stable_and_outputs_are_published(tmp_path):
 def test_publish_gates_on_severity_after_writing(tmp_path):
     s = settings_for(tmp_path, [deployment("kiosk", {"ids": "none"})])
     publish(s, "collection", hourly("kiosk", "ids", "2026-07-01"))
-    publish(s, "collection", [{**hourly("kiosk", "ids", "2026-07-09")[0]}])  # so that "latest" is 9 July
-    summary = audit.publish(s, fail_on=None, report=False)
-    assert summary["findings"] >= 1
+    publish(s, "collection", [{**hourly("kiosk", "ids", "2026-07-09")[0]}])
+    today = local("2026-07-10", 9)  # the clock: the audit judges as of 10 July (local midnight)
+    summary = audit.publish(s, fail_on=None, report=False, now=today)
+    assert summary["findings"] >= 1 and summary["as_of"] == "2026-07-10T04:00:00Z"
     with pytest.raises(audit.AuditGateFailed, match=r"finding\(s\) at or above severity 'critical'"):
-        audit.publish(s, fail_on="critical", report=False)
+        audit.publish(s, fail_on="critical", report=False, now=today)
     assert (tmp_path / "home" / "published" / "findings" / "findings.json").exists()
+    # The DAG's separate gate task judges the published findings the same way.
+    with pytest.raises(audit.AuditGateFailed, match="critical"):
+        audit.gate(s, "critical")
+    assert audit.gate(s, None)["at_or_above"] == 0
 
 
 # --- due dates follow RetentionRule.due exactly ---------------------------------------------------------------
@@ -601,6 +607,7 @@ def cli_city(tmp_path, monkeypatch):
     s = settings_for(tmp_path, [deployment("cam", {"video": "P2D"}), deployment("kiosk", {"ids": "indefinite"})])
     rows = hourly("cam", "video", "2026-07-01") + hourly("kiosk", "ids", "2026-07-01")
     publish(s, "collection", rows + hourly("kiosk", "ids", "2026-07-06")[:1])  # latest event: 6 July 01:05 local
+    monkeypatch.setenv(audit.NOW_ENV, "2026-07-07T15:00:00Z")  # "today" is 7 July: as of its local midnight
     monkeypatch.setenv("SENSORLOG_HOME", s.home)
     monkeypatch.setenv("SENSORLOG_REGISTRY", s.registry)
     return s
@@ -646,7 +653,7 @@ def test_report_is_self_contained_html_with_findings_and_charts(cli_city):
     assert uri.endswith("reports/audit_report.html")
 
 
-def test_audit_dag_imports_and_wires_one_function():
+def test_audit_dag_imports_and_wires_publish_then_gate():
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import AssetOrTimeSchedule
 
@@ -656,9 +663,10 @@ def test_audit_dag_imports_and_wires_one_function():
     assert bag.import_errors == {}
     dag = bag.dags["sensorlog_audit"]
     assert isinstance(dag.timetable, AssetOrTimeSchedule)
-    assert [t.task_id for t in dag.tasks] == ["audit_and_publish"]
+    assert sorted(t.task_id for t in dag.tasks) == ["audit_and_publish", "gate"]
     outlets = {a.name for a in dag.task_dict["audit_and_publish"].outlets}
     assert outlets == {"sensorlog.retention_ledger", "sensorlog.findings"}
+    assert dag.task_dict["gate"].upstream_task_ids == {"audit_and_publish"}
 
 
 def test_window_start_and_case_closed_triggers(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def site(tmp_path_factory):
     options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 22), cadence="monthly")
     generate.write_city(load_registry(settings.registry), settings.landing, options)
     flow.run(settings)
-    audit_publish(settings)
+    audit_publish(settings, now=datetime(2026, 7, 22, 12, tzinfo=UTC))  # "today" is the city's last day
     build_portal(settings)
     return settings, Path(layout.site_dir(settings))
 

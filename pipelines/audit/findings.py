@@ -13,7 +13,9 @@ One line per kind (periods are half-open, local days are whole [local midnight, 
 * ``collecting_after_decommission``: days after the decommissioning date with any collection;
   consecutive days are one finding (data class empty: it concerns the device).
 * ``silent_deployment``: at least ``silence_days`` consecutive local days, while the deployment is
-  in service and the log has begun, with no collection event of any class.
+  in service and the log has begun, with no collection window of any class covering any part of
+  the day (a window spanning many days covers each of them). Days up to the last audited day count,
+  so a deployment whose feed stopped turns silent as time passes, with no new event.
 * ``deleted_without_collection``: a deletion whose window overlaps no collection window of its
   deployment and class; period = the deletion's window.
 * ``indefinite_retention``: a collected class whose policy in force on the last audited day is
@@ -152,8 +154,11 @@ WITH active AS (
   JOIN days d ON d.day >= greatest(dp.commissioned, p.log_first_day)
              AND d.day <= least(coalesce(dp.decommissioned, p.last_day), p.last_day)
   WHERE p.log_first_day IS NOT NULL),
-quiet AS (
-  SELECT a.* FROM active a ANTI JOIN (SELECT DISTINCT deployment_id, day FROM win) w USING (deployment_id, day)),
+-- A window is activity on every local day it covers (a 30-day total is not 29 days of silence).
+spans AS (SELECT DISTINCT deployment_id, day AS first_day, through_day FROM win),
+heard AS (
+  SELECT DISTINCT s.deployment_id, d.day FROM spans s JOIN days d ON d.day BETWEEN s.first_day AND s.through_day),
+quiet AS (SELECT a.* FROM active a ANTI JOIN heard h USING (deployment_id, day)),
 runs AS (SELECT *, island(day, row_number() OVER (PARTITION BY deployment_id ORDER BY day)) AS run FROM quiet),
 agg AS (
   SELECT deployment_id, min(day) AS first_day, max(day) AS last_day, count(*) AS days

@@ -21,6 +21,8 @@ indefinite_retention               info        declared and lawful, but worth a 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -108,14 +110,22 @@ def severity_rank(severity: str) -> int:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}") from None
 
 
+# The moment the audit treats as "now" (ISO date or datetime); unset means the system clock. Tests,
+# replays and the sample city's demo set it so that "today" is a known day.
+NOW_ENV = "SENSORLOG_NOW"
+
+
 @dataclass(frozen=True)
 class AuditOptions:
-    """``as_of`` None means the latest event time in the published log."""
+    """``as_of`` None means today: local midnight at the start of the current date in the city's time
+    zone (``default_as_of``), by the clock ``now`` (None: ``current_time()``, i.e. ``SENSORLOG_NOW`` or
+    the system clock). Never the newest event: a log whose feeds stopped must still age."""
 
     as_of: datetime | None = None
     deployment: str | None = None
     grace: timedelta = DEFAULT_GRACE
     silence_days: int = DEFAULT_SILENCE_DAYS
+    now: datetime | None = None
 
 
 def parse_as_of(text: str | date | datetime | None, timezone: str) -> datetime | None:
@@ -131,6 +141,34 @@ def parse_as_of(text: str | date | datetime | None, timezone: str) -> datetime |
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
     return datetime(value.year, value.month, value.day, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def current_time(timezone: str, env: Mapping[str, str] | None = None) -> datetime:
+    """Now, in UTC: ``SENSORLOG_NOW`` when set (read like ``--as-of``: a date is local midnight), else
+    the system clock."""
+    text = (os.environ if env is None else env).get(NOW_ENV, "").strip()
+    if text:
+        try:
+            moment = parse_as_of(text, timezone)
+        except ValueError as err:
+            raise ValueError(f"{NOW_ENV} must be an ISO date or datetime, got {text!r}") from err
+        assert moment is not None
+        return moment
+    return datetime.now(UTC)
+
+
+def local_day(moment: datetime, timezone: str) -> date:
+    """The city's calendar date at ``moment``."""
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def default_as_of(timezone: str, now: datetime | None = None) -> datetime:
+    """``--as-of`` when none is given: the current date in the city's zone, i.e. its local midnight
+    (the audit then covers every local day up to the end of yesterday)."""
+    today = local_day(now if now is not None else current_time(timezone), timezone)
+    moment = parse_as_of(today, timezone)
+    assert moment is not None
+    return moment
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -154,6 +192,29 @@ class AuditResult:
     findings: pa.Table
     lateness: pa.Table
     checkpoint: dict[str, Any] | None = None
+    # The newest event (collection, deletion or access, in scope) the audit counted, i.e. at or before
+    # ``as_of``; and the newest event of any type in the checkpointed log, counted or not.
+    newest_event: datetime | None = None
+    newest_event_in_log: datetime | None = None
+
+    @property
+    def as_of_date(self) -> date:
+        """The local date the audit is "as of" (for a local-midnight ``as_of``: the day it starts)."""
+        return local_day(self.as_of, self.timezone)
+
+    @property
+    def as_of_source(self) -> str:
+        """``"today"`` when ``as_of`` was the default (the clock's date), ``"given"`` otherwise."""
+        return "given" if self.options.as_of is not None else "today"
+
+    def stamp(self) -> dict[str, str | None]:
+        """What every output states about when the audit judged: as-of moment and date, newest event."""
+        return {
+            "as_of": iso(self.as_of),
+            "as_of_date": self.as_of_date.isoformat(),
+            "as_of_source": self.as_of_source,
+            "newest_event": iso(self.newest_event),
+        }
 
     def finding_dicts(self) -> list[dict[str, Any]]:
         """Findings as JSON-ready dicts (timestamps as ISO text, numbers parsed)."""
@@ -184,7 +245,8 @@ class AuditResult:
         """The findings.json document."""
         lateness = self.lateness.to_pylist()
         return {
-            "as_of": iso(self.as_of),
+            **self.stamp(),
+            "newest_event_in_log": iso(self.newest_event_in_log),
             "until": iso(self.until),
             "timezone": self.timezone,
             "deployment": self.options.deployment,

@@ -4,7 +4,11 @@ whether that was on time; the per-day retention ledger; lateness statistics.
 Semantics (the generator in ``pipelines.generate`` follows the same ones):
 
 * A collection window belongs to the **local day** its ``window_start`` falls in, and is judged by
-  the policy version in force on that day (the policy in force when it was collected).
+  the policy version in force on that day (the policy in force when it was collected). A window
+  spanning several days (vendor portals report 30-day totals) is still one window of that day for
+  retention, and its retention starts at its end (``window_end`` trigger, the default), so a 30-day
+  total is due one period after the 30 days; for the silence check it is activity on **every** local
+  day it covers.
 * A window counts as deleted once deletion windows cover all of it; its deletion time is the
   earliest moment at which that is true. Coverage is computed on the segments between all window
   boundaries, so one deletion may cover many windows, several deletions may cover one window, and a
@@ -87,12 +91,23 @@ SELECT min(t), max(t) FROM (
   UNION ALL SELECT accessed_at FROM acc_raw)
 """
 LOG_FIRST = "SELECT min(c.window_start) FROM col_all c, params p WHERE c.t <= p.as_of"
+# The newest event the audit counts (in scope, at or before as_of): what the report calls "newest
+# event seen", so a reader can tell how stale the feeds are on the as-of date.
+NEWEST = """
+SELECT max(e.t) FROM (
+  SELECT t, deployment_id FROM col_all UNION ALL SELECT t, deployment_id FROM del_all
+  UNION ALL SELECT t, deployment_id FROM acc_all) e, params p
+WHERE e.t <= p.as_of AND (p.deployment IS NULL OR e.deployment_id = p.deployment)
+"""
 
 WINDOWS = """
+-- ``day``: the local day the window starts in (its collection day); ``through_day``: the last local
+-- day it covers (the day holding its last instant), so a 30-day total is activity on all 30 days.
 CREATE OR REPLACE TEMP TABLE win AS
 SELECT row_number() OVER (ORDER BY c.deployment_id, c.data_class, c.window_start, c.source, c.event_id) AS wid,
-       c.*, d.day
-FROM col_raw c ASOF JOIN days d ON c.window_start >= d.day_start;
+       c.*, d.day, greatest(d.day, coalesce(e.day, d.day)) AS through_day
+FROM col_raw c ASOF JOIN days d ON c.window_start >= d.day_start
+ASOF LEFT JOIN days e ON c.window_end > e.day_start;
 
 CREATE OR REPLACE TEMP TABLE dels AS
 SELECT row_number() OVER (ORDER BY x.deployment_id, x.data_class, x.deleted_at, x.source, x.event_id) AS did,
@@ -226,6 +241,11 @@ def snapshot(con: duckdb.DuckDBPyConnection, leaf_limit: int) -> datetime | None
 def load_events(con: duckdb.DuckDBPyConnection) -> None:
     """Scope the snapshot to ``params`` (as_of, deployment)."""
     con.execute(RAW)
+
+
+def newest_counted(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The newest event time in scope at or before ``as_of`` (needs ``params`` and the snapshot)."""
+    return con.execute(NEWEST).fetchall()[0][0]
 
 
 def span(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None, datetime | None]:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from pipelines import layout, storage, summary
 from pipelines.audit import context, findings, retention
-from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, iso
+from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, default_as_of, iso, severity_rank
 from pipelines.config import Settings
 from pipelines.registry import Registry, load_registry
 
@@ -85,7 +85,8 @@ def _calendar(con: duckdb.DuckDBPyConnection, tz: str) -> None:
     (last_day,) = con.execute("SELECT last_day FROM params").fetchall()[0]
     firsts = [context.local_date(t, tz) for t in (lo, log_first) if t is not None]
     lasts = [context.local_date(t, tz) for t in (hi,) if t is not None]
-    first = min([*firsts, last_day]) - timedelta(days=1)
+    first = min([*firsts, last_day])
+    first = first - timedelta(days=1) if first > date.min else first  # a window in year 1 has no day before
     last = max([*lasts, last_day]) + timedelta(days=1)
     con.register("days", context.calendar_table(first, last, tz))
     if log_first is not None:
@@ -109,7 +110,9 @@ def run_audit(settings: Settings, options: AuditOptions | None = None, registry:
     """Compute the retention ledger, findings and lateness statistics from the published log.
 
     Only rows covered by the latest checkpoint are read (``leaf_index < size``), so the result is
-    exactly what that checkpoint commits to; ``as_of`` defaults to the latest event time among them.
+    exactly what that checkpoint commits to. ``as_of`` defaults to today in the city's time zone
+    (``default_as_of``, by ``options.now`` or the clock), never to the newest event: when every feed
+    stops, records still fall due and deployments still turn silent.
     """
     options = options or AuditOptions()
     tz = settings.timezone
@@ -122,10 +125,11 @@ def run_audit(settings: Settings, options: AuditOptions | None = None, registry:
     try:
         # No progress bar: it would land in the middle of ``--format json`` output.
         con.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
-        latest = retention.snapshot(con, limit)
-        as_of = (options.as_of or latest or datetime.now(UTC)).astimezone(UTC)
+        newest_in_log = retention.snapshot(con, limit)
+        as_of = (options.as_of or default_as_of(tz, options.now)).astimezone(UTC)
         _params(con, options, as_of, tz)
         retention.load_events(con)
+        newest = retention.newest_counted(con)
         _calendar(con, tz)
         _registry_tables(con, registry, options.deployment)
         retention.build(con)
@@ -140,6 +144,8 @@ def run_audit(settings: Settings, options: AuditOptions | None = None, registry:
             findings=findings.compute(con),
             lateness=retention.lateness(con),
             checkpoint=checkpoint,
+            newest_event=newest.astimezone(UTC) if newest else None,
+            newest_event_in_log=newest_in_log.astimezone(UTC) if newest_in_log else None,
         )
     finally:
         con.close()
@@ -149,6 +155,8 @@ def _parquet_bytes(table: pa.Table, result: AuditResult) -> bytes:
     # Derived tables are not leaves of the log; they name the checkpoint and moment they came from.
     meta = {
         b"sensorlog.as_of": (iso(result.as_of) or "").encode(),
+        b"sensorlog.as_of_date": result.as_of_date.isoformat().encode(),
+        b"sensorlog.newest_event": (iso(result.newest_event) or "").encode(),
         b"sensorlog.checkpoint": json.dumps(result.checkpoint).encode(),
     }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
@@ -176,31 +184,60 @@ def write_outputs(settings: Settings, result: AuditResult) -> dict[str, str]:
     return paths
 
 
-def publish(settings: Settings, fail_on: str | None = None, report: bool = True) -> dict[str, Any]:
-    """The audit DAG's task: audit everything, write ledger, findings and report, then gate.
+def publish(
+    settings: Settings, fail_on: str | None = None, report: bool = True, now: datetime | None = None
+) -> dict[str, Any]:
+    """The audit DAG's publishing task: audit everything as of today, write ledger, findings and
+    report. Returns a small summary (fit for XCom).
 
-    Raises ``AuditGateFailed`` (after writing, so the evidence is published) when ``fail_on`` names a
-    severity and findings at or above it exist. Returns a small summary (fit for XCom).
+    The DAG never passes ``fail_on``: its gate is a separate task (``gate``) after this one, so the
+    outputs and Asset events exist whatever the gate decides. ``fail_on`` here is the same gate run
+    in-process after writing (``sensorlog demo --no-airflow``, scripts).
     """
     from pipelines import audit_report
 
-    result = run_audit(settings)
+    result = run_audit(settings, AuditOptions(now=now))
     outputs = write_outputs(settings, result)
     if report:
         outputs["report"] = audit_report.write_report(settings, result)
     counts = result.counts()
     summary_ = {
-        "as_of": iso(result.as_of),
+        **result.stamp(),
         "findings": result.findings.num_rows,
         "by_severity": counts["severity"],
         "by_kind": counts["kind"],
         "outputs": outputs,
     }
     if fail_on:
-        n = result.at_or_above(fail_on)
-        if n:
-            raise AuditGateFailed(
-                f"{n} finding(s) at or above severity {fail_on!r} "
-                f"(of {result.findings.num_rows}; by severity {counts['severity']}); see {outputs['findings_json']}"
-            )
+        check_gate(counts["severity"], fail_on, outputs["findings_json"])
     return summary_
+
+
+def check_gate(by_severity: dict[str, int], fail_on: str, where: str) -> int:
+    """How many findings are at or above ``fail_on``; raises ``AuditGateFailed`` when any are."""
+    floor = severity_rank(fail_on)
+    n = sum(count for severity, count in by_severity.items() if severity_rank(severity) >= floor)
+    if n:
+        total = sum(by_severity.values())
+        raise AuditGateFailed(
+            f"{n} finding(s) at or above severity {fail_on.lower()!r} "
+            f"(of {total}; by severity {by_severity}); see {where}"
+        )
+    return n
+
+
+def gate(settings: Settings, fail_on: str | None) -> dict[str, Any]:
+    """The audit DAG's gate task: judge the findings the audit published (``findings.json``).
+
+    Reads the published document rather than recomputing, so the gate decides on exactly what the
+    portal shows and costs nothing; with ``fail_on`` None it only reports. Raises
+    ``AuditGateFailed`` when findings at or above ``fail_on`` exist, and ``FileNotFoundError`` when
+    the audit has published nothing yet.
+    """
+    uri = output_paths(settings)["findings_json"]
+    doc = json.loads(storage.read_bytes(uri))
+    by_severity = {s: int(n) for s, n in doc["counts"]["severity"].items()}
+    out = {"fail_on": fail_on, "as_of": doc.get("as_of"), "by_severity": by_severity, "at_or_above": 0}
+    if fail_on:
+        out["at_or_above"] = check_gate(by_severity, fail_on, uri)
+    return out

@@ -13,9 +13,10 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
-from pipelines import layout, locks, publish, storage
+from pipelines import layout, locks, plausibility, publish, storage
 from pipelines.config import Settings
 from pipelines.ingest import SUFFIXES
 from pipelines.registry import load_registry
@@ -84,8 +85,10 @@ def group_files(uris: Iterable[str], max_files: int = DEFAULT_GROUP_FILES) -> li
     return [uris[i : i + max_files] for i in range(0, len(uris), max_files)]
 
 
-def deployment_ids(settings: Settings) -> frozenset[str]:
-    return load_registry(settings.registry).ids()
+def deployment_ids(settings: Settings) -> dict[str, datetime]:
+    """The registry's deployment ids, each with the instant it was commissioned (validation
+    quarantines rows dated before it: ``pipelines.plausibility``)."""
+    return plausibility.commissioning_instants(load_registry(settings.registry))
 
 
 def default_workers() -> int:

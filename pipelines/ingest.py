@@ -11,16 +11,23 @@ and read by ``pyarrow.json`` with the table's exact schema (unknown attributes o
 types, duplicate keys and syntax errors all make it fail), and the result is certified with Arrow
 compute (specversion, type, non-empty ``source``/``id``, strict RFC 3339 timestamps). Any line the
 fast path cannot certify (a failing read is bisected down to small groups of lines) goes through the
-per-line reference path below (``json.loads`` + ``event_to_row``), which decides it exactly as
+per-line reference path below (``strictjson`` + ``event_to_row``), which decides it exactly as
 before: the fast path only ever accepts lines the reference path would accept with the same values,
 and every rejected line gets its per-line reasons and line number from the reference path.
+
+Every form is read within ``pipelines.limits`` (event size, nesting depth, array size) checked on the
+bytes first; a ``.gz`` file is read decompressed (``pipelines.landed``); a UTF-8 byte order mark at
+the start of a file is ignored. Nothing is resolved silently: a repeated JSON key, a non-finite
+number, a timestamp finer than microseconds or outside years 0001-9999 in UTC rejects the event.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -30,7 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from pipelines import storage
+from pipelines import landed, strictjson
+from pipelines.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_JSON_ARRAY_BYTES, MAX_RAW
 from pipelines.schemas import EVENT_TABLES, EventTable, event_table, table_for_type
 
 DEFAULT_CHUNK_ROWS = 250_000  # events per chunk: GX costs ~0.15 s per call, so chunks are large
@@ -38,8 +46,10 @@ DEFAULT_CHUNK_ROWS = 250_000  # events per chunk: GX costs ~0.15 s per call, so 
 # costs several times the Arrow size: their chunks stay at most this long.
 ROWWISE_CHUNK_ROWS = 50_000
 ENVELOPE_KEYS = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
-MAX_RAW = 100_000  # a quarantined line is kept whole up to this many characters
-SUFFIXES = (".ndjson", ".jsonl", ".json", ".csv")
+SUFFIXES = landed.DISCOVERED  # what discovery lists: read, or refused whole with a reason
+BOM = b"\xef\xbb\xbf"
+MAX_FRACTION_DIGITS = 6  # timestamps are microseconds, in the columns and in the leaf encoding
+_FRACTION = re.compile(r"[.,]([0-9]+)")
 
 
 class UnparseableFile(Exception):
@@ -66,14 +76,37 @@ def parsed_schema(table: EventTable) -> pa.Schema:
     return pa.schema([*fields, *extra])
 
 
+class Refused(ValueError):
+    """A value that is well-formed but cannot be kept as it is; ``category`` leads its reason."""
+
+    def __init__(self, category: str, message: str):
+        super().__init__(message)
+        self.category = category
+
+
+def _reason(where: str, err: ValueError) -> str:
+    if isinstance(err, Refused):
+        return f"{err.category}:{where}: {err}"
+    return f"{where}: {err}"
+
+
 def parse_timestamp(value: object) -> datetime:
-    """RFC 3339 timestamp with an explicit offset → aware UTC datetime."""
+    """RFC 3339 timestamp with an explicit offset → aware UTC datetime.
+
+    Refuses (never truncates or wraps) digits finer than microseconds and instants outside years
+    0001-9999 in UTC, which neither the columns nor the leaf encoding can hold."""
     if not isinstance(value, str):
         raise ValueError("expected an RFC 3339 timestamp string")
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("timestamp has no time zone offset")
-    return parsed.astimezone(UTC)
+    fraction = _FRACTION.search(value)
+    if fraction and len(fraction.group(1)) > MAX_FRACTION_DIGITS:
+        raise Refused("encoding", f"{len(fraction.group(1))} fractional digits; at most microseconds are kept")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise Refused("range", "outside years 0001-9999 in UTC") from None
 
 
 def _coerce(kind: str, value: object, from_text: bool) -> object:
@@ -121,7 +154,7 @@ def event_to_row(event: object, from_text: bool = False) -> tuple[EventTable | N
     try:
         row["event_time"] = parse_timestamp(event.get("time"))
     except ValueError as err:
-        reasons.append(f"envelope.time: {err}")
+        reasons.append(_reason("envelope.time", err))
     unknown = set(event) - ENVELOPE_KEYS
     if unknown and not from_text:
         reasons.append(f"envelope: unknown attribute(s) {sorted(unknown)}")
@@ -139,7 +172,7 @@ def event_to_row(event: object, from_text: bool = False) -> tuple[EventTable | N
         try:
             row[name] = _coerce(kind, data.get(name), from_text)
         except (ValueError, TypeError) as err:
-            reasons.append(f"data.{name}: {err}")
+            reasons.append(_reason(f"data.{name}", err) if isinstance(err, ValueError) else f"data.{name}: {err}")
     for name, value in row.items():
         # JSON can spell a lone UTF-16 surrogate ("\ud800"), which no UTF-8 column can hold.
         if isinstance(value, str) and not value.isascii():
@@ -162,9 +195,13 @@ class _ChunkBuilder:
         self.rows_in += 1
         self.add_at(self.offset + self.rows_in, line, raw, event, from_text)
 
-    def add_at(self, ord_: int, line: int, raw: str, event: object, from_text: bool = False) -> None:
-        """Add one decoded event at a known position (does not count it in ``rows_in``)."""
+    def add_at(
+        self, ord_: int, line: int, raw: str, event: object, from_text: bool = False, problems: tuple[str, ...] = ()
+    ) -> None:
+        """Add one decoded event at a known position (does not count it in ``rows_in``); ``problems``
+        found while decoding it reject it too."""
         table, row, reasons = event_to_row(event, from_text)
+        reasons = [*problems, *reasons]
         if reasons:
             self.reject(line, raw, reasons, event if isinstance(event, dict) else None)
             return
@@ -208,31 +245,55 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _decode(raw: bytes, line: int, builder: _ChunkBuilder) -> str | None:
+def _utf8_problem(err: UnicodeDecodeError) -> str:
+    return f"encoding: invalid UTF-8 at byte {err.start}: {err.reason}"
+
+
+def _size_problem() -> str:
+    return f"size: event is longer than {MAX_EVENT_BYTES} bytes"
+
+
+def _depth_problem(at: int) -> str:
+    return f"json: nested deeper than {MAX_DEPTH} levels (at byte {at})"
+
+
+_decoder = cache(strictjson.Decoder)
+
+
+def _add_line(builder: _ChunkBuilder, ord_: int, number: int, raw: bytes) -> None:
+    """Decide one NDJSON line (without its newline) within the limits: sized and depth-checked on
+    the bytes, then decoded with duplicate keys and non-finite numbers reported."""
+    raw = raw.rstrip(b"\r")
+    if number == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM) :]
+    if len(raw) > MAX_EVENT_BYTES:
+        builder.reject(number, raw[:MAX_RAW].decode("utf-8", errors="backslashreplace"), [_size_problem()])
+        return
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        text = raw.decode("utf-8", errors="backslashreplace")
-        builder.rows_in += 1
-        builder.reject(line, text, [f"encoding: invalid UTF-8 at byte {err.start}: {err.reason}"])
-        return None
+        builder.reject(number, raw.decode("utf-8", errors="backslashreplace"), [_utf8_problem(err)])
+        return
+    at = strictjson.depth_exceeds(raw, MAX_DEPTH)
+    if at is not None:
+        builder.reject(number, text, [_depth_problem(at)])
+        return
+    try:
+        event, problems = _decoder().decode(text)
+    except json.JSONDecodeError as err:
+        builder.reject(number, text, [f"json: {err.msg} at column {err.colno}"])
+        return
+    builder.add_at(ord_, number, text, event, problems=tuple(problems))
 
 
 def _ndjson_reference(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
-    """Line by line with ``json.loads``: the reference the fast NDJSON path must agree with."""
+    """Line by line with ``strictjson``: the reference the fast NDJSON path must agree with."""
     builder = _ChunkBuilder(uri)
-    for number, raw in enumerate(storage.iter_lines(uri), start=1):
+    for number, raw in enumerate(landed.iter_lines(uri), start=1):
         if not raw.strip():
             continue
-        text = _decode(raw.rstrip(b"\r"), number, builder)
-        if text is not None:
-            try:
-                event = json.loads(text)
-            except json.JSONDecodeError as err:
-                builder.rows_in += 1
-                builder.reject(number, text, [f"json: {err.msg} at column {err.colno}"])
-            else:
-                builder.add(number, text, event)
+        builder.rows_in += 1
+        _add_line(builder, builder.offset + builder.rows_in, number, raw)
         if len(builder) >= chunk_rows:
             yield builder.build()
             builder = builder.next()
@@ -243,7 +304,7 @@ def _ndjson_reference(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
 
 READ_BLOCK = 16 << 20  # bytes read from storage at a time
 BISECT_MIN = 64  # a failing group of at most this many lines goes to the reference path whole
-_LBRACE, _RBRACE, _CR = ord("{"), ord("}"), ord("\r")
+_LBRACE, _RBRACE, _LBRACKET, _CR = ord("{"), ord("}"), ord("["), ord("\r")
 _TYPE_PREFIX = b"org.sensorlog."
 # RFC 3339 with an explicit offset, fields in range, at most microseconds, years 1000-2999. Inside
 # this set Arrow's cast and ``parse_timestamp`` accept exactly the same strings with the same
@@ -291,16 +352,24 @@ class _Lines:
 
 
 def _line_blocks(uri: str) -> Iterator[_Lines]:
-    """The file's lines in blocks of about ``READ_BLOCK`` bytes, streamed."""
-    rest, first = b"", 1
-    with storage.open_input(uri) as f:
+    """The file's lines in blocks of about ``READ_BLOCK`` bytes, streamed. A line still open after
+    ``MAX_RAW`` bytes is kept up to there (too long to be an event either way) and the rest of it
+    skipped, so no line holds more memory than that beyond the block being read."""
+    rest, first, skipping = b"", 1, False
+    with landed.open_input(uri) as f:
         while block := f.read(READ_BLOCK):
+            if skipping:
+                cut = block.find(b"\n")
+                if cut < 0:
+                    continue
+                block, skipping = block[cut:], False  # the newline ends the kept head
             data = rest + block if rest else block
             end = data.rfind(b"\n") + 1
-            if not end:
-                rest = data
-                continue
             rest = data[end:]
+            if len(rest) > MAX_RAW:
+                rest, skipping = rest[:MAX_RAW], True
+            if not end:
+                continue
             lines = _Lines.of(data[:end] if end < len(data) else data, first)
             first += len(lines)
             yield lines
@@ -419,7 +488,8 @@ class _NdjsonChunk:
         data, bounds = np.frombuffer(self.lines.data, np.uint8), self.lines.bounds
         starts, ends = bounds[:-1][self.events], bounds[1:][self.events] - 1  # ends: at the newline
         ends = ends - (data[np.maximum(ends - 1, 0)] == _CR)
-        candidate = (data[starts] == _LBRACE) & (data[np.maximum(ends - 1, 0)] == _RBRACE) & (ends - starts <= MAX_RAW)
+        candidate = (data[starts] == _LBRACE) & (data[np.maximum(ends - 1, 0)] == _RBRACE)
+        candidate &= (ends - starts <= MAX_EVENT_BYTES) & (self._open_brackets(starts, ends) <= MAX_DEPTH)
         candidate &= ~self._invalid_utf8(starts, ends)
         positions = np.flatnonzero(candidate)
         self.slow.append(np.flatnonzero(~candidate))
@@ -440,6 +510,13 @@ class _NdjsonChunk:
                     self._fast(event_table(name), positions[mine], lines.take(pa.array(numbers[mine])))
             self.slow.append(positions[~routed])
         return self._build()
+
+    def _open_brackets(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Per event, how many ``{`` and ``[`` its line holds: a bound on its nesting depth, so a
+        line that could nest too deep goes to the reference path, which measures it exactly."""
+        data = np.frombuffer(self.lines.data, np.uint8)
+        where = np.flatnonzero((data == _LBRACE) | (data == _LBRACKET))
+        return np.searchsorted(where, ends) - np.searchsorted(where, starts)
 
     def _invalid_utf8(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Events whose line is not valid UTF-8 (only lines holding a byte >= 0x80 are decoded)."""
@@ -486,20 +563,7 @@ class _NdjsonChunk:
         data, bounds = self.lines.data, self.lines.bounds
         for position in slow.tolist():
             i = int(self.events[position])
-            raw = data[bounds[i] : bounds[i + 1] - 1].rstrip(b"\r")
-            number = self.lines.first + i
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                text = raw.decode("utf-8", errors="backslashreplace")
-                builder.reject(number, text, [f"encoding: invalid UTF-8 at byte {err.start}: {err.reason}"])
-                continue
-            try:
-                event = json.loads(text)
-            except json.JSONDecodeError as err:
-                builder.reject(number, text, [f"json: {err.msg} at column {err.colno}"])
-                continue
-            builder.add_at(int(self.ords[position]), number, text, event)
+            _add_line(builder, int(self.ords[position]), self.lines.first + i, data[bounds[i] : bounds[i + 1] - 1])
         reference = builder.build()
         tables = {}
         for name in EVENT_TABLES:
@@ -539,8 +603,15 @@ def _concat_chunks(parts: list[ParsedChunk]) -> ParsedChunk:
 
 def _json_array(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
     # A JSON array has no line structure to resynchronise on: an error anywhere spoils the file.
-    # Vendors with large exports should send NDJSON, which streams; arrays are read whole.
-    data = storage.read_bytes(uri)
+    # Vendors with large exports should send NDJSON, which streams; arrays are read whole, up to
+    # MAX_JSON_ARRAY_BYTES, and measured for depth before any decoder sees them.
+    data = landed.read_all(uri, MAX_JSON_ARRAY_BYTES)
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    at = strictjson.depth_exceeds(data, MAX_DEPTH + 1)  # the array itself is one level
+    if at is not None:
+        line = data[:at].count(b"\n") + 1
+        raise UnparseableFile(uri, line, f"JSON nested deeper than {MAX_DEPTH} levels in an event (byte {at})")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -553,15 +624,22 @@ def _json_array(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
     if not isinstance(events, list):
         raise UnparseableFile(uri, 1, "expected a JSON array of CloudEvents")
     builder = _ChunkBuilder(uri)
-    decoder = json.JSONDecoder()
-    # Recover each element's line number by re-scanning element boundaries.
-    pos = text.index("[") + 1
-    for event in events:
+    decoder = _decoder()
+    # Decode each element again where it lies, for its line number, raw text and the problems
+    # (repeated keys, non-finite numbers) that the first, syntax-only pass resolves silently.
+    pos, line, counted = text.index("[") + 1, 1, 0
+    for _ in range(len(events)):
         while text[pos] in " \t\r\n,":
             pos += 1
-        _, end = decoder.raw_decode(text, pos)
-        line = text.count("\n", 0, pos) + 1
-        builder.add(line, text[pos:end], event)
+        event, end, problems = decoder.raw_decode(text, pos)
+        line += text.count("\n", counted, pos)
+        counted = pos
+        raw = text[pos:end]
+        builder.rows_in += 1
+        if len(raw.encode("utf-8", errors="surrogatepass")) > MAX_EVENT_BYTES:
+            builder.reject(line, raw, [_size_problem()], event if isinstance(event, dict) else None)
+        else:
+            builder.add_at(builder.offset + builder.rows_in, line, raw, event, problems=tuple(problems))
         pos = end
         if len(builder) >= chunk_rows:
             yield builder.build()
@@ -569,74 +647,150 @@ def _json_array(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
     yield builder.build()
 
 
-def _csv_rows(uri: str, builder_box: list[_ChunkBuilder]) -> Iterable[tuple[int, str]]:
-    for number, raw in enumerate(storage.iter_lines(uri), start=1):
-        text = _decode(raw.rstrip(b"\r"), number, builder_box[0])
-        if text is not None:
-            yield number, text
+@dataclass
+class _Record:
+    """One CSV record: the number of its first line, its raw text (every physical line it spans),
+    and its cells, or the problem that rejects it."""
+
+    line: int
+    raw: str
+    cells: list[str] | None
+    problem: str | None = None
+
+
+class _CsvRecords:
+    """The records of a CSV file, each from exactly the physical lines it spans (a quoted field may
+    hold newlines), so every line belongs to exactly one record or one rejection.
+
+    A quoted newline is trusted only when the record it makes is well-formed: a record spanning
+    several lines that the CSV reader refuses, that has other than ``width`` cells, that is still
+    open at the end of the file or that grows beyond ``MAX_EVENT_BYTES`` (an unterminated quote)
+    rejects only the line it began on, and the lines after it are read again as records of their
+    own, so a stray quote never swallows the rows after it. Bytes are decoded per record, so a
+    record holding invalid UTF-8 is one rejected row. A byte order mark at the start is ignored."""
+
+    def __init__(self, uri: str):
+        self.width: int | None = None  # cells a record must have, once the header is read
+        self.source = enumerate(landed.iter_lines(uri), start=1)
+        self.pending: deque[tuple[int, bytes]] = deque()  # lines to read again
+        self.taken: list[tuple[int, bytes]] = []  # the physical lines of the record being read
+        self.size = 0
+        self.ended = False  # the reader's input ended (end of file, or the record bound)
+
+    def _lines(self) -> Iterator[str]:
+        while self.size <= MAX_EVENT_BYTES:
+            item = self.pending.popleft() if self.pending else next(self.source, None)
+            if item is None:
+                break
+            number, raw = item
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            self.taken.append((number, raw))
+            self.size += len(raw) + 1
+            yield raw.decode("utf-8", errors="surrogateescape") + "\n"
+        self.ended = True
+
+    def _record(self, cells: list[str] | None, problem: str | None) -> _Record:
+        data = b"\n".join(raw for _, raw in self.taken)
+        data = data[:-1] if data.endswith(b"\r") else data
+        raw = data.decode("utf-8", errors="backslashreplace")
+        if problem is None and not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as err:
+                cells, problem = None, _utf8_problem(err)
+        if problem is None and self.size > MAX_EVENT_BYTES:
+            cells, problem = None, _size_problem()
+        return _Record(self.taken[0][0] if self.taken else 0, raw[:MAX_RAW], cells, problem)
+
+    def _first_line_only(self, problem: str) -> _Record:
+        """Reject the first line of the record being read; its other lines are read again."""
+        self.pending.extendleft(reversed(self.taken[1:]))
+        del self.taken[1:]
+        self.size = len(self.taken[0][1]) + 1
+        return self._record(None, problem)
+
+    def __iter__(self) -> Iterator[_Record]:
+        while True:
+            self.ended = False
+            reader = csv.reader(self._lines(), strict=True)
+            while True:
+                self.taken, self.size = [], 0
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    if self.pending:
+                        break
+                    return
+                except csv.Error as err:
+                    if len(self.taken) > 1 or (self.ended and self.taken):
+                        what = "unterminated quoted field" if self.ended else "quoted field across lines"
+                        yield self._first_line_only(f"csv: {what} ({err})")
+                        break  # a new reader reads on from the line after
+                    yield self._record(None, f"csv: {err}")
+                    continue
+                if len(self.taken) > 1 and self.width is not None and len(cells) != self.width:
+                    yield self._first_line_only(
+                        f"csv: a quoted field across lines gives {len(cells)} cells, not {self.width}"
+                        " (unterminated quote?)"
+                    )
+                    break
+                yield self._record(cells, None)
 
 
 def _csv(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
-    box = [_ChunkBuilder(uri)]
-    numbered = _csv_rows(uri, box)
-    current = {"line": 0, "text": ""}
-
-    def lines() -> Iterator[str]:
-        for number, text in numbered:
-            current["line"], current["text"] = number, text
-            yield text
-
-    reader = csv.reader(lines(), strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        yield box[0].build()
+    builder = _ChunkBuilder(uri)
+    reader = _CsvRecords(uri)
+    records = iter(reader)
+    header_record = next(records, None)
+    if header_record is None:
+        yield builder.build()
         return
-    except csv.Error as err:
-        raise UnparseableFile(uri, current["line"], f"CSV header: {err}") from err
-    header = [h.strip() for h in header]
+    if header_record.cells is None:
+        raise UnparseableFile(uri, header_record.line, f"CSV header: {header_record.problem}")
+    header = [h.strip() for h in header_record.cells]
     missing = {"id", "source", "type", "time"} - set(header)
     if missing:
-        raise UnparseableFile(uri, 1, f"CSV header lacks column(s) {sorted(missing)}")
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            box[0].rows_in += 1
-            box[0].reject(current["line"], current["text"], [f"csv: {err}"])
-            continue
-        if not any(c.strip() for c in cells):
-            continue
-        line, text = current["line"], current["text"]
-        if len(cells) != len(header):
-            box[0].rows_in += 1
-            box[0].reject(line, text, [f"csv: expected {len(header)} cells, found {len(cells)}"])
+        raise UnparseableFile(uri, header_record.line, f"CSV header lacks column(s) {sorted(missing)}")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise UnparseableFile(uri, header_record.line, f"CSV header repeats column(s) {repeated}")
+    reader.width = len(header)
+    for record in records:
+        if record.cells is None:
+            builder.rows_in += 1
+            builder.reject(record.line, record.raw, [record.problem or "csv: unreadable record"])
+        elif not any(c.strip() for c in record.cells):
+            continue  # a blank line is not an event
+        elif len(record.cells) != len(header):
+            builder.rows_in += 1
+            builder.reject(record.line, record.raw, [f"csv: expected {len(header)} cells, found {len(record.cells)}"])
         else:
-            record = dict(zip(header, cells, strict=True))
-            event = {k: record.pop(k) for k in list(record) if k in ENVELOPE_KEYS}
-            event["data"] = record
+            fields = dict(zip(header, record.cells, strict=True))
+            event = {k: fields.pop(k) for k in list(fields) if k in ENVELOPE_KEYS}
+            event["data"] = fields
             event.setdefault("specversion", "1.0")
-            box[0].add(line, text, event, from_text=True)
-        if len(box[0]) >= chunk_rows:
-            yield box[0].build()
-            box[0] = box[0].next()
-    yield box[0].build()
+            builder.add(record.line, record.raw, event, from_text=True)
+        if len(builder) >= chunk_rows:
+            yield builder.build()
+            builder = builder.next()
+    yield builder.build()
 
 
 def parse_file(uri: str, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[ParsedChunk]:
     """Parse a landed file in chunks of at most ``chunk_rows`` events.
 
     Raises ``UnparseableFile`` (naming file, line and parser message) when the file as a whole
-    cannot be read; a bad line in a line-oriented file only rejects that line.
+    cannot be read (including archives and other unsupported kinds, refused by name, and a corrupt
+    ``.gz``); a bad line in a line-oriented file only rejects that line.
     """
-    lower = uri.lower()
-    if lower.endswith((".ndjson", ".jsonl")):
-        yield from _ndjson(uri, chunk_rows)
-    elif lower.endswith(".json"):
-        yield from _json_array(uri, min(chunk_rows, ROWWISE_CHUNK_ROWS))
-    elif lower.endswith(".csv"):
-        yield from _csv(uri, min(chunk_rows, ROWWISE_CHUNK_ROWS))
-    else:
-        raise UnparseableFile(uri, 0, f"unsupported file type (expected one of {', '.join(SUFFIXES)})")
+    try:
+        name = landed.form(uri).name
+        if name == "ndjson":
+            yield from _ndjson(uri, chunk_rows)
+        elif name == "json":
+            yield from _json_array(uri, min(chunk_rows, ROWWISE_CHUNK_ROWS))
+        else:
+            yield from _csv(uri, min(chunk_rows, ROWWISE_CHUNK_ROWS))
+    except landed.Unreadable as err:
+        raise UnparseableFile(uri, err.line, err.message) from err

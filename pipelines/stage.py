@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,7 +143,8 @@ def stage_file(
     if not force and (existing := _read_result(final / "stage.json")) is not None:
         return existing
 
-    known = frozenset(deployment_ids)
+    # A mapping (id → commissioning instant, as ``flow.deployment_ids`` gives) also dates-checks rows.
+    known = deployment_ids if isinstance(deployment_ids, Mapping) else frozenset(deployment_ids)
     now = now or datetime.now(UTC)
     result = StageResult(batch_id, uri, size, validated_at=now.isoformat(), deployment_ids=sorted(known))
     work = final.with_name(f".tmp-{uuid.uuid4().hex}-{batch_id}")
@@ -182,6 +183,10 @@ def stage_file(
             for path in work.glob("*__*.parquet"):
                 path.unlink()
             writers = _Writers(work)
+            # Rows rejected before the file failed (a gzip stream breaking mid-way) are not kept
+            # apart: the file is quarantined whole, its bytes kept, and it counts no rows.
+            quarantine.close()
+            quarantine = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
             row = {
                 "line": err.line,
                 "event_type": None,

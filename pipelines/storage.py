@@ -71,14 +71,16 @@ def makedirs(uri: str) -> None:
 
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
-    with fs.open_input_stream(path) as f:
+    with fs.open_input_stream(path, compression=None) as f:
         return f.read()
 
 
 def open_input(uri: str):
-    """A binary input stream (read in chunks; never loads the whole object)."""
+    """A binary input stream of the object's bytes exactly as stored (pyarrow would otherwise
+    decompress by file extension, so a ``.gz`` file's hash would not be that of its bytes); read in
+    chunks, never loading the whole object."""
     fs, path = filesystem(uri)
-    return fs.open_input_stream(path)
+    return fs.open_input_stream(path, compression=None)
 
 
 def open_random_access(uri: str):

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines import plausibility
 from pipelines.config import PROJECT_DIR
 from pipelines.schemas import EventTable
 
@@ -139,11 +140,17 @@ def validate_chunk(
     known_deployments: Iterable[str],
     now: datetime | None = None,
 ) -> ValidationOutcome:
-    """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons."""
+    """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons.
+
+    ``known_deployments`` may map each id to its commissioning instant (``flow.deployment_ids``):
+    then rows dated before it are quarantined too (``pipelines.plausibility``)."""
     now = now or datetime.now(UTC)
+    commissioned = known_deployments if isinstance(known_deployments, Mapping) else None
     frame = table.drop_columns(["_raw", "_line"]).to_pandas()
     failed, success, stats = _gx().failures(event_table.name, frame)
     for ord_, reasons in _outside_checks(table, frozenset(known_deployments), now).items():
+        failed[ord_].extend(reasons)
+    for ord_, reasons in plausibility.failures(table, commissioned).items():
         failed[ord_].extend(reasons)
     bad = pa.array(sorted(failed), pa.int64())
     is_bad = pc.is_in(table.column(ROW_KEY), value_set=bad)

@@ -77,6 +77,16 @@ def settings(tmp_path: Path) -> Settings:
     })
 
 
+@pytest.fixture
+def device_registry(tmp_path: Path) -> Path:
+    """A valid registry of one deployment, ``DEPLOYMENT`` (the sample city's plaza cameras renamed)."""
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    source = (PROJECT_DIR / "registry" / "cctv-city-hall-plaza.yaml").read_text()
+    (folder / f"{DEPLOYMENT}.yaml").write_text(source.replace("cctv-city-hall-plaza", DEPLOYMENT))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3 + SQS HTTP endpoint on loopback (moto's server mode); clients talk HTTP to it."""

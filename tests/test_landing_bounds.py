@@ -9,21 +9,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DEPLOYMENT, make_event, ndjson
+from conftest import make_event, ndjson
 from typer.testing import CliRunner
 
 from pipelines import cli, flow, storage
-from pipelines.config import PROJECT_DIR, Settings
+from pipelines.config import Settings
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Path:
-    """A valid one-deployment registry declaring the test device."""
-    folder = tmp_path / "registry"
-    folder.mkdir()
-    source = (PROJECT_DIR / "registry" / "cctv-city-hall-plaza.yaml").read_text()
-    (folder / f"{DEPLOYMENT}.yaml").write_text(source.replace("cctv-city-hall-plaza", DEPLOYMENT))
-    return folder
+def registry(device_registry: Path) -> Path:
+    return device_registry
 
 
 def env_for(tmp_path: Path, registry: Path) -> dict[str, str]:

@@ -218,10 +218,14 @@ from pipelines.portal_cli import portal_cmd  # noqa: E402
 
 app.command("portal")(portal_cmd)
 
-from pipelines.verify_cli import prove_cmd, verify_cmd  # noqa: E402
+from pipelines.verify_cli import check_proof_cmd, log_export_cmd, prove_cmd, verify_cmd  # noqa: E402
 
 app.command("verify")(verify_cmd)
 app.command("prove")(prove_cmd)
+app.command("check-proof")(check_proof_cmd)
+log_app = typer.Typer(no_args_is_help=True, help="The published transparency log.")
+log_app.command("export")(log_export_cmd)
+app.add_typer(log_app, name="log")
 
 from pipelines.audit_cli import audit_cmd  # noqa: E402
 

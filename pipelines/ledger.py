@@ -151,6 +151,13 @@ def _load_or_create_signer(settings: Settings) -> note.Signer:
     return signer
 
 
+def load_signer(settings: Settings) -> note.Signer:
+    """The log's signing key (for signing the site's file list); refuses to create one."""
+    if not _local_dir(settings.key_file, "key file").exists():
+        raise LedgerError(f"no signing key at {settings.key_file}")
+    return _load_or_create_signer(settings)
+
+
 def public_key(settings: Settings) -> str:
     """The log's verifier key: the published ``log.vkey``, or the signing key's (created if needed)."""
     published = _local_dir(settings.log, "log directory") / VKEY
@@ -181,6 +188,11 @@ def _read_batches(path: Path) -> tuple[list[BatchRecord], int]:
             raise LedgerError(f"{path} is corrupt: record {record} does not continue the log")
         records.append(record)
     return records, intact
+
+
+def batch_index(log_dir: Path) -> list[BatchRecord]:
+    """The batch index (``batches.jsonl``) of a log directory, superseded records dropped."""
+    return _read_batches(log_dir / BATCHES)[0]
 
 
 class Log:

@@ -106,10 +106,12 @@ def temp_sibling(uri: str) -> str:
     return f"{head}/.{tail}.{uuid.uuid4().hex}.partial"
 
 
-def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
+def write_bytes(uri: str, data: bytes, content_type: str | None = None, *, durable: bool = True) -> None:
     """Write an object so that readers see the old bytes or the new bytes, never a part.
 
     Locally: write a temporary sibling, fsync, rename. On S3 a PUT is already all-or-nothing.
+    ``durable=False`` skips the fsync (still atomic for readers): for derived outputs of thousands
+    of files, such as the portal, that are rebuilt rather than recovered and synced once at the end.
     """
     fs, path = filesystem(uri)
     if is_s3(uri):
@@ -122,8 +124,15 @@ def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def sync(uri: str) -> None:
+    """Make every file written with ``durable=False`` under a local ``uri`` durable (no-op on S3)."""
+    if not is_s3(uri):
+        os.sync()
 
 
 def move(src: str, dst: str) -> None:

@@ -54,13 +54,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipelines import storage
+from pipelines import site_files, storage
+from pipelines.logsource import HttpSource, Missing, Source, SourceError, StorageSource, open_source
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
-from pipelines.tlog.tiles import TileStore
+from pipelines.tlog.tiles import STATE_FILE, TileReader
+from pipelines.verify_tiles import BundleChecker, TileChecker
 
 VKEY = "log.vkey"
 CHECKPOINT = "checkpoint"
@@ -151,28 +152,22 @@ def _safe_rel(path: str) -> bool:
     return bool(parts) and not path.startswith("/") and "://" not in path and ".." not in parts
 
 
-def _list_partition_files(published: str) -> dict[str, int]:
+def _list_partition_files(data: Source) -> dict[str, int] | None:
     """Every file (hidden ones too: DuckDB's globs read them) under the ``event_type=`` partitions,
-    as relative path -> size."""
-    fs, root = storage.filesystem(published)
-    if fs.get_file_info(root).type == pafs.FileType.NotFound:
-        return {}
-    out = {}
-    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
-        if info.type != pafs.FileType.File:
-            continue
-        rel = info.path[len(root):].lstrip("/")
-        if rel.split("/", 1)[0].startswith(PARTITION_PREFIX):
-            out[rel] = int(info.size or 0)
-    return out
+    as relative path -> size; None when the source cannot list (HTTP)."""
+    listing = data.list()
+    if listing is None:
+        return None
+    return {rel: size for rel, size in listing.items() if rel.split("/", 1)[0].startswith(PARTITION_PREFIX)}
 
 
-def _read_batches_index(log_dir: Path) -> list[tuple[int, int, str]]:
-    """``(start, end, batch_id)`` from ``batches.jsonl``: only used to name missing batches."""
+def _read_batches_index(log: Source) -> list[tuple[int, int, str]]:
+    """``(start, end, batch_id)`` from ``batches.jsonl``: names missing batches, and lists the
+    manifests where the source cannot list."""
     out: list[tuple[int, int, str]] = []
     try:
-        lines = (log_dir / BATCHES).read_text().splitlines()
-    except (FileNotFoundError, UnicodeDecodeError):
+        lines = log.read(BATCHES).decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
         return out
     for line in lines:
         try:
@@ -200,15 +195,17 @@ class _Piece:
 class _Verifier:
     def __init__(
         self,
-        log_dir: Path,
-        published: str,
-        manifests: str,
+        log: Source,
+        data: Source,
+        manifests: Source,
         report: Report,
         progress: Progress | None,
     ) -> None:
-        self.log_dir = log_dir
-        self.published = published
-        self.manifests_dir = manifests
+        self.log = log
+        self.data = data
+        self.manifests_src = manifests
+        self.tile_checker: TileChecker | None = None
+        self.bundle_checker: BundleChecker | None = None
         self.report = report
         self.progress = progress
         self.frontier = merkle.Frontier()
@@ -218,7 +215,7 @@ class _Verifier:
         self.probe_sizes: list[int] = []
         self.recomputed_roots: dict[int, bytes] = {}
         self.root_mismatches = 0
-        self.store: TileStore | None = None
+        self.store: TileReader | None = None
         self.tile_mismatches = 0
         self.pending: list[_Piece] = []
         self.pending_rows = 0
@@ -245,6 +242,10 @@ class _Verifier:
             size = self.frontier.size
             nxt = next((s for s in self.probe_sizes if s > size), None)
             take = len(hashes) - i if nxt is None else min(len(hashes) - i, nxt - size)
+            if self.tile_checker is not None:
+                self.tile_checker.add(hashes[i:i + take])
+            if self.bundle_checker is not None:
+                self.bundle_checker.add(self.frontier.size, hashes[i:i + take])
             self.frontier.extend(hashes[i:i + take])
             i += take
             if self.frontier.size in self.probes:
@@ -276,7 +277,7 @@ class _Verifier:
             return None
         try:
             return store.leaf_hashes(start, min(end, store.size))
-        except (ValueError, RuntimeError) as exc:
+        except (ValueError, RuntimeError, OSError) as exc:
             self.report.fail("tiles", "log/tile", f"cannot read the stored leaf hashes: {exc}")
             self.store = None
             return None
@@ -301,11 +302,15 @@ class _Verifier:
 
     def load_manifests(self) -> list[_Batch]:
         batches: list[_Batch] = []
-        for uri in storage.list_files(self.manifests_dir, (".json",)):
-            name = uri.rsplit("/", 1)[-1]
+        listing = self.manifests_src.list()
+        if listing is None:  # HTTP: the batch index names them
+            names = sorted({f"{bid}.json" for _s, _e, bid in _read_batches_index(self.log)})
+        else:
+            names = sorted(n for n in listing if n.endswith(".json") and "/" not in n and not n.startswith("."))
+        for name in names:
             subject = f"manifests/{name}"
             try:
-                manifest = json.loads(storage.read_bytes(uri))
+                manifest = json.loads(self.manifests_src.read(name))
                 batch_id = str(manifest["batch_id"])
                 leaves = manifest["leaves"]
                 first, rows_end, mleaf = int(leaves["first"]), int(leaves["rows_end"]), int(leaves["manifest_leaf"])
@@ -315,7 +320,10 @@ class _Verifier:
                     for o in manifest["outputs"]
                 ]
                 date_of = [str(o["event_date"]) for o in manifest["outputs"]]
-            except (ValueError, KeyError, TypeError) as exc:
+            except Missing:
+                self.report.fail("manifest", subject, "is named by batches.jsonl but missing")
+                continue
+            except (ValueError, KeyError, TypeError, OSError) as exc:
                 self.report.fail("manifest", subject, f"is not a readable manifest ({exc!r})")
                 continue
             if name != f"{batch_id}.json":
@@ -337,7 +345,7 @@ class _Verifier:
 
     def check_chain(self, batches: list[_Batch], size: int | None) -> None:
         """Batches must tile ``[0, end)``; within one, outputs follow each other, then the manifest leaf."""
-        index = _read_batches_index(self.log_dir)
+        index = _read_batches_index(self.log)
         expected = 0
         for b in batches:
             subject = f"manifests/{b.name}"
@@ -377,12 +385,13 @@ class _Verifier:
 
     def _load(self, out: _Output, size: int) -> tuple[str, pa.Table | None, str | None]:
         """Read-ahead worker: ``(sha256, whole table or None if large, error)``."""
-        uri = storage.join(self.published, out.rel)
         try:
-            if size > WHOLE_FILE_LIMIT:
-                digest, _ = storage.sha256_of(uri)
+            if size > WHOLE_FILE_LIMIT and isinstance(self.data, StorageSource):
+                digest, _ = storage.sha256_of(self.data.describe(out.rel))
                 return digest, None, None
-            data = storage.read_bytes(uri)
+            data = self.data.read(out.rel)
+        except Missing:
+            return "", None, "missing"
         except OSError as exc:  # e.g. removed or unreadable since it was listed
             return "", None, f"cannot be read ({exc})"
         digest = hashlib.sha256(data).hexdigest()
@@ -393,7 +402,7 @@ class _Verifier:
 
     def _pieces(self, out: _Output) -> Iterator[pa.RecordBatch]:
         """Record batches of a large file, read without holding the file in memory."""
-        with storage.open_random_access(storage.join(self.published, out.rel)) as handle:
+        with storage.open_random_access(self.data.describe(out.rel)) as handle:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=GROUP_ROWS)
 
     def check_file(self, out: _Output, loaded: tuple[str, pa.Table | None, str | None] | None) -> None:
@@ -404,6 +413,11 @@ class _Verifier:
             self.break_tree(f"{out.rel} is missing")
             return
         digest, table, error = loaded
+        if error == "missing":
+            self.flush()
+            report.fail("file", out.rel, f"is listed by manifests/{out.manifest} but missing")
+            self.break_tree(f"{out.rel} is missing")
+            return
         report.files += 1
         if digest and digest != out.sha256:
             report.fail(
@@ -412,7 +426,7 @@ class _Verifier:
             )
         try:
             if error is None and table is None:
-                with storage.open_random_access(storage.join(self.published, out.rel)) as handle:
+                with storage.open_random_access(self.data.describe(out.rel)) as handle:
                     meta = pq.ParquetFile(handle).metadata
                 num_rows, names = meta.num_rows, meta.schema.to_arrow_schema().names
             elif error is None:
@@ -521,7 +535,7 @@ class _Verifier:
         if self.progress is not None:
             self.progress(self.report.leaves, self.total)
 
-    def stream(self, batches: list[_Batch], listed: dict[str, int]) -> None:
+    def stream(self, batches: list[_Batch], listed: dict[str, int] | None) -> None:
         jobs = [(b, out) for b in batches for out in b.outputs]
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-read") as pool:
             futures: dict[int, Future] = {}
@@ -529,8 +543,8 @@ class _Verifier:
             def submit(k: int) -> None:
                 if k < len(jobs) and k not in futures:
                     out = jobs[k][1]
-                    if out.rel in listed:
-                        futures[k] = pool.submit(self._load, out, listed[out.rel])
+                    if listed is None or out.rel in listed:
+                        futures[k] = pool.submit(self._load, out, 0 if listed is None else listed[out.rel])
 
             for k in range(READ_AHEAD):
                 submit(k)
@@ -554,30 +568,59 @@ class _Verifier:
                 self.done(1)
 
 
+def _as_source(where: str | Path | Source) -> Source:
+    return open_source(str(where)) if isinstance(where, str | Path) else where
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the verifier was told to trust, beyond the files it reads."""
+
+    vkey: str | None = None  # a pinned log key (signed-note vkey text)
+    since: str | bytes | None = None  # a checkpoint saved earlier
+    since_name: str = "--since checkpoint"
+    witnesses: tuple[str, ...] = ()  # witness vkeys
+    min_witnesses: int = 0
+    strict: bool = False  # fail when nothing above anchors the key
+
+
 def verify_log(
-    log_dir: str | Path,
-    published: str,
-    manifests: str,
+    log: str | Path | Source,
+    published: str | Path | Source,
+    manifests: str | Path | Source | None = None,
     *,
     since: str | bytes | None = None,
     since_name: str = "--since checkpoint",
     expected_vkey: str | None = None,
+    witnesses: tuple[str, ...] = (),
+    min_witnesses: int = 0,
+    strict: bool = False,
+    site: str | Path | Source | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    """Verify a published log (see the module docstring); never raises for a bad log, reports it."""
+    """Verify a published log (see the module docstring); never raises for a bad log, reports it.
+
+    ``log``, ``published`` (the data root holding the ``event_type=`` partitions) and ``manifests``
+    (default: ``manifests/`` inside the log) are folders, URLs or sources. ``site``, when given, is
+    the folder or URL holding the signed file list ``SHA256SUMS``."""
     report = Report()
-    log_dir = Path(log_dir)
-    v = _Verifier(log_dir, published, manifests, report, progress)
+    log_src, data_src = _as_source(log), _as_source(published)
+    manifests_src = log_src.child("manifests") if manifests is None else _as_source(manifests)
+    site_src = None if site is None else _as_source(site)
+    v = _Verifier(log_src, data_src, manifests_src, report, progress)
+    home = _exists(log_src, STATE_FILE)  # an operator's home, not a published copy
 
     # 1. The key every signature is checked with.
     key: note.Verifier | None = None
     published_key: note.Verifier | None = None
     try:
-        published_key = note.Verifier.from_vkey((log_dir / VKEY).read_text().strip())
-    except FileNotFoundError:
+        published_key = note.Verifier.from_vkey(log_src.read(VKEY).decode("utf-8").strip())
+    except Missing:
         report.fail("key", f"log/{VKEY}", "is missing: the log's public key must be published next to it")
     except (note.NoteError, UnicodeDecodeError) as exc:
         report.fail("key", f"log/{VKEY}", f"is not a verifier key: {exc}")
+    except SourceError as exc:
+        report.fail("key", f"log/{VKEY}", str(exc))
     if expected_vkey is not None:
         try:
             key = note.Verifier.from_vkey(expected_vkey.strip())
@@ -590,23 +633,25 @@ def verify_log(
                 f"is {published_key.vkey()}, not the key you expect ({key.vkey()}): the log's key was replaced",
             )
         elif published_key is not None:
-            report.passed.append(f"log.vkey is the key you expect: {key.vkey()}")
+            report.passed.append(f"log.vkey is the key you pinned: {key.vkey()} (fingerprint {fingerprint(key)})")
     else:
         key = published_key
-        if key is not None:
-            report.passed.append(f"log.vkey: {key.vkey()} (pin it with --vkey to detect a replaced key)")
     if key is None:
         return report
     report.vkey = key.vkey()
 
     # 2. The latest signed checkpoint.
     latest: Checkpoint | None = None
+    latest_text: bytes | None = None
     try:
-        latest = open_checkpoint((log_dir / CHECKPOINT).read_bytes(), key)
-    except FileNotFoundError:
+        latest_text = log_src.read(CHECKPOINT)
+        latest = open_checkpoint(latest_text, key)
+    except Missing:
         report.fail("checkpoint", "log/checkpoint", "is missing")
     except (note.NoteError, CheckpointError) as exc:
         report.fail("checkpoint", "log/checkpoint", f"does not verify with the log key {key.vkey()}: {exc}")
+    except SourceError as exc:
+        report.fail("checkpoint", "log/checkpoint", str(exc))
     if latest is not None:
         report.checkpoint = latest
         report.passed.append(
@@ -614,6 +659,12 @@ def verify_log(
             f" root {_b64(latest.root_hash)}"
         )
         v.expect_root(latest.size, "log/checkpoint", latest.root_hash)
+        if latest.size == 0:
+            report.fail("empty", "log/checkpoint", "signs an empty tree: there is nothing to verify")
+
+    # 2b. Witness cosignatures on the latest checkpoint.
+    if witnesses or min_witnesses:
+        _check_witnesses(report, latest_text, latest, witnesses, min_witnesses)
 
     # 3. The auditor's saved checkpoint.
     saved: Checkpoint | None = None
@@ -637,16 +688,42 @@ def verify_log(
         if saved is not None:
             v.expect_root(saved.size, since_name, saved.root_hash)
 
+    # Trust anchors: without any, the key is trusted on first use.
+    anchors = [a for a, given in (("a pinned key (--vkey)", expected_vkey is not None),
+                                  ("a saved checkpoint (--since)", since is not None),
+                                  ("witness cosignatures (--witness)", bool(witnesses))) if given]
+    if not anchors:
+        message = (f"trusting this key on first use: {key.vkey()} (fingerprint {fingerprint(key)}). Nothing"
+                   " outside these files anchors it: compare the fingerprint with the one printed on the street"
+                   " sign, or pin the key with --vkey, keep this checkpoint for --since, or require --witness")
+        if strict:
+            report.fail("trust", "--strict", message)
+        else:
+            report.warnings.append(message)
+    else:
+        report.passed.append("anchored by " + ", ".join(anchors))
+
     # 4. Every checkpoint the log kept must be signed by the key and be a prefix of the same tree.
     stored = 0
-    checkpoints_dir = log_dir / CHECKPOINTS
-    names = [p.name for p in checkpoints_dir.iterdir()] if checkpoints_dir.is_dir() else []
+    listing = log_src.list(CHECKPOINTS)
+    index_records = _read_batches_index(log_src)
+    if listing is None:  # HTTP: the batch ends are the signed sizes
+        names = sorted({str(e) for _s, e, _b in index_records})
+        required = False
+    else:
+        names = [rel.split("/", 1)[1] for rel in listing if "/" in rel and rel.count("/") == 1]
+        required = True
     unsigned: list[tuple[str, str]] = []
     larger: list[int] = []
+    signed_sizes: list[int] = []
     for name in sorted((n for n in names if n.isdigit()), key=int):
         subject = f"log/{CHECKPOINTS}/{name}"
         try:
-            c = open_checkpoint((checkpoints_dir / name).read_bytes(), key)
+            c = open_checkpoint(log_src.read(f"{CHECKPOINTS}/{name}"), key)
+        except Missing:
+            if required:
+                unsigned.append((subject, "it vanished while being read"))
+            continue
         except (note.NoteError, CheckpointError, OSError) as exc:
             unsigned.append((subject, str(exc)))
             continue
@@ -656,6 +733,7 @@ def verify_log(
         if latest is not None and c.size > latest.size:
             larger.append(c.size)
         stored += 1
+        signed_sizes.append(c.size)
         v.expect_root(c.size, subject, c.root_hash)
     if unsigned:
         # A replaced key breaks every stored checkpoint at once: one message, with the count.
@@ -670,46 +748,63 @@ def verify_log(
         )
     for name in sorted(n for n in names if not n.isdigit() and not n.startswith(".")):
         report.warnings.append(f"log/{CHECKPOINTS}/{name} is not named by a tree size; ignored")
-    if latest is not None and latest.size and not (checkpoints_dir / str(latest.size)).exists():
+    if latest is not None and latest.size and latest.size not in signed_sizes:
         report.warnings.append(f"log/{CHECKPOINTS}/{latest.size} (a copy of the latest checkpoint) is missing")
     v.probe_sizes = sorted(v.probes)
 
-    # 5. Manifests and files.
-    v.store = TileStore(log_dir) if (log_dir / "state.json").exists() else None
-    if v.store is None:
-        report.warnings.append("log/state.json is missing: rows are not compared with the log's stored leaf hashes")
-    elif latest is not None and v.store.size < latest.size:
-        report.fail(
-            "tiles", "log/state.json",
-            f"says the tile store holds {v.store.size} leaves; the checkpoint has {latest.size}",
-        )
-    elif latest is not None and v.store.size > latest.size:
-        # The publisher commits the tiles before it signs: an append interrupted in between.
-        report.warnings.append(
-            f"the tile store holds {v.store.size} leaves, more than the latest checkpoint ({latest.size}):"
-            " an append was interrupted before signing; re-run the batch"
-        )
+    # 5. Tiles, entry bundles, manifests and files.
+    size = latest.size if latest is not None else 0
+    fetch = log_src.read
+    if latest is not None:
+        v.store = TileReader(fetch, size, latest.root_hash, log_src.label)
+        v.tile_checker = TileChecker(fetch, size, signed_sizes, report.fail)
+        bundle_checker = BundleChecker(fetch, size, signed_sizes, report.fail)
+        if bundle_checker.present():
+            v.bundle_checker = bundle_checker
+        elif home:
+            report.warnings.append("log/tile/entries is absent (an operator's home keeps the leaves in Parquet);"
+                                   " `sensorlog log export` and the portal write the entry bundles")
+        else:
+            report.fail("entries", "log/tile/entries/000", "is missing: a published log must serve its entries")
+    if home and latest is not None:
+        _check_state(report, log_src, latest.size)
+
     batches = v.load_manifests()
     v.check_chain(batches, latest.size if latest else None)
     listed_paths = {out.rel for b in batches for out in b.outputs}
-    on_disk = _list_partition_files(published)
-    for rel in sorted(set(on_disk) - listed_paths):
-        if _PARTIAL.match(rel.rsplit("/", 1)[-1]):
-            report.warnings.append(f"{rel}: a temporary file left by an interrupted write (no reader sees it)")
-        else:
-            report.fail(
-                "extra", rel,
-                "is in the published partitions, but no manifest lists it (a file was added, or a batch was"
-                " interrupted before its manifest: re-run it)",
-            )
+    on_disk = _list_partition_files(data_src)
+    file_list = None
+    if site_src is not None:
+        file_list = _check_file_list(report, site_src, key, latest)
+    if on_disk is None and file_list is not None:
+        prefix = _data_prefix(site_src, data_src)
+        if prefix is not None:
+            on_disk = {p[len(prefix):]: 0 for p in file_list.files
+                       if p.startswith(prefix) and p[len(prefix):].split("/", 1)[0].startswith(PARTITION_PREFIX)}
+    if on_disk is None:
+        report.warnings.append(f"{data_src.label} cannot be listed and no signed file list was found: files that"
+                               " no manifest lists cannot be looked for")
+    else:
+        for rel in sorted(set(on_disk) - listed_paths):
+            if _PARTIAL.match(rel.rsplit("/", 1)[-1]):
+                report.warnings.append(f"{rel}: a temporary file left by an interrupted write (no reader sees it)")
+            else:
+                report.fail(
+                    "extra", rel,
+                    "is in the published partitions, but no manifest lists it (a file was added, or a batch was"
+                    " interrupted before its manifest: re-run it)",
+                )
     v.total = max((b.manifest_leaf + 1 for b in batches), default=0)
-    v.stream(batches, {rel: size for rel, size in on_disk.items() if rel in listed_paths})
+    v.stream(batches, None if on_disk is None or isinstance(data_src, HttpSource)
+             else {rel: size_ for rel, size_ in on_disk.items() if rel in listed_paths})
+    if v.tree_ok and v.tile_checker is not None and v.frontier.size >= size:
+        v.tile_checker.finish()
 
     # 6. The tree against the signed sizes.
     recomputed = v.frontier.size if v.tree_ok else None
     end = max((b.manifest_leaf + 1 for b in batches), default=0)
     if latest is not None and end < latest.size:
-        missing = [bid for s, e, bid in _read_batches_index(log_dir) if e > end and s < latest.size]
+        missing = [bid for s, e, bid in index_records if e > end and s < latest.size]
         named = f"; batches.jsonl names {', '.join(missing)}" if missing else ""
         report.fail(
             "truncated", "log/checkpoint",
@@ -724,12 +819,19 @@ def verify_log(
         )
         if stored:
             report.passed.append(f"all {stored} checkpoints the log kept are prefixes of the recomputed tree")
+    if v.tile_checker is not None and v.tree_ok and not v.tile_checker.problems:
+        report.passed.append(f"{v.tile_checker.checked} stored tiles above level 0 and partial tiles match the tree"
+                             " recomputed from the data")
+    if v.bundle_checker is not None and v.tree_ok and not v.bundle_checker.problems:
+        report.passed.append(f"{v.bundle_checker.checked} entry bundles hold exactly the recomputed leaves")
+    if latest is not None and latest.size and not report.rows:
+        report.fail("empty", data_src.label, "holds no published rows: nothing was verified")
 
     if v.tile_mismatches and latest is not None and v.store is not None and v.store.size >= latest.size:
         # Decide whether the stored leaf hashes the diagnostics used are the signed ones.
         try:
             stored_root = merkle.root_of(_stored_leaf_stream(v.store, latest.size))
-        except (ValueError, RuntimeError):
+        except (ValueError, RuntimeError, OSError):
             stored_root = None
         if stored_root == latest.root_hash:
             report.warnings.append(
@@ -751,7 +853,7 @@ def verify_log(
         else:
             try:
                 proof = v.store.consistency_proof(saved.size, latest.size)
-            except (ValueError, RuntimeError) as exc:
+            except (ValueError, RuntimeError, OSError) as exc:
                 report.fail("since", "log/tile", f"cannot give a consistency proof: {exc}")
         if proof is not None and recomputed_root is not None:
             # Both roots are trusted: the saved one, and the one recomputed from the Parquet. Only the
@@ -792,14 +894,129 @@ def verify_log(
     # Summary lines for what held.
     if not any(p.check == "manifest" for p in report.problems) and batches:
         report.passed.append(f"{len(batches)} manifests chain over leaves [0, {end}) without gaps or overlaps")
-    if not any(p.check in ("file", "extra") for p in report.problems):
-        report.passed.append(f"{report.files} files match their manifests' SHA-256; no unlisted files")
+    if not any(p.check in ("file", "extra") for p in report.problems) and report.files:
+        unlisted = "" if on_disk is not None else " (unlisted files not looked for)"
+        report.passed.append(f"{report.files} files match their manifests' SHA-256; no unlisted files{unlisted}")
     if not any(p.check in ("row", "logged-leaf") for p in report.problems) and report.rows:
         report.passed.append(f"{report.rows} rows: leaf_index and leaf_hash match their contents and the log")
     return report
 
 
-def _stored_leaf_stream(store: TileStore, size: int) -> Iterator[bytes]:
+def fingerprint(key: note.Verifier | str) -> str:
+    """A short, readable fingerprint of a verifier key (printed on signs and pages): the first 16
+    bytes of SHA-256 of the vkey text, in 8 groups of 4 hex digits."""
+    text = key.vkey() if isinstance(key, note.Verifier) else key.strip()
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return " ".join(digest[i:i + 4] for i in range(0, 32, 4))
+
+
+def _exists(src: Source, rel: str) -> bool:
+    try:
+        src.read(rel)
+    except OSError:
+        return False
+    return True
+
+
+def _check_state(report: Report, log_src: Source, size: int) -> None:
+    """An operator's home: the tile store's committed size next to the latest checkpoint."""
+    try:
+        state = json.loads(log_src.read(STATE_FILE))
+        stored_size = int(state["size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        report.fail("tiles", f"log/{STATE_FILE}", f"is not readable: {exc}")
+        return
+    if stored_size < size:
+        report.fail("tiles", f"log/{STATE_FILE}",
+                    f"says the tile store holds {stored_size} leaves; the checkpoint has {size}")
+    elif stored_size > size:
+        # The publisher commits the tiles before it signs: an append interrupted in between.
+        report.warnings.append(
+            f"the tile store holds {stored_size} leaves, more than the latest checkpoint ({size}):"
+            " an append was interrupted before signing; re-run the batch"
+        )
+
+
+def _data_prefix(site: Source | None, data: Source) -> str | None:
+    """The data root's path inside the site (``data/``), for reading the signed list's paths."""
+    if site is None:
+        return None
+    base, inner = site.describe("").rstrip("/") + "/", data.describe("").rstrip("/") + "/"
+    return inner[len(base):] if inner.startswith(base) else None
+
+
+def _check_file_list(report: Report, site: Source, key: note.Verifier,
+                     latest: Checkpoint | None) -> site_files.FileList | None:
+    """The signed ``SHA256SUMS``: signature, its checkpoint line, and every file it lists."""
+    name = site_files.FILE_NAME
+    try:
+        text = site.read(name)
+    except Missing:
+        report.fail("files", name, "is missing: a published site lists its files in a signed note")
+        return None
+    except SourceError as exc:
+        report.fail("files", name, str(exc))
+        return None
+    try:
+        listed = site_files.open_list(text, key)
+    except (note.NoteError, site_files.FileListError) as exc:
+        report.fail("files", name, f"is not a file list signed by the log key {key.vkey()}: {exc}")
+        return None
+    if latest is not None and listed.size > latest.size:
+        report.fail("files", name, f"was signed for tree size {listed.size}, beyond the latest checkpoint"
+                                   f" ({latest.size}): the log was rolled back")
+    bad = 0
+    for path, digest in sorted(listed.files.items()):
+        try:
+            data = site.read(path)
+        except Missing:
+            bad += 1
+            report.fail("files", path, f"is listed in {name} but missing")
+            continue
+        except SourceError as exc:
+            bad += 1
+            report.fail("files", path, str(exc))
+            continue
+        got = hashlib.sha256(data).hexdigest()
+        if got != digest:
+            bad += 1
+            report.fail("files", path, f"SHA-256 is {got}, but the signed {name} says {digest}: the file was changed")
+    listing = site.list()
+    if listing is not None:
+        for path in sorted(set(listing) - set(listed.files) - {name}):
+            if path.split("/", 1)[0] in ("log", "data") or path.endswith((".html", ".json", ".csv", ".parquet")):
+                bad += 1
+                report.fail("files", path, f"is in the site but not in the signed {name}: it was added after signing")
+    if not bad:
+        report.passed.append(f"{name} is signed by the log key (tree size {listed.size}); its"
+                             f" {len(listed.files)} files are all present and unchanged")
+    return listed
+
+
+def _check_witnesses(report: Report, text: bytes | None, latest: Checkpoint | None,
+                     witnesses: tuple[str, ...], min_witnesses: int) -> None:
+    from pipelines.tlog import cosignature  # the witness module (c2sp.org/tlog-cosignature)
+
+    need = min_witnesses or len(witnesses)
+    if text is None or latest is None:
+        report.fail("witness", "log/checkpoint", "cannot be checked for cosignatures: it does not verify")
+        return
+    try:
+        cosigned = cosignature.verify_cosignatures(text.decode("utf-8"), list(witnesses))
+    except (ValueError, note.NoteError) as exc:
+        report.fail("witness", "log/checkpoint", f"its cosignatures cannot be read: {exc}")
+        return
+    names = sorted({c.name for c in cosigned})
+    if len(names) < need:
+        have = ", ".join(names) if names else "none"
+        report.fail("witness", "log/checkpoint",
+                    f"carries {len(names)} valid cosignature(s) from the {len(witnesses)} witness(es) you named"
+                    f" ({have}); {need} required: no witness vouches that this is the checkpoint everyone sees")
+    else:
+        report.passed.append(f"log/checkpoint is cosigned by {len(names)} of your witnesses: {', '.join(names)}")
+
+
+def _stored_leaf_stream(store: TileReader, size: int) -> Iterator[bytes]:
     step = 1 << 16
     for start in range(0, size, step):
         yield from store.leaf_hashes(start, min(size, start + step))

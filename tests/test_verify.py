@@ -390,8 +390,11 @@ def test_rewritten_tile_store_cannot_fake_consistency(city: City, home: Path) ->
         if tile.is_file():
             tile.write_bytes(bytes(b ^ 0xFF for b in tile.read_bytes()))
     report = verify(home, since=(city.old / "log" / "checkpoint").read_text())
-    assert checks(report) == ["since"], report.problems
-    assert "does not verify" in report.first.message
+    assert set(checks(report)) == {"since", "tiles"}, report.problems
+    since = next(p for p in report.problems if p.check == "since")
+    assert "does not verify" in since.message
+    # Every rewritten level-1 tile is named, against the roots recomputed from the data.
+    assert any(p.check == "tiles" and p.subject.startswith("log/tile/1/") for p in report.problems)
 
 
 # -- idempotence ---------------------------------------------------------------------------------

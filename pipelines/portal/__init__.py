@@ -10,10 +10,13 @@
     data/registry/deployments.{json,csv}
     schemas/<table>.tableschema.json    explicit Table Schemas (DCAT describedBy)
     schemas/events/*.schema.json    the CloudEvent payload JSON Schemas
-    log/checkpoint, log/log.vkey    the transparency log's latest checkpoint and public key
+    log/                            the complete static log (pipelines.log_export): checkpoints, key,
+                                    tlog-tiles hash tiles and entry bundles, manifests, batch index
+    data/event_type=T/event_date=D/<batch>.parquet   the logged Parquet files, byte for byte
     data.json                       DCAT-US 1.1 catalog
     datapackage.json                Frictionless Data Package
-    DTPR-ATTRIBUTION.md, SHA256SUMS
+    DTPR-ATTRIBUTION.md
+    SHA256SUMS                      every file's SHA-256, signed by the log key (pipelines.site_files)
 
 Everything is written through ``pipelines.storage``; the DAG task and ``sensorlog portal`` call this.
 """
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from pipelines import layout, storage, summary
+from pipelines import layout, log_export, site_files, storage, summary
 from pipelines.config import PACKAGE_DIR, Settings
 from pipelines.portal.activity import collect_activity, finding_counts
 from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
@@ -69,20 +72,54 @@ class PortalResult:
 
 def _log_info(settings: Settings, warnings: list[str]) -> LogInfo | None:
     """The latest checkpoint (verified against the published key) and the key; None if there is none."""
-    try:
-        from pipelines import ledger  # the log is optional: a portal can be built before it exists
-    except ImportError:
-        return None
+    from pipelines import ledger
+    from pipelines.tlog import note
+    from pipelines.verify import fingerprint
+
     try:
         if ledger.latest_checkpoint(settings) is None:
             return None
         checkpoint = ledger.signed_checkpoint(settings)
         vkey = storage.read_bytes(storage.join(settings.log, ledger.VKEY)).decode("utf-8").strip()
+        key = note.Verifier.from_vkey(vkey)
+        _, signatures = note.parse_note(checkpoint)
     except (OSError, ValueError, ledger.LedgerError) as exc:
         # Never publish a checkpoint that does not verify: say so and leave the section out.
         warnings.append(f"transparency log not published: {exc}")
         return None
-    return LogInfo(checkpoint, vkey)
+    others = tuple(sorted({s.name for s in signatures if (s.name, s.key_id) != (key.name, key.key_id)}))
+    return LogInfo(checkpoint, vkey, f"{key.name}+{key.key_id:08x}", fingerprint(key), others)
+
+
+def _export_log(build: _Build, log: LogInfo | None) -> LogInfo | None:
+    """The complete static log and its data files into the site; None (and a warning) if it cannot be."""
+    if log is None:
+        return None
+    try:
+        log_export.export_log(build.settings, build.site)
+    except (log_export.ExportError, OSError, ValueError) as exc:
+        build.warnings.append(f"transparency log not published: {exc}")
+        return None
+    return log
+
+
+def _sign_file_list(build: _Build, log: LogInfo | None) -> None:
+    """``SHA256SUMS`` over every file written, signed by the log key when there is a log."""
+    from pipelines import ledger
+    from pipelines.tlog.checkpoint import open_checkpoint
+
+    files = [(f.path, f.sha256) for f in build.site.files.values() if f.path != SUMS]
+    if log is None:
+        build.site.write(SUMS, "".join(f"{digest}  {path}\n" for path, digest in sorted(files)))
+        return
+    checkpoint = open_checkpoint(log.checkpoint, log.vkey)
+    try:
+        signer = ledger.load_signer(build.settings)
+    except ledger.LedgerError as exc:
+        build.warnings.append(f"{SUMS} is not signed: {exc}")
+        build.site.write(SUMS, "".join(f"{digest}  {path}\n" for path, digest in sorted(files)))
+        return
+    build.site.write(SUMS, site_files.sign(build.settings.log_origin, checkpoint, files, signer))
 
 
 # -- catalog entries -----------------------------------------------------------------------------
@@ -142,6 +179,7 @@ class _Build:
     datasets: list[DatasetEntry] = field(default_factory=list)
     resources: list[ResourceFile] = field(default_factory=list)
     views: list[DatasetView] = field(default_factory=list)
+    log: LogInfo | None = None
 
     def add_table(self, table: PublishedTable) -> None:
         extracts = write_extracts(self.site, table, self.options.csv_month_rows)
@@ -209,17 +247,16 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
     settings, options, site = build.settings, build.options, build.site
     retention, findings = tables.get("retention_ledger"), tables.get("findings")
     activity = collect_activity(summary.connect(settings), build.registry, settings.timezone, retention, findings)
-    log = _log_info(settings, build.warnings)
-    if log:
-        site.write("log/checkpoint", log.checkpoint)
-        site.write("log/log.vkey", log.vkey + "\n")
+    log = _export_log(build, _log_info(settings, build.warnings))
+    build.log = log
     common = Common(options, build.now.isoformat(timespec="seconds").replace("+00:00", "Z"), log,
                     settings.timezone, build.today)
     t = Translator(options.lang)
     for d in build.registry:
         paths = tuple(sign_path(d.id, paper) for paper in PAPERS)
         for paper, path in zip(PAPERS, paths, strict=True):
-            site.write(path, render_sign(d, options.url(f"deployments/{d.id}.html"), paper, t, options.lang))
+            site.write(path, render_sign(d, options.url(f"deployments/{d.id}.html"), paper, t, options.lang,
+                                         (log.key_id, log.fingerprint) if log else None))
         act = activity[d.id]
         site.write(f"deployments/{d.id}.html", render_deployment(
             common, d, act,
@@ -267,8 +304,8 @@ def build_portal(
     package = build_datapackage(options, build.resources, iso_instant(now))
     build.site.write("datapackage.json", _json(package))
 
-    sums = "".join(f"{f.sha256}  {f.path}\n" for f in sorted(build.site.files.values(), key=lambda f: f.path))
-    build.site.write(SUMS, sums)
+    _sign_file_list(build, build.log)
+    build.site.finish()
     for path in previous:
         if path not in build.site.files:
             storage.delete(build.site.uri(path))  # only files an earlier build of this site wrote

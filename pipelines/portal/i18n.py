@@ -54,6 +54,12 @@ EN = {
     "checkpoint": "Latest signed checkpoint",
     "public_key": "Public key of the log",
     "verify_cmd": "Check the published files against the signed log",
+    "verify_cmd_intro": "Download this site (or use its address in place of log, data and .), install sensorlog,"
+    " and run, in the site's folder:",
+    "key_id": "Key id and fingerprint (also printed on every street sign)",
+    "witnessed_by": "Cosigned by witnesses",
+    "not_witnessed": "No witness has cosigned this checkpoint yet.",
+    "sign_log_key": "Log key",
     "log_unavailable": "The transparency log has not been published yet.",
     "download": "Download",
     "footer_dtpr": "Categories, names and descriptions of technologies come from the DTPR taxonomy "

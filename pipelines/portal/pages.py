@@ -38,6 +38,9 @@ RETENTION_COLUMNS = ("data_class", "day", "declared_period", "retained", "oldest
 class LogInfo:
     checkpoint: str  # the signed note, as published
     vkey: str
+    key_id: str = ""  # "<name>+<8 hex digits>", as signed-note signature lines name the key
+    fingerprint: str = ""  # verify.fingerprint: what a resident compares with the street sign
+    witnesses: tuple[str, ...] = ()  # names on the checkpoint's other signature lines
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,25 @@ def _when(timezone: str) -> Callable[[Any], Markup]:
     return when
 
 
+# Run in the site's folder: the first verifies everything and trusts the key on first use; the next
+# two keep the key and today's checkpoint; the last pins both, so a replaced key or a rolled-back log
+# fails next time.
+VERIFY_COMMANDS = (
+    "sensorlog verify --log log --data data --site .\n"
+    "cp log/log.vkey my-saved.vkey\n"
+    "cp log/checkpoint my-saved-checkpoint\n"
+    "sensorlog verify --log log --data data --site . --vkey my-saved.vkey --since my-saved-checkpoint --strict"
+)
+
+
+def prove_commands(index: int) -> str:
+    """Prove one published row from the site and check the proof as a resident would."""
+    return (
+        f"sensorlog prove --log log --data data --index {index} --proof-file leaf-{index}.tlog-proof\n"
+        f"sensorlog check-proof leaf-{index}.tlog-proof --vkey log/log.vkey"
+    )
+
+
 def _globals(common: Common, root: str) -> dict[str, Any]:
     lang = common.options.lang
     english = _english(lang)
@@ -123,9 +145,8 @@ def _globals(common: Common, root: str) -> dict[str, Any]:
         "en": english,
         "label": lambda slug: english(data_class_label(slug)),
         "when": _when(common.timezone),
-        # The site's files check against SHA256SUMS; the log itself is checked where it is published
-        # (tiles and manifests), pinned to the key and a checkpoint the reader saved from this page.
-        "verify_command": "sha256sum -c SHA256SUMS\nsensorlog verify --vkey log.vkey --since checkpoint",
+        # Commands that work from a copy of this site alone (tests run each line as written).
+        "verify_command": VERIFY_COMMANDS,
         "verify_deployment_command": None,
     }
 
@@ -321,14 +342,8 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
     class_rows = _class_rows(d, act, lang)
     # Chart columns follow the classes that have daily numbers, in the chart's own order.
     chart_classes = [next(c for c in class_rows if c["slug"] == slug) for slug in act.daily]
-    query = (
-        "duckdb -c \"SELECT leaf_index, leaf_hash FROM 'data/collection/collection.parquet' "
-        f"WHERE deployment_id = '{d.id}' ORDER BY leaf_index\""
-    )
     # An inclusion proof for this deployment's first published row, as an example to copy.
-    g["verify_deployment_command"] = query + (
-        f"\nsensorlog prove --index {act.first_leaf}" if act.first_leaf is not None else ""
-    )
+    g["verify_deployment_command"] = prove_commands(act.first_leaf) if act.first_leaf is not None else None
     view = {
         "id": d.id,
         "name": d.name,

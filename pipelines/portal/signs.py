@@ -128,7 +128,10 @@ def _body(d: Deployment, t: Translator, lang: str, left: float, top: float, widt
     return parts, y
 
 
-def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str) -> str:
+def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str,
+                log_key: tuple[str, str] | None = None) -> str:
+    """``log_key`` = (key id, fingerprint) of the transparency log, printed beside the QR code so the
+    key a resident checks against is anchored outside the website."""
     margin = 40
     width = paper.width - 2 * margin
     band = 84
@@ -158,6 +161,14 @@ def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str)
         for line in wrap(f"{t.text('sign_contact')}: {' · '.join(contact)}", 13, text_w, bold=True):
             link.append(_text(text_x, y, 13, line, "bold"))
             y += 17
+    if log_key is not None:
+        y += 8
+        key_lines = [f"{t.text('sign_log_key')}: {log_key[0]}", log_key[1]]
+        for text in key_lines:
+            for line in [text[i : i + int(text_w / (9 * 0.6))] for i in range(0, len(text), int(text_w / (9 * 0.6)))]:
+                link.append(f'<text class="log-key" x="{text_x:.1f}" y="{y:.1f}" font-size="9" font-family="monospace"'
+                            f' fill="#1b1f24">{escape(line)}</text>')
+                y += 12
     title = f"{t.text('sign_heading')}: {d.name}"
     return "".join([
         f'<svg xmlns="http://www.w3.org/2000/svg" lang="{lang}" width="{paper.css_width}" '

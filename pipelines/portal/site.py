@@ -56,9 +56,13 @@ class Site:
     def write(self, path: str, data: bytes | str) -> SiteFile:
         raw = data.encode("utf-8") if isinstance(data, str) else data
         entry = SiteFile(path, hashlib.sha256(raw).hexdigest(), len(raw), content_type(path))
-        storage.write_bytes(storage.join(self.root, path), raw, content_type=entry.content_type)
+        # Not fsynced file by file: a site is rebuilt, not recovered; ``finish`` syncs once.
+        storage.write_bytes(storage.join(self.root, path), raw, content_type=entry.content_type, durable=False)
         self.files[path] = entry
         return entry
+
+    def finish(self) -> None:
+        storage.sync(self.root)
 
     def uri(self, path: str) -> str:
         return storage.join(self.root, path)

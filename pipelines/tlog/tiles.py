@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -100,34 +100,30 @@ def _edge_root(edge: Sequence[Sequence[bytes]]) -> bytes:
     return acc
 
 
-class TileStore:
-    def __init__(self, root: Path | str, *, fsync: bool = True) -> None:
-        self.directory = Path(root)
-        self.fsync = fsync
+class TileReader:
+    """Read-only access to the tiles of a tree of a known size, through ``fetch(relative path)``
+    (which raises ``FileNotFoundError`` for an absent file): a local store, or a copy served
+    anywhere. ``size`` and ``root`` come from the caller (a verified checkpoint, or ``state.json``)."""
+
+    def __init__(self, fetch: Callable[[str], bytes], size: int, root: bytes | None = None,
+                 label: str = "the log") -> None:
+        self._fetch_fn = fetch
+        self.label = label
         self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
-        self._edge: list[list[bytes]] | None = None
-        self.reload()
+        self._size = size
+        self._root = root if root is not None else (merkle.EMPTY_ROOT if size == 0 else None)
 
-    # -- committed state -------------------------------------------------------------------
-
-    def reload(self) -> None:
-        """Re-read the committed size (another process may have appended)."""
-        try:
-            state = json.loads((self.directory / STATE_FILE).read_text())
-        except FileNotFoundError:
-            state = {"size": 0, "root": merkle.EMPTY_ROOT.hex()}
-        size, root = int(state["size"]), bytes.fromhex(state["root"])
-        if getattr(self, "_size", None) != size:
-            self._edge = None
-        self._size, self._root = size, root
+    def _fetch(self, rel: str) -> bytes:
+        return self._fetch_fn(rel)
 
     @property
     def size(self) -> int:
         return self._size
 
     def root(self, size: int | None = None) -> bytes:
-        if size is None or size == self._size:
+        if (size is None or size == self._size) and self._root is not None:
             return self._root
+        size = self._size if size is None else size
         self._check_size(size)
         return merkle.subtree_hash(0, size, self.hash_at) if size else merkle.EMPTY_ROOT
 
@@ -148,13 +144,13 @@ class TileStore:
             self._cache.move_to_end(key)
             return data
         try:
-            data = (self.directory / tile_path(level, index, width)).read_bytes()
+            data = self._fetch(tile_path(level, index, width))
         except FileNotFoundError:
             # A partial tile may be superseded by (and, if pruned, replaced with) the full tile.
             try:
-                data = (self.directory / tile_path(level, index)).read_bytes()[:width * HASH]
+                data = self._fetch(tile_path(level, index))[:width * HASH]
             except FileNotFoundError:
-                raise StoreError(f"missing tile {tile_path(level, index, width)} under {self.directory}") from None
+                raise StoreError(f"missing tile {tile_path(level, index, width)} under {self.label}") from None
         if len(data) != width * HASH:
             raise StoreError(f"tile {tile_path(level, index, width)} has {len(data)} bytes, want {width * HASH}")
         self._cache[key] = data
@@ -194,6 +190,33 @@ class TileStore:
             base = tile * TILE_WIDTH
             out.extend(data[(i - base) * HASH:(i - base + 1) * HASH] for i in range(lo, hi))
         return out
+
+
+class TileStore(TileReader):
+    """The writable store in a local directory (its committed size and root are in ``state.json``)."""
+
+    def __init__(self, root: Path | str, *, fsync: bool = True) -> None:
+        self.directory = Path(root)
+        super().__init__(self._read_file, 0, merkle.EMPTY_ROOT, str(self.directory))
+        self.fsync = fsync
+        self._edge: list[list[bytes]] | None = None
+        self.reload()
+
+    def _read_file(self, rel: str) -> bytes:
+        return (self.directory / rel).read_bytes()
+
+    # -- committed state -------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the committed size (another process may have appended)."""
+        try:
+            state = json.loads((self.directory / STATE_FILE).read_text())
+        except FileNotFoundError:
+            state = {"size": 0, "root": merkle.EMPTY_ROOT.hex()}
+        size, root = int(state["size"]), bytes.fromhex(state["root"])
+        if getattr(self, "_size", None) != size:
+            self._edge = None
+        self._size, self._root = size, root
 
     # -- writing ---------------------------------------------------------------------------
 

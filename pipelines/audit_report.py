@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from pipelines import layout, storage
 from pipelines.audit import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso
@@ -39,6 +40,8 @@ STATUS_COLOURS = {
 }
 LINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
+# Chart text is plain text: a data class such as "$x^{$" is drawn as written, never parsed as TeX.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 
 
 def _limit_days(period: str | None) -> float | None:
@@ -57,9 +60,22 @@ def _svg(figure: Figure, salt: str) -> str:
     return _XML_PROLOGUE.sub("", buf.getvalue(), count=1)
 
 
+def _day_label(value: float, _position: object = None) -> str:
+    day = round(value)
+    return date.fromordinal(day).isoformat() if 1 <= day <= date.max.toordinal() else ""
+
+
 def retention_chart(ledger: pa.Table, deployment_id: str) -> str | None:
     """Inline SVG for one deployment: records retained per data class (top) and the age of the
-    oldest retained record against the declared period (bottom), per local day."""
+    oldest retained record against the declared period (bottom), per local day.
+
+    Days are plotted as day numbers with ISO dates for labels, so any day a date can hold draws
+    (matplotlib's own date axis stops at year 1 and pads its range below it)."""
+    with rc_context(PLAIN_TEXT):
+        return _retention_chart(ledger, deployment_id)
+
+
+def _retention_chart(ledger: pa.Table, deployment_id: str) -> str | None:
     rows = ledger.filter(pc.equal(ledger["deployment_id"], deployment_id))
     if rows.num_rows == 0:
         return None
@@ -67,7 +83,7 @@ def retention_chart(ledger: pa.Table, deployment_id: str) -> str | None:
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1]})
     for n, data_class in enumerate(sorted(set(rows["data_class"].to_pylist()))):
         part = rows.filter(pc.equal(rows["data_class"], data_class))
-        days = part["day"].to_pylist()
+        days = [d.toordinal() for d in part["day"].to_pylist()]
         colour = LINE_COLOURS[n % len(LINE_COLOURS)]
         label = data_class_label(data_class)
         top.plot(days, part["retained"].to_pylist(), color=colour, linewidth=1.4, label=label)
@@ -93,6 +109,8 @@ def retention_chart(ledger: pa.Table, deployment_id: str) -> str | None:
         axis.grid(True, linewidth=0.3)
         axis.spines[["top", "right"]].set_visible(False)
         axis.legend(fontsize=7, loc="upper left", frameon=False)
+    bottom.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    bottom.xaxis.set_major_formatter(FuncFormatter(_day_label))
     figure.autofmt_xdate()
     return _svg(figure, deployment_id)
 

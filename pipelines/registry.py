@@ -36,6 +36,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from pipelines import privacy
 from pipelines.config import PROJECT_DIR
 from pipelines.taxonomy import ID_SEPARATOR, Taxonomy, load_taxonomy
 
@@ -112,6 +113,12 @@ _DURATION_RE = re.compile(
     r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
 )
 DURATION_EXPECTED = "an ISO 8601 duration such as P30D, PT72H or P1Y (whole numbers), or 'none' or 'indefinite'"
+# Longer periods are refused: they say "indefinite" in a way no calendar can compute a due date for.
+MAX_PERIOD_DAYS = 36_525  # 100 calendar years
+PERIOD_LIMIT_EXPECTED = (
+    f"a retention period of at most 100 years ({MAX_PERIOD_DAYS:,} days; months count 30 days, years 365); "
+    "write 'indefinite' for no deletion date"
+)
 
 
 def parse_iso_duration(text: str) -> IsoDuration:
@@ -125,6 +132,15 @@ def parse_iso_duration(text: str) -> IsoDuration:
     if not parts or text.endswith("T"):
         raise ValueError(f"expected {DURATION_EXPECTED}, got {text!r}")
     return IsoDuration(**parts)
+
+
+def exceeds_period_limit(d: IsoDuration) -> bool:
+    """Whether a duration is longer than ``MAX_PERIOD_DAYS`` (months as 30 days, years as 365).
+
+    Counted in whole seconds with Python integers, so no timedelta or date arithmetic can overflow on
+    the way: ``P99999999999999999999Y`` is simply too long."""
+    days = d.years * DAYS_PER_YEAR + d.months * DAYS_PER_MONTH + d.weeks * 7 + d.days
+    return ((days * 24 + d.hours) * 60 + d.minutes) * 60 + d.seconds > MAX_PERIOD_DAYS * 86_400
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -248,12 +264,17 @@ class PolicyVersion:
 # Deployments and the registry
 
 
-def _local_date(moment: datetime | date, timezone: str) -> date:
-    # Naive datetimes are UTC, like every timestamp in the pipeline; dates are already local.
-    if isinstance(moment, datetime):
-        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def local_day(moment: datetime | date, timezone: str) -> date:
+    """The local calendar day of an instant (naive means UTC, like every timestamp in the pipeline);
+    a date is already local. An instant whose local day lies outside years 1-9999 (midnight UTC of
+    1 January of year 1 is still 1 BC in America/New_York) gets the nearest day a date can hold."""
+    if not isinstance(moment, datetime):
+        return moment
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
         return aware.astimezone(ZoneInfo(timezone)).date()
-    return moment
+    except OverflowError:
+        return date.min if aware.year == 1 else date.max
 
 
 @dataclass(frozen=True)
@@ -306,7 +327,7 @@ class Deployment:
         A datetime is converted to the registry's local date (naive means UTC); a version applies from
         the start of its ``effective_from`` day.
         """
-        day = _local_date(moment, self.timezone)
+        day = local_day(moment, self.timezone)
         in_force = self.policy_versions[0]
         for version in self.policy_versions[1:]:
             if version.effective_from <= day:
@@ -315,7 +336,7 @@ class Deployment:
 
     def is_active(self, on: date | datetime) -> bool:
         """In service on that local day: from ``commissioned`` to ``decommissioned``, both inclusive."""
-        day = _local_date(on, self.timezone)
+        day = local_day(on, self.timezone)
         return self.commissioned <= day and (self.decommissioned is None or day <= self.decommissioned)
 
 
@@ -662,7 +683,8 @@ def _check_rule(rule: Any, where: str, declared: list[str] | None, report: Repor
     period, data_class = _dict(rule).get("period"), _dict(rule).get("data_class")
     if isinstance(period, str) and period not in (NO_RETENTION, INDEFINITE):
         try:
-            parse_iso_duration(period)
+            if exceeds_period_limit(parse_iso_duration(period)):
+                report(f"{where}.period", f"{PERIOD_LIMIT_EXPECTED} (got {period!r})")
         except ValueError:
             report(f"{where}.period", f"{DURATION_EXPECTED} (got {period!r})")
     if not isinstance(data_class, str):
@@ -743,6 +765,12 @@ def _check_bbox(doc: Mapping[str, Any], report: Report) -> None:
             report("location.bbox", f"[min_lon, min_lat, max_lon, max_lat] with each min <= max (got {box})")
 
 
+def _check_privacy(doc: Mapping[str, Any], report: Report) -> None:
+    # Metadata only: the registry is published whole, so its text fields carry no personal data.
+    for where, kind in privacy.document_problems(doc, deployment_schema()):
+        report(where, f"text without personal data (found {privacy.KIND_WORDS[kind]}: {privacy.reason(where, kind)})")
+
+
 def _semantic_problems(doc: Mapping[str, Any], name: str, stem: str) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -755,6 +783,7 @@ def _semantic_problems(doc: Mapping[str, Any], name: str, stem: str) -> list[Pro
     _check_policies(doc, report)
     _check_lifecycle(doc, report)
     _check_bbox(doc, report)
+    _check_privacy(doc, report)
     return problems
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines import plausibility
+from pipelines import plausibility, privacy
 from pipelines.config import PROJECT_DIR
 from pipelines.schemas import EventTable
 
@@ -152,6 +152,8 @@ def validate_chunk(
         failed[ord_].extend(reasons)
     for ord_, reasons in plausibility.failures(table, commissioned).items():
         failed[ord_].extend(reasons)
+    for ord_, reasons in privacy.table_problems(event_table.name, table, ROW_KEY).items():
+        failed[ord_].extend(reasons)  # metadata only: personal data in a text field is never published
     bad = pa.array(sorted(failed), pa.int64())
     is_bad = pc.is_in(table.column(ROW_KEY), value_set=bad)
     valid_ords = table.column(ROW_KEY).filter(pc.invert(is_bad)).combine_chunks()

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from pipelines.registry import Deployment, PolicyVersion, Registry, RetentionRule
+from pipelines.registry import Deployment, PolicyVersion, Registry, RetentionRule, local_day
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 # Before its first version a deployment is judged by that first version (Deployment.policy_at).
@@ -26,7 +26,7 @@ def local_midnight(day: date, timezone: str) -> datetime:
 
 
 def local_date(moment: datetime, timezone: str) -> date:
-    return moment.astimezone(ZoneInfo(timezone)).date()
+    return local_day(moment, timezone)  # clamped to years 1-9999, so a calendar can be built around it
 
 
 def calendar_table(first: date, last: date, timezone: str) -> pa.Table:

@@ -18,6 +18,9 @@ from pipelines.portal.tables import PublishedTable
 from pipelines.registry import Registry
 
 RECENT_ACCESSES = 15
+# The per-day chart and table show at most this many days, ending at the last day with a report:
+# a window dated years back (a vendor's clock reset to year 1) must not make a page of a million days.
+CHART_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,23 @@ def _collected_per_day(con: duckdb.DuckDBPyConnection, timezone: str, out: dict[
         "FROM collection GROUP BY ALL ORDER BY ALL",
         [timezone],
     ).fetchall()
-    if not rows:
-        return
-    # One range for every deployment, so charts line up and a silent deployment shows as a gap.
-    days = _day_range(min(r[2] for r in rows), max(r[2] for r in rows))
+    # DuckDB hands back a local day before year 1 (midnight UTC of 1 January of year 1, west of
+    # Greenwich) as text: it is counted in the totals but has no place on a chart.
+    charted = [r[2] for r in rows if isinstance(r[2], date)]
+    if not rows or not charted:
+        days: list[date] = []
+    else:
+        # One range for every deployment, so charts line up and a silent deployment shows as a gap.
+        last = max(charted)
+        first = max(min(charted), date.fromordinal(max(1, last.toordinal() - CHART_DAYS + 1)))
+        days = _day_range(first, last)
     index = {d: i for i, d in enumerate(days)}
     for dep_id, data_class, day, records in rows:
         act = out[dep_id]
-        act.days = days
-        act.daily.setdefault(data_class, [0] * len(days))[index[day]] += int(records)
         act.collected[data_class] = act.collected.get(data_class, 0) + int(records)
+        if day in index:
+            act.days = days
+            act.daily.setdefault(data_class, [0] * len(days))[index[day]] += int(records)
 
 
 def _first_leaves(con: duckdb.DuckDBPyConnection, out: dict[str, Activity]) -> None:

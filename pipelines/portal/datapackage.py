@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.portal.options import DTPR_LICENSE, PortalOptions
-from pipelines.portal.tableschema import parquet_variant
+from pipelines.portal.tableschema import csv_variant, parquet_variant
 
 PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 PACKAGE_NAME = "sensorlog-transparency-logs"
@@ -59,6 +59,7 @@ def _resource(options: PortalOptions, f: ResourceFile) -> dict[str, Any]:
         doc["type"] = "table"
         doc["schema"] = parquet_variant(f.table_schema) if f.format == "parquet" else f.table_schema
         if f.format == "csv":
+            doc["schema"] = csv_variant(f.table_schema)
             doc["dialect"] = DIALECT
     if f.dtpr:
         doc["licenses"] = _licenses(options, True)

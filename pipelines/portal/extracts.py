@@ -3,6 +3,8 @@
 CSV follows RFC 4180: UTF-8 without a byte-order mark, CRLF line ends, a header row, fields quoted
 when they are text (so an empty text and a missing value stay distinguishable) and quotes doubled.
 Timestamps are ISO 8601 with an explicit offset (``2026-07-01T04:00:00+00:00``, UTC, as stored).
+Text cells a spreadsheet would run as a formula get a single quote in front (``csvsafe``); the Parquet
+extracts hold every value exactly.
 A table with more than ``csv_month_rows`` rows is split into one CSV per month of its time column (UTC
 months, like the timestamps inside), so each file opens in a spreadsheet; the Parquet extract stays one
 file per table.
@@ -18,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipelines.portal import csvsafe
 from pipelines.portal.site import Site, SiteFile
 from pipelines.portal.tables import PublishedTable
 
@@ -53,6 +56,7 @@ def _iso_timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def csv_bytes(table: pa.Table) -> bytes:
+    table = csvsafe.neutralise_table(table)  # text columns only, before timestamps become text
     for i, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type):
             table = table.set_column(i, pa.field(field.name, pa.string()), _iso_timestamps(table[i]))

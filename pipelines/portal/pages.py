@@ -101,7 +101,11 @@ def _when(timezone: str) -> Callable[[Any], Markup]:
 
     def when(value: Any) -> Markup:
         if isinstance(value, datetime):
-            local = (value if value.tzinfo else value.replace(tzinfo=ZoneInfo("UTC"))).astimezone(zone)
+            local = value if value.tzinfo else value.replace(tzinfo=ZoneInfo("UTC"))
+            try:
+                local = local.astimezone(zone)
+            except OverflowError:  # its local day is before year 1 (or after 9999): shown in UTC
+                pass
             return Markup(f'<time datetime="{escape(local.isoformat())}">{escape(local.strftime("%Y-%m-%d %H:%M %Z"))}'
                           "</time>")
         if isinstance(value, date):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.portal import csvsafe
 from pipelines.schemas import event_table
 
 EVENT_COLUMN_DOCS = {
@@ -120,6 +121,20 @@ def parquet_variant(table_schema: dict[str, Any]) -> dict[str, Any]:
     nulls, and changes nothing else (no published text column holds the word "nan").
     """
     return {**table_schema, "missingValues": ["", "nan", "NaT", "<NA>"]}
+
+
+def csv_variant(table_schema: dict[str, Any]) -> dict[str, Any]:
+    """The same schema for a CSV resource: each text field's description says how formula-like
+    values are written (``csvsafe.NOTE``), and a maximum length allows for the quote in front."""
+    fields = []
+    for field in table_schema["fields"]:
+        if field.get("type") == "string":
+            field = {**field, "description": f"{field.get('description', '')} {csvsafe.NOTE}".strip()}
+            constraints = field.get("constraints", {})
+            if "maxLength" in constraints:
+                field["constraints"] = {**constraints, "maxLength": constraints["maxLength"] + 1}
+        fields.append(field)
+    return {**table_schema, "fields": fields}
 
 
 def is_nested(data_type: pa.DataType) -> bool:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import flow, generate, storage
+from pipelines import flow, generate, site_files, storage
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.portal import build_portal
 from pipelines.portal.datapackage import validate_datapackage
@@ -134,9 +134,11 @@ def test_checksums_in_data_json_match_the_files(site):
             assert dist["byteSize"] == str(len(data))
             checked += 1
     assert checked >= 15
-    # And every file of the site is in SHA256SUMS with its real digest.
-    for line in (site / "SHA256SUMS").read_text().splitlines():
-        digest, path = line.split("  ", 1)
+    # And every file of the site is in the signed SHA256SUMS with its real digest.
+    listed = site_files.open_list((site / "SHA256SUMS").read_text(), (site / "log" / "log.vkey").read_text())
+    files = {p for p in site.rglob("*") if p.is_file() and p.name != "SHA256SUMS"}
+    assert {str(p.relative_to(site)) for p in files} == set(listed.files)
+    for path, digest in listed.files.items():
         assert hashlib.sha256((site / path).read_bytes()).hexdigest() == digest
 
 

@@ -31,6 +31,9 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+            # Airflow's default is 30 s per DAG file: a loaded machine importing pyarrow, DuckDB and GX
+            # can take longer, and a slow import must not look like a broken DAG.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": env.get("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "600"),
             "SENSORLOG_HOME": settings.home,
             "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_DIR), env.get("PYTHONPATH", "")) if p),
@@ -48,19 +51,40 @@ def migrate(settings: Settings, log: Path) -> None:
     _run([_airflow(), "db", "migrate"], settings, log)
 
 
-def dags_test(settings: Settings, dag_id: str, log: Path, poll: Callable[[], None] | None = None) -> None:
-    """Run one DAG run to completion in-process under Airflow; ``poll`` is called while it runs."""
-    _run([_airflow(), "dags", "test", dag_id], settings, log, poll)
+def dags_test(
+    settings: Settings,
+    dag_id: str,
+    log: Path,
+    poll: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run one DAG run to completion in-process under Airflow; ``poll`` is called while it runs;
+    ``env`` adds variables for the run (e.g. ``SENSORLOG_NOW``, ``SENSORLOG_AUDIT_FAIL_ON``)."""
+    _run([_airflow(), "dags", "test", dag_id], settings, log, poll, env)
+
+
+def reserialize(settings: Settings, log: Path) -> None:
+    """Parse every DAG file into the metadata DB (``airflow dags reserialize``), so Asset schedules are
+    known before a DAG run emits Asset events (``dags test`` alone only records the DAG it runs)."""
+    _run([_airflow(), "dags", "reserialize"], settings, log)
 
 
 class AirflowFailed(RuntimeError):
     pass
 
 
-def _run(cmd: list[str], settings: Settings, log: Path, poll: Callable[[], None] | None = None) -> None:
+def _run(
+    cmd: list[str],
+    settings: Settings,
+    log: Path,
+    poll: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, env=airflow_env(settings), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, env={**airflow_env(settings), **(env or {})}, stdout=out, stderr=subprocess.STDOUT
+        )
         while proc.poll() is None:
             if poll:
                 poll()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -11,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from pipelines import airflow_runner, flow, generate, storage
+from pipelines.audit import NOW_ENV, parse_as_of
 from pipelines.config import Settings
 from pipelines.registry import load_registry
 
@@ -50,9 +52,10 @@ def run_demo(settings: Settings, console: Console, fresh: bool = False, through_
                     done["n"] += 1
 
             airflow_runner.dags_test(settings, DEMO_DAGS[0], log, poll)
+            clock = sample_city_clock(settings, console)
             for dag_id in DEMO_DAGS[1:]:
                 with console.status(f"airflow dags test {dag_id}…"):
-                    airflow_runner.dags_test(settings, dag_id, log)
+                    airflow_runner.dags_test(settings, dag_id, log, env=clock)
         console.print(f"Airflow ran {', '.join(DEMO_DAGS)} (log: {log})")
         totals = None
     else:
@@ -61,12 +64,28 @@ def run_demo(settings: Settings, console: Console, fresh: bool = False, through_
         from pipelines.audit import publish as audit_publish
         from pipelines.portal import build_portal
 
+        clock = sample_city_clock(settings, console)
         with console.status("audit and portal…"):
-            audit_publish(settings)
+            audit_publish(settings, now=parse_as_of(clock[NOW_ENV], settings.timezone) if clock else None)
             build_portal(settings)
     print_summary(settings, totals)
     print_outputs(settings, console)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+
+
+def sample_city_clock(settings: Settings, console: Console) -> dict[str, str]:
+    """The audit's clock for the demo: the generated city's last day (its ground truth is as of that
+    day's end), unless ``SENSORLOG_NOW`` is set or the landing zone was not generated. Audited as of
+    the real today, a sample city whose events stopped months ago is all silence and overdue records
+    (``sensorlog audit`` shows exactly that)."""
+    if os.environ.get(NOW_ENV):
+        return {}
+    try:
+        end = generate.load_ground_truth(settings.landing)["end"]
+    except (OSError, KeyError, ValueError):
+        return {}
+    console.print(f"audit as of {end}, the sample city's last day (set {NOW_ENV} to audit as of another day)")
+    return {NOW_ENV: end}
 
 
 def print_outputs(settings: Settings, console: Console) -> None:

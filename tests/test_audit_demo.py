@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -22,7 +22,9 @@ def demo(tmp_path_factory):
     registry = load_registry(settings.registry)
     truth = generate.write_city(registry, settings.landing, generate.options_for(start=START, end=END))
     flow.run(settings)
-    return settings, truth, audit.run_audit(settings, registry=registry)
+    # As of the generator's end (its ground truth is computed as of that local midnight), not today.
+    as_of = audit.parse_as_of(END, settings.timezone)
+    return settings, truth, audit.run_audit(settings, audit.AuditOptions(as_of=as_of), registry=registry)
 
 
 def _key(f: dict) -> tuple:
@@ -45,7 +47,7 @@ def test_findings_equal_the_injected_ground_truth(demo):
                 assert got["numbers"][number] == want[number], key
 
 
-def test_as_of_is_the_latest_event_and_the_checkpoint_is_named(demo):
+def test_as_of_is_the_generators_end_and_the_checkpoint_is_named(demo):
     settings, truth, result = demo
     assert result.until.isoformat() == "2026-10-01T04:00:00+00:00"  # local midnight of the generator's end
     assert result.checkpoint is not None and result.checkpoint["size"] > 0
@@ -53,6 +55,43 @@ def test_as_of_is_the_latest_event_and_the_checkpoint_is_named(demo):
     alpr = [r for r in result.ledger.to_pylist() if r["deployment_id"] == "alpr-river-road-bridge"]
     assert {r["policy_version"] for r in alpr if r["day"] < date(2026, 8, 1)} == {1}
     assert {r["policy_version"] for r in alpr if r["day"] >= date(2026, 8, 1)} == {2}
+
+
+def test_a_month_after_its_last_event_every_active_deployment_is_silent_and_retention_overdue(demo):
+    """The demo home audited a month after the generator stopped (no --as-of: the clock is injected):
+    every deployment still in service is silent through the last audited day, and what the vendors
+    would have purged in that month is overdue."""
+    settings, truth, _ = demo
+    registry = load_registry(settings.registry)
+    today = END + timedelta(days=31)
+    result = audit.run_audit(settings, audit.AuditOptions(now=datetime(2026, 11, 1, 15, tzinfo=UTC)), registry=registry)
+    assert (result.as_of_date, result.as_of_source) == (today, "today")
+    last_day = today - timedelta(days=1)
+    in_service = {
+        d.id for d in registry if d.commissioned <= END and (d.decommissioned is None or d.decommissioned >= today)
+    }
+    assert len(in_service) >= 30
+    silent_to_the_end = {
+        f["deployment_id"]
+        for f in result.finding_dicts()
+        if f["kind"] == "silent_deployment" and f["period_end"] == audit.iso(result.until)
+    }
+    assert silent_to_the_end == in_service
+    # Short retention collected in the generator's last days: due within the month, never purged.
+    short = {
+        (d.id, rule.data_class)
+        for d in registry
+        if d.id in in_service
+        for rule in d.policy_at(END - timedelta(days=1)).retention
+        if rule.kind == "duration" and rule.trigger == "window_end" and rule.duration < timedelta(days=20)
+    }
+    assert short
+    findings = result.finding_dicts()
+    overdue = {(f["deployment_id"], f["data_class"]) for f in findings if f["kind"] == "retained_past_policy"}
+    assert short <= overdue
+    ledger = result.ledger.to_pylist()
+    last = {(r["deployment_id"], r["data_class"]): r["status"] for r in ledger if r["day"] == last_day}
+    assert {last[k] for k in short} == {"overdue"}
 
 
 def test_outputs_and_report_on_the_demo_city(demo):
@@ -79,6 +118,6 @@ def test_a_small_duckdb_memory_limit_spills_and_changes_nothing(demo):
     finally:
         con.close()
     assert limit.replace(" ", "") in {"100.0MB", "95.3MiB"}
-    bounded = audit.run_audit(small)
+    bounded = audit.run_audit(small, result.options)
     assert bounded.findings.to_pylist() == result.findings.to_pylist()
     assert bounded.ledger.equals(result.ledger)

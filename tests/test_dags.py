@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -84,3 +86,84 @@ def test_the_ingest_dag_publishes_under_airflow(airflow_run):
     assert storage.list_files(storage.join(settings.published, "event_type=collection"), (".parquet",))
     assert "sensorlog_ingest" in log.read_text()
     assert Path(layout.index_db(settings)).exists()
+
+
+def test_the_audit_gate_is_its_own_task_after_the_assets_are_emitted():
+    """The publishing task emits the audit's Assets without waiting for the gate; the gate runs after
+    it, once (no retries), so a failing gate neither stalls the portal nor repeats the audit."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    audit = bag.dags["sensorlog_audit"]
+    publish, gate = audit.get_task("audit_and_publish"), audit.get_task("gate")
+    assert {a.name for a in publish.outlets} == {"sensorlog.retention_ledger", "sensorlog.findings"}
+    assert publish.upstream_task_ids == set() and publish.downstream_task_ids == {"gate"}
+    assert gate.upstream_task_ids == {"audit_and_publish"} and gate.downstream_task_ids == set()
+    assert gate.retries == 0 and list(gate.outlets) == []
+    assert publish.retries >= 1  # a transient failure of the audit itself is still retried
+    # The daily run starts just after local midnight in the city's zone: "today" has just begun.
+    assert str(audit.timetable.timetable.timezone) == Settings.from_env().timezone
+    # The portal is scheduled on what the publishing task emits, never on the gate's outcome.
+    portal = bag.dags["sensorlog_portal"]
+    assert "sensorlog.findings" in {a.name for a in portal.timetable.asset_condition.objects}
+
+
+def _audit_db(settings) -> sqlite3.Connection:
+    return sqlite3.connect(airflow_runner.airflow_home(settings) / "airflow.db")
+
+
+def test_a_failed_gate_publishes_first_and_the_portal_rebuilds(airflow_run, tmp_path):
+    """The small city audited under Airflow a month after its last event with the gate at ``high``:
+    the gate fails (once), yet the findings were written, the Asset events emitted and the portal
+    queued by them; the portal DAG then rebuilds the site from those findings."""
+    settings, truth, log = airflow_run
+    airflow_runner.reserialize(settings, log)  # the portal's Asset schedule is known to the DB
+    month_later = {"SENSORLOG_NOW": "2026-08-15T12:00:00Z", "SENSORLOG_AUDIT_FAIL_ON": "high"}
+    audit_log = tmp_path / "audit.log"  # its own log: the runner scans a log for failed tasks
+    with pytest.raises(airflow_runner.AirflowFailed):
+        airflow_runner.dags_test(settings, "sensorlog_audit", audit_log, env=month_later)
+    text = audit_log.read_text(errors="replace")
+    assert "AuditGateFailed" in text and "at or above severity 'high'" in text
+
+    doc = json.loads(storage.read_bytes(storage.join(layout.derived_dir(settings, "findings"), "findings.json")))
+    assert doc["as_of_date"] == "2026-08-15" and doc["as_of_source"] == "today"
+    assert doc["newest_event"] < "2026-07-16"
+    kinds = {f["kind"] for f in doc["findings"]}
+    assert {"silent_deployment", "retained_past_policy"} <= kinds
+
+    with closing(_audit_db(settings)) as db:
+        (run_id,) = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = 'sensorlog_audit' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        tries = dict(
+            ((task, (state, n)) for task, state, n in db.execute(
+                "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = 'sensorlog_audit' AND run_id = ?",
+                (run_id,),
+            ))
+        )
+        assert tries == {"audit_and_publish": ("success", 1), "gate": ("failed", 1)}
+        emitted = {
+            name
+            for (name,) in db.execute(
+                "SELECT a.name FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE e.source_dag_id = 'sensorlog_audit' AND e.source_run_id = ?",
+                (run_id,),
+            )
+        }
+        assert emitted == {"sensorlog.retention_ledger", "sensorlog.findings"}
+        queued = {
+            dag_id
+            for (dag_id,) in db.execute(
+                "SELECT q.target_dag_id FROM asset_dag_run_queue q JOIN asset a ON a.id = q.asset_id "
+                "WHERE a.name = 'sensorlog.findings'"
+            )
+        }
+        assert "sensorlog_portal" in queued  # the scheduler's next loop creates the portal's run
+
+    site = tmp_path / "site"
+    airflow_runner.dags_test(settings, "sensorlog_portal", tmp_path / "portal.log", env={
+        "SENSORLOG_PORTAL_OUT": str(site), **month_later})
+    assert (site / "index.html").is_file() and (site / "data.json").is_file()
+    # The site shows what the failed-gate audit published.
+    assert any("silent_deployment" in p.read_text(errors="replace") for p in site.rglob("*.csv"))

@@ -8,10 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import date
 
 import pyarrow.parquet as pq
+from waiting import wait_for_state
 
 from pipelines import flow, generate, ledger, storage, summary
 from pipelines.config import PROJECT_DIR, Settings
@@ -25,10 +25,14 @@ def test_sigkill_during_publish_then_retry(tmp_path):
     truth = generate.write_city(load_registry(settings.registry), settings.landing, options)
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run"], env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(storage.list_files(settings.manifests, (".json",))) < 3 and time.monotonic() < deadline:
-        assert proc.poll() is None, "the run finished before it could be killed; make the city bigger"
-        time.sleep(0.05)
+    published = lambda: len(storage.list_files(settings.manifests, (".json",)))  # noqa: E731
+    # Wait for the state (three batches published), however slow the machine; the run exiting first
+    # means the city is too small to kill it mid-way.
+    wait_for_state(lambda: published() >= 3, "three batches to be published before the kill", poll=0.05,
+                   progress=published,
+                   died=lambda: None if proc.poll() is None else "the run finished before it could be killed; "
+                   "make the city bigger",
+                   still_running=lambda: f"`sensorlog run` (pid {proc.pid}), {published()} manifests so far")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(storage.list_files(settings.manifests, (".json",)))

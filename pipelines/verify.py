@@ -826,6 +826,8 @@ def verify_log(
         report.passed.append(f"{v.bundle_checker.checked} entry bundles hold exactly the recomputed leaves")
     if latest is not None and latest.size and not report.rows:
         report.fail("empty", data_src.label, "holds no published rows: nothing was verified")
+    if v.store is not None and v.tree_ok and latest is not None:
+        _check_extracts(report, data_src, v.store, batches)
 
     if v.tile_mismatches and latest is not None and v.store is not None and v.store.size >= latest.size:
         # Decide whether the stored leaf hashes the diagnostics used are the signed ones.
@@ -916,6 +918,42 @@ def _exists(src: Source, rel: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _check_extracts(report: Report, data: Source, store: TileReader, batches: list[_Batch]) -> None:
+    """The portal's one-file extracts (``<table>/<table>.parquet`` next to the partitions) hold exactly
+    the logged rows of their table: every row re-encodes to its ``leaf_hash``, which is the log's leaf
+    hash at its ``leaf_index``, and the row count is the manifests' total for the table."""
+    from pipelines.schemas import EVENT_TABLES
+
+    for table in EVENT_TABLES:
+        rel = f"{table}/{table}.parquet"
+        try:
+            raw = data.read(rel)
+        except OSError:
+            continue  # not a site, or a table without rows
+        expected_rows = sum(o.rows for b in batches for o in b.outputs if o.table == table)
+        try:
+            rows = pq.ParquetFile(pa.BufferReader(raw)).read()
+            hashes = leaf.table_leaf_hashes(table, rows.drop_columns(["leaf_index", "leaf_hash"]))
+        except (pa.ArrowException, KeyError, leaf.LeafEncodingError) as exc:
+            report.fail("extract", rel, f"cannot be checked against the log: {exc}")
+            continue
+        if rows.num_rows != expected_rows:
+            report.fail("extract", rel, f"has {rows.num_rows} rows; the log holds {expected_rows} {table} rows")
+            continue
+        recorded = rows.column("leaf_hash").to_pylist()
+        indexes = rows.column("leaf_index").to_pylist()
+        bad = None
+        for k, (h, hx, i) in enumerate(zip(hashes, recorded, indexes, strict=True)):
+            if h.hex() != hx or not 0 <= i < store.size or store.leaf_hashes(i, i + 1)[0] != h:
+                bad = k
+                break
+        if bad is not None:
+            report.fail("extract", rel, f"row {bad} (leaf_index {indexes[bad]}) is not the row the log holds at"
+                                        " that index: the extract was changed")
+        else:
+            report.passed.append(f"{rel}: all {rows.num_rows} rows are the logged rows (leaf hash at their index)")
 
 
 def _check_state(report: Report, log_src: Source, size: int) -> None:

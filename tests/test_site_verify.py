@@ -321,6 +321,18 @@ def test_a_changed_entry_bundle_fails(site: Path) -> None:
     assert any(p.check == "entries" and "entry 5" in p.message for p in report.problems), report.problems
 
 
+def test_a_changed_row_in_the_one_file_extract_fails(site: Path) -> None:
+    """The extract a portal user downloads holds the logged rows: a changed value is named even if the
+    attacker also fixes the file list's hash (which needs the log key, so here it simply fails twice)."""
+    path = site / "data" / "collection" / "collection.parquet"
+    table = pq.read_table(path)
+    records = table.column("records").to_pylist()
+    records[-1] += 1
+    _rewrite(path, table.set_column(table.schema.get_field_index("records"), "records", pa.array(records, pa.int64())))
+    report = verify_site(site)
+    assert any(p.check == "extract" and p.subject == "collection/collection.parquet" for p in report.problems)
+
+
 def test_a_changed_page_fails_the_signed_file_list(site: Path) -> None:
     page = next((site / "deployments").glob("*.html"))
     page.write_text(page.read_text().replace("<h1", "<h1 data-x", 1))

@@ -25,11 +25,13 @@ Street, Ave or Rd). An event carrying any of them is quarantined at validation w
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from typing import Any
 
+import numpy as np
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,11 +60,15 @@ REASON_PREFIX = "privacy:"
 # Envelope columns of an event table and the CloudEvents attribute each one holds.
 ENVELOPE_COLUMNS = {"source": "source", "event_id": "id"}
 
+# Text is NFKC-normalised before matching (a no-break space becomes a space, full-width digits and "＠"
+# their ASCII forms), and every pattern is ASCII-only, so Arrow's RE2 filters and Python agree.
 _EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}")
 
-_PLATE_CONTEXT = re.compile(
-    r"\b(?:licen[cs]e|registration|reg|plates?|tags?|vrm|lpn)\b(?P<rest>.{0,40})", re.IGNORECASE | re.DOTALL
-)
+# A phone number has at least 10 digits written nationally (as every US number does) or 7 after a "+".
+_PHONE_GATE = r"\+[ (]*(?:[0-9][ ().\-/]*){7,}|(?:[0-9][ ().\-/]*){10,}"
+
+_PLATE_WORDS = r"\b(?:licen[cs]e|registration|reg|plates?|tags?|vrm|lpn)\b"
+_PLATE_CONTEXT = re.compile(_PLATE_WORDS + r"(?P<rest>.{0,40})", re.IGNORECASE | re.DOTALL | re.ASCII)
 # Words that may stand between the context word and the plate: "plate number: ABC 1234", "tag no. 7XYZ12".
 _PLATE_FILLERS = frozenset(
     {"no", "nr", "num", "number", "plate", "plates", "was", "is", "of", "read", "reads", "reading", "id"}
@@ -79,16 +85,18 @@ _NOT_A_NAME = "on|at|in|of|and|or|for|to|from|by|with|near|the|a|an|days?|weeks?
 _ADDRESS = re.compile(
     rf"\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?,?\s+(?:(?!(?:{_NOT_A_NAME})\b)[A-Za-z][A-Za-z'.-]*\s+){{1,3}}"
     rf"(?:{_STREET_SUFFIXES})\b",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
-# Cheap Arrow (RE2) filters: only rows that match one are looked at in Python.
-_PREFILTER = {
+# Filters (RE2 in Arrow, the same text in Python) that every hit of a kind passes: a column is read in
+# Python only on rows that pass one, and ``find`` applies them first too, so both decide alike.
+_GATES = {
     "email": "@",
-    "phone": r"[0-9][0-9 ().\-/]{5,}[0-9]",
-    "plate": r"(?i)(licen[cs]e|reg|plate|tag|vrm|lpn)",
-    "address": "[0-9]",
+    "phone": _PHONE_GATE,
+    "plate": rf"(?is){_PLATE_WORDS}.{{0,40}}?[0-9]",
+    "address": rf"(?i)[0-9].*\b(?:{_STREET_SUFFIXES})\b",
 }
+_GATE_RES = {kind: re.compile(pattern, re.ASCII) for kind, pattern in _GATES.items()}
 
 
 def _has_email(text: str) -> bool:
@@ -133,7 +141,12 @@ _DETECTORS = {"email": _has_email, "phone": _has_phone, "plate": _has_plate, "ad
 def find(text: str, kinds: Iterable[str] = KINDS) -> list[str]:
     """The kinds of personal data in ``text``, among ``kinds``, in ``KINDS`` order."""
     wanted = set(kinds)
-    return [kind for kind in KINDS if kind in wanted and _DETECTORS[kind](text)]
+    text = unicodedata.normalize("NFKC", text)
+    return [
+        kind
+        for kind in KINDS
+        if kind in wanted and _GATE_RES[kind].search(text) is not None and _DETECTORS[kind](text)
+    ]
 
 
 def reason(field: str, kind: str) -> str:
@@ -166,25 +179,49 @@ def column_checks(table_name: str) -> Mapping[str, tuple[str, ...]]:
     return {column: kinds for column, spec in specs.items() if (kinds := checks_for(spec))}
 
 
+def _may_hold_email(values: pa.ChunkedArray) -> bool:
+    # An e-mail address needs an "@" (or a non-ASCII character NFKC turns into one): a scan of the
+    # column's data buffers clears most id columns without reading a single value.
+    for chunk in values.chunks:
+        data = chunk.buffers()[2] if len(chunk) > chunk.null_count else None
+        if data is not None:
+            raw = np.frombuffer(data, dtype=np.uint8)
+            if (raw == ord("@")).any() or (raw >= 0x80).any():
+                return True
+    return False
+
+
+def _flagged_values(values: pa.ChunkedArray, kinds: tuple[str, ...]) -> dict[str, list[str]]:
+    """Distinct values of a column that hold personal data of ``kinds``, with the kinds found."""
+    if kinds == ("email",) and not _may_hold_email(values):
+        return {}
+    distinct = pc.unique(values)  # most text columns repeat a few values; ids are checked for "@" only
+    maybe = pc.invert(pc.string_is_ascii(distinct))  # rare; normalised and judged in Python
+    for kind in kinds:
+        gate = _GATES[kind]
+        hit = pc.match_substring(distinct, gate) if kind == "email" else pc.match_substring_regex(distinct, gate)
+        maybe = pc.or_(maybe, hit)
+    candidates = distinct.filter(pc.fill_null(maybe, False)).to_pylist()
+    return {text: found for text in candidates if (found := find(text, kinds))}
+
+
 def table_problems(table_name: str, table: pa.Table, key: str) -> dict[Any, list[str]]:
     """``privacy:<column>:<kind>`` reasons by the value of column ``key``, for rows holding personal data.
 
-    Arrow filters every column first (RE2), so only the few rows that could hold something are read in
-    Python.
+    Arrow filters each column's distinct values first (RE2 gates every hit passes), so Python reads
+    only the few texts that could hold something.
     """
     found: dict[Any, list[str]] = defaultdict(list)
     for column, kinds in column_checks(table_name).items():
         if column not in table.column_names:
             continue
         values = table.column(column)
-        pattern = "|".join(f"(?:{_PREFILTER[k]})" for k in kinds)
-        maybe = pc.fill_null(pc.match_substring_regex(values, pattern), False)
-        if not pc.any(maybe).as_py():
+        flagged = _flagged_values(values, kinds)
+        if not flagged:
             continue
-        candidates = table.filter(maybe).select([key, column]).to_pylist()
-        for row in candidates:
-            for kind in find(row[column], kinds):
-                found[row[key]].append(reason(column, kind))
+        rows = table.filter(pc.is_in(values, value_set=pa.array(list(flagged), values.type)))
+        for row in rows.select([key, column]).to_pylist():
+            found[row[key]].extend(reason(column, kind) for kind in flagged[row[column]])
     return dict(found)
 
 

@@ -53,6 +53,9 @@ ALL = privacy.KINDS
         ("12 main st", "address"),
         ("1600 Pennsylvania Avenue NW", "address"),
         ("221B Baker Street", "address"),
+        ("jane\uff20example.com", "email"),  # full-width forms and no-break spaces are normalised first
+        ("\uff16\uff11\uff17-555-0199", "phone"),
+        ("42\u00a0Elm\u00a0Street", "address"),
     ],
 )
 def test_each_kind_is_caught(text, kind):
@@ -94,6 +97,18 @@ def test_each_kind_is_caught(text, kind):
 )
 def test_ordinary_text_is_not_flagged(text):
     assert privacy.find(text, ALL) == []
+
+
+def test_a_table_check_finds_what_find_finds_and_names_the_column():
+    texts = ["ok", None, "ask jane.doe@example.com", "call 617-555-0199", "RPD-2026-00123", "j\uff20x.example",
+             "plate 7ABC123", "12 Main St"]
+    table = pa.table({"_ord": list(range(len(texts))), "purpose": texts, "event_id": [f"e{i}" for i in range(8)],
+                      "organisation": ["Riverton Police Department"] * 8})
+    expected = {i: [privacy.reason("purpose", k) for k in privacy.find(t, ALL)] for i, t in enumerate(texts) if t}
+    assert privacy.table_problems("access", table, "_ord") == {i: r for i, r in expected.items() if r}
+    assert set(privacy.table_problems("access", table, "_ord")) == {2, 3, 5, 6, 7}
+    ids = table.set_column(2, "event_id", pa.array(["a@b.example", *[f"e{i}" for i in range(7)]]))
+    assert privacy.table_problems("access", ids.slice(0, 1), "_ord") == {0: ["privacy:event_id:email"]}
 
 
 def test_a_class_decides_what_is_looked_for():

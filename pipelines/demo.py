@@ -74,8 +74,8 @@ def run_demo(settings: Settings, console: Console, fresh: bool = False, through_
 
 
 def sample_city_clock(settings: Settings, console: Console) -> dict[str, str]:
-    """The audit's clock for the demo: the generated city's last day (its ground truth is as of that
-    day's end), unless ``SENSORLOG_NOW`` is set or the landing zone was not generated. Audited as of
+    """The audit's clock for the demo: the generated city's end date (its ground truth is as of that
+    local midnight), unless ``SENSORLOG_NOW`` is set or the landing zone was not generated. Audited as of
     the real today, a sample city whose events stopped months ago is all silence and overdue records
     (``sensorlog audit`` shows exactly that)."""
     if os.environ.get(NOW_ENV):
@@ -84,7 +84,7 @@ def sample_city_clock(settings: Settings, console: Console) -> dict[str, str]:
         end = generate.load_ground_truth(settings.landing)["end"]
     except (OSError, KeyError, ValueError):
         return {}
-    console.print(f"audit as of {end}, the sample city's last day (set {NOW_ENV} to audit as of another day)")
+    console.print(f"audit as of {end}, the sample city's end date (set {NOW_ENV} to audit as of another day)")
     return {NOW_ENV: end}
 
 

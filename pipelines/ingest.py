@@ -242,7 +242,13 @@ class _ChunkBuilder:
 
 
 def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    """A rejected event's attribute for its quarantine row; a lone surrogate (which no UTF-8 column
+    holds) is kept as its ``\\udxxx`` escape."""
+    if not isinstance(value, str):
+        return None
+    if value.isascii():
+        return value
+    return value.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def _utf8_problem(err: UnicodeDecodeError) -> str:

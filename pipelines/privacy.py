@@ -15,9 +15,9 @@ reference add ``address``: a street address with a house number; the registry's 
 list nothing, because an organisation's public contact address is published on purpose).
 
 Kinds: ``email``; ``phone`` (E.164 and international ``+`` forms from any country, national forms of
-``PHONE_REGIONS``, found and validated by the ``phonenumbers`` library); ``plate`` (a token of 2 to 8
-letters and digits with at least one digit, right after a word such as plate, tag, licence or
-registration); ``address`` (a house number, one to three name words and a street suffix such as
+``PHONE_REGIONS`` with at least 10 digits, found and validated by the ``phonenumbers`` library);
+``plate`` (a token of 2 to 8 letters and digits with at least one digit, right after a word such as
+plate, tag, licence or registration); ``address`` (a house number, one to three name words and a street suffix such as
 Street, Ave or Rd). An event carrying any of them is quarantined at validation with the reason
 ``privacy:<field>:<kind>``; a registry file carrying any is a registry problem.
 """

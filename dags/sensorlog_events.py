@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from pipelines import flow
+from pipelines import flow, witnessing
 from pipelines.config import Settings
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 from sensorlog_airflow.watchers import landing_asset
@@ -36,10 +36,14 @@ if LANDING is not None:
             extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
             return flow.notified_files(Settings.from_env(), extras)
 
-        @task(outlets=[*PUBLISHED_ASSETS, PUBLISHED["log"]])
+        @task(outlets=PUBLISHED_ASSETS)
         def ingest(uris: list[str]) -> dict:
             return flow.ingest_files(Settings.from_env(), uris)
 
-        ingest(notified())
+        @task(outlets=[PUBLISHED["log"]])  # as in sensorlog_ingest: the log's Asset after the cosignatures
+        def witness(published: dict) -> dict:
+            return witnessing.collect_cosignatures(Settings.from_env()).to_dict()
+
+        witness(ingest(notified()))
 
     sensorlog_events()

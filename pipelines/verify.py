@@ -750,6 +750,12 @@ def verify_log(
         report.warnings.append(f"log/{CHECKPOINTS}/{name} is not named by a tree size; ignored")
     if latest is not None and latest.size and latest.size not in signed_sizes:
         report.warnings.append(f"log/{CHECKPOINTS}/{latest.size} (a copy of the latest checkpoint) is missing")
+    # 4b. The site's signed file list; its checkpoint line must be a root of the recomputed tree.
+    file_list = None
+    if site_src is not None:
+        file_list = _check_file_list(report, site_src, key, latest)
+        if file_list is not None:
+            v.expect_root(file_list.size, site_files.FILE_NAME, file_list.root)
     v.probe_sizes = sorted(v.probes)
 
     # 5. Tiles, entry bundles, manifests and files.
@@ -773,9 +779,6 @@ def verify_log(
     v.check_chain(batches, latest.size if latest else None)
     listed_paths = {out.rel for b in batches for out in b.outputs}
     on_disk = _list_partition_files(data_src)
-    file_list = None
-    if site_src is not None:
-        file_list = _check_file_list(report, site_src, key, latest)
     if on_disk is None and file_list is not None:
         prefix = _data_prefix(site_src, data_src)
         if prefix is not None:
@@ -1000,9 +1003,17 @@ def _check_file_list(report: Report, site: Source, key: note.Verifier,
     except (note.NoteError, site_files.FileListError) as exc:
         report.fail("files", name, f"is not a file list signed by the log key {key.vkey()}: {exc}")
         return None
+    if listed.origin != key.name:
+        report.fail("files", name, f"names the log {listed.origin!r}, not {key.name!r}")
     if latest is not None and listed.size > latest.size:
         report.fail("files", name, f"was signed for tree size {listed.size}, beyond the latest checkpoint"
                                    f" ({latest.size}): the log was rolled back")
+    elif latest is not None and listed.size == latest.size and listed.root != latest.root_hash:
+        report.fail("files", name, f"binds tree size {listed.size} to root {_b64(listed.root)}, but the checkpoint"
+                                   f" signs {_b64(latest.root_hash)}: the site was built from another tree")
+    elif latest is not None and listed.size < latest.size:
+        report.warnings.append(f"{name} was signed for tree size {listed.size}, older than the latest checkpoint"
+                               f" ({latest.size}): the site was built before the last batch")
     bad = 0
     for path, digest in sorted(listed.files.items()):
         try:

@@ -48,7 +48,7 @@ EN = {
     "schema": "Schema",
     "not_published": "Not published yet: the audit has not run.",
     "verify": "Verify the log",
-    "verify_intro": "Every published row is a leaf of one Merkle tree (RFC 9162), and the log signs a "
+    "verify_intro": "Every published event row is a leaf of one Merkle tree (RFC 9162), and the log signs a "
     "checkpoint of the tree after each batch. Keep a copy of today's checkpoint: later, a consistency proof "
     "shows that the log only grew and nothing published was changed or removed.",
     "checkpoint": "Latest signed checkpoint",
@@ -190,6 +190,12 @@ ES = {
     "checkpoint": "Último punto de control firmado",
     "public_key": "Clave pública del registro",
     "verify_cmd": "Comprobar los archivos publicados con el registro firmado",
+    "verify_cmd_intro": "Descargue este sitio (o use su dirección en lugar de log, data y .), instale sensorlog"
+    " y ejecute, en la carpeta del sitio:",
+    "key_id": "Identificador y huella de la clave (también impresos en cada letrero)",
+    "witnessed_by": "Firmado también por testigos",
+    "not_witnessed": "Ningún testigo ha firmado todavía este punto de control.",
+    "sign_log_key": "Clave del registro",
     "log_unavailable": "El registro de transparencia aún no se ha publicado.",
     "download": "Descargar",
     "footer_dtpr": "Las categorías, nombres y descripciones de las tecnologías proceden de la taxonomía DTPR "
@@ -322,6 +328,12 @@ FR = {
     "checkpoint": "Dernier point de contrôle signé",
     "public_key": "Clé publique du journal",
     "verify_cmd": "Vérifier les fichiers publiés avec le journal signé",
+    "verify_cmd_intro": "Téléchargez ce site (ou utilisez son adresse à la place de log, data et .), installez"
+    " sensorlog et lancez, dans le dossier du site :",
+    "key_id": "Identifiant et empreinte de la clé (aussi imprimés sur chaque panneau)",
+    "witnessed_by": "Cosigné par des témoins",
+    "not_witnessed": "Aucun témoin n'a encore cosigné ce point de contrôle.",
+    "sign_log_key": "Clé du journal",
     "log_unavailable": "Le journal de transparence n'a pas encore été publié.",
     "download": "Télécharger",
     "footer_dtpr": "Les catégories, noms et descriptions des technologies proviennent de la taxonomie DTPR "
@@ -453,6 +465,12 @@ PT = {
     "checkpoint": "Último ponto de controlo assinado",
     "public_key": "Chave pública do registo",
     "verify_cmd": "Verificar os ficheiros publicados com o registo assinado",
+    "verify_cmd_intro": "Descarregue este sítio (ou use o seu endereço em vez de log, data e .), instale o"
+    " sensorlog e execute, na pasta do sítio:",
+    "key_id": "Identificador e impressão digital da chave (também impressos em cada placa)",
+    "witnessed_by": "Cossinado por testemunhas",
+    "not_witnessed": "Nenhuma testemunha cossinou ainda este ponto de verificação.",
+    "sign_log_key": "Chave do registo",
     "log_unavailable": "O registo de transparência ainda não foi publicado.",
     "download": "Transferir",
     "footer_dtpr": "As categorias, nomes e descrições das tecnologias vêm da taxonomia DTPR (Digital Trust for "

@@ -42,6 +42,7 @@ from pipelines.registry import load_registry
 from pipelines.rowhash import LEAF_HASH
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
 from pipelines.stage import StageResult, StaleStage, check_stage, find_landed, load_stage, stage_file, staged_files
+from pipelines.tlog import leaf
 
 PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
 log = logging.getLogger(__name__)
@@ -351,6 +352,7 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> dict:
             "leaves": {"first": start, "rows_end": next_index, "manifest_leaf": next_index},
         }
         _check_conservation(manifest)
+        manifest = leaf.fit_manifest_leaf(manifest)  # a batch of many partitions: its leaf holds a digest
         leaf_hashes.append(ledger.manifest_leaf_hash(manifest))
         ledger_log.append(batch_id, start, leaf_hashes)
         con.execute("COMMIT")

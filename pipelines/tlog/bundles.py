@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipelines.tlog.leaf import MAX_ENTRY_BYTES
 from pipelines.tlog.tiles import TILE_WIDTH, tile_index_path
 
-MAX_ENTRY = 0xFFFF  # the uint16 length prefix
+MAX_ENTRY = MAX_ENTRY_BYTES  # the uint16 length prefix
 
 
 class BundleError(ValueError):

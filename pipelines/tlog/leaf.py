@@ -41,6 +41,9 @@ TABLE_KEY = "table"
 MANIFEST_TABLE = "manifest"
 MAX_SAFE_INTEGER = 2**53 - 1
 CHUNK_ROWS = 65_536  # bounds the memory of the joined JSON text
+MAX_ENTRY_BYTES = 0xFFFF  # the largest entry a tlog-tiles entry bundle holds (uint16 length prefix)
+LEAF_FORMAT = "leaf_format"
+OUTPUTS_DIGEST = "outputs_sha256"
 
 _UTC = dt.UTC
 _TS = pa.timestamp("us", tz="UTC")
@@ -106,9 +109,26 @@ def row_leaf_hash(table_name: str, row: Mapping[str, object]) -> bytes:
 
 
 def manifest_leaf_bytes(manifest: Mapping[str, object]) -> bytes:
+    """RFC 8785 of ``{"table": "manifest", **manifest}``; for a manifest with ``"leaf_format": 2`` the
+    ``outputs`` list is replaced by ``"outputs_sha256"``, the SHA-256 (hex) of its RFC 8785 JSON, so the
+    leaf stays small however many partitions the batch wrote (see ``fit_manifest_leaf``)."""
     if TABLE_KEY in manifest:
         raise LeafEncodingError(f"a manifest may not have a top-level {TABLE_KEY!r} member")
+    if manifest.get(LEAF_FORMAT) == 2:
+        if OUTPUTS_DIGEST in manifest:
+            raise LeafEncodingError(f"a manifest may not have a top-level {OUTPUTS_DIGEST!r} member")
+        body = {k: v for k, v in manifest.items() if k != "outputs"}
+        body[OUTPUTS_DIGEST] = hashlib.sha256(rfc8785.dumps(manifest.get("outputs"))).hexdigest()
+        return rfc8785.dumps({TABLE_KEY: MANIFEST_TABLE, **body})
     return rfc8785.dumps({TABLE_KEY: MANIFEST_TABLE, **manifest})
+
+
+def fit_manifest_leaf(manifest: dict) -> dict:
+    """The manifest to publish: as it is when its leaf fits an entry bundle (c2sp.org/tlog-tiles: a
+    uint16 length), else marked ``"leaf_format": 2`` so that its leaf holds the digest of its outputs."""
+    if len(manifest_leaf_bytes(manifest)) > MAX_ENTRY_BYTES:
+        return {**manifest, LEAF_FORMAT: 2}
+    return manifest
 
 
 def manifest_leaf_hash(manifest: Mapping[str, object]) -> bytes:

@@ -38,12 +38,13 @@ if LANDING is not None:
 
         @task(outlets=PUBLISHED_ASSETS)
         def ingest(uris: list[str]) -> dict:
-            return flow.ingest_files(Settings.from_env(), uris)
+            return flow.raise_on_failures(flow.ingest_files(Settings.from_env(), uris))
 
-        @task(outlets=[PUBLISHED["log"]])  # as in sensorlog_ingest: the log's Asset after the cosignatures
-        def witness(published: dict) -> dict:
+        # As in sensorlog_ingest: the log's Asset after the cosignatures, even if one batch failed.
+        @task(outlets=[PUBLISHED["log"]], trigger_rule="all_done")
+        def witness() -> dict:
             return witnessing.collect_cosignatures(Settings.from_env()).to_dict()
 
-        witness(ingest(notified()))
+        ingest(notified()) >> witness()
 
     sensorlog_events()

@@ -145,6 +145,13 @@ def run_cmd(
     with progress_bars() as bars:
         totals = flow.run(s, bars, workers=workers or flow.default_workers())
     print_summary(s, totals)
+    failed = totals.get("failed") or []
+    for failure in failed:
+        what = "file" if "file" in failure else "batch"
+        err_console.print(f"[red]not published this run:[/red] {what} {failure[what]}: {failure['error']}"
+                          " (the files after it were; the next run retries it)")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("status")

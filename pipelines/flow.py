@@ -96,8 +96,18 @@ def default_workers() -> int:
     return max(1, int(os.environ.get("SENSORLOG_WORKERS") or os.cpu_count() or 1))
 
 
+def _failure(failures: list[dict] | None, what: str, name: str, exc: BaseException) -> None:
+    """An unexpected error on one file or batch: logged and recorded, never a reason to stop the others.
+    The file is not quarantined (the error may be transient: storage, memory); the next run retries it."""
+    log.error("%s %s failed: %s: %s", what, name, type(exc).__name__, exc)
+    if failures is None:
+        raise exc
+    failures.append({what: name, "error": f"{type(exc).__name__}: {exc}"})
+
+
 def staged_in_order(
-    settings: Settings, uris: Iterable[str], workers: int = 1, progress: Progress | None = None
+    settings: Settings, uris: Iterable[str], workers: int = 1, progress: Progress | None = None,
+    failures: list[dict] | None = None,
 ) -> Iterator[str]:
     """Stage each file and yield its batch id, in the order of ``uris``.
 
@@ -112,12 +122,15 @@ def staged_in_order(
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=min(workers, len(uris)), mp_context=context)
     try:
-        if pool is None:
-            results = (stage_file(uri, settings, ids) for uri in uris)
-        else:
-            futures = [pool.submit(stage_file, uri, settings, ids) for uri in uris]
-            results = (future.result() for future in futures)
-        for uri, result in zip(uris, results, strict=True):
+        futures = [pool.submit(stage_file, uri, settings, ids) for uri in uris] if pool is not None else None
+        for k, uri in enumerate(uris):
+            try:
+                result = stage_file(uri, settings, ids) if futures is None else futures[k].result()
+            except Exception as exc:  # one file's unexpected error never holds back the files after it
+                _failure(failures, "file", uri, exc)
+                if progress:
+                    progress(uri)
+                continue
             if result.already_published:
                 _remember_published(settings, uri, result.batch_id)
             if progress:
@@ -143,9 +156,15 @@ def stage_files(
     return list(staged_in_order(settings, uris, workers, progress))
 
 
-def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progress | None = None) -> dict:
-    """Publish staged batches in order; returns totals over them (small enough for XCom)."""
-    totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0}
+def commit_batches(
+    settings: Settings, batch_ids: Iterable[str], progress: Progress | None = None,
+    failures: list[dict] | None = None,
+) -> dict:
+    """Publish staged batches in order; returns totals over them (small enough for XCom). A batch
+    that fails unexpectedly is reported under ``"failed"`` and the batches after it still publish."""
+    failures = [] if failures is None else failures
+    totals: dict = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0,
+                    "file_errors": 0, "failed": failures}
     publish.recover(settings)  # a crash may have left a committed batch's files to move, even with nothing new
     remembered, done = {}, set()
     for batch_id in batch_ids:
@@ -154,7 +173,13 @@ def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progr
                 progress(batch_id)
             continue
         done.add(batch_id)
-        manifest = publish.commit_batch(settings, batch_id)
+        try:
+            manifest = publish.commit_batch(settings, batch_id)
+        except Exception as exc:
+            _failure(failures, "batch", batch_id, exc)
+            if progress:
+                progress(batch_id)
+            continue
         totals["batches"] += 1
         for key in ("rows_in", "published", "quarantined", "duplicates"):
             totals[key] += manifest[key]
@@ -169,6 +194,19 @@ def commit_batches(settings: Settings, batch_ids: Iterable[str], progress: Progr
     return totals
 
 
+class BatchesFailed(RuntimeError):
+    """Some files or batches failed unexpectedly; every other one was published."""
+
+
+def raise_on_failures(totals: dict) -> dict:
+    """``totals`` unchanged, or :class:`BatchesFailed` naming what failed (for a DAG task to fail on)."""
+    failed = totals.get("failed") or []
+    if failed:
+        names = "; ".join(f"{next(iter(f.values()))}: {f['error']}" for f in failed[:5])
+        raise BatchesFailed(f"{len(failed)} not published (the others were): {names}")
+    return totals
+
+
 def run(settings: Settings, progress: Callable[[str, int], Progress] | None = None, workers: int = 1) -> dict:
     """The whole ingest in-process, as the DAG sequences it: stage, then publish in landing order.
 
@@ -176,7 +214,9 @@ def run(settings: Settings, progress: Callable[[str, int], Progress] | None = No
     pending = discover(settings)
     stage_tick = progress("stage", len(pending)) if progress else None
     commit_tick = progress("publish", len(pending)) if progress else None
-    return commit_batches(settings, staged_in_order(settings, pending, workers, stage_tick), commit_tick)
+    failures: list[dict] = []
+    staged = staged_in_order(settings, pending, workers, stage_tick, failures)
+    return commit_batches(settings, staged, commit_tick, failures)
 
 
 def notified_files(settings: Settings, asset_event_extras: Iterable[object]) -> list[str]:
@@ -193,4 +233,5 @@ def ingest_files(settings: Settings, uris: Iterable[str], sweep: bool = True) ->
     """Stage and publish ``uris`` (and, with ``sweep``, anything else landed that no manifest covers):
     the event-driven path. Files already published cost one hash and are skipped."""
     todo = list(dict.fromkeys([*uris, *(discover(settings) if sweep else [])]))
-    return commit_batches(settings, stage_files(settings, todo))
+    failures: list[dict] = []
+    return commit_batches(settings, staged_in_order(settings, todo, failures=failures), failures=failures)

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import layout, ledger, locks, rowhash, storage
+from pipelines import layout, ledger, locks, plausibility, rowhash, storage
 from pipelines.config import Settings
 from pipelines.registry import load_registry
 from pipelines.rowhash import LEAF_HASH
@@ -307,7 +308,10 @@ def _restage(settings: Settings, batch_id: str, source_uri: str | None, reason: 
         raise NotStaged(f"batch {batch_id}: {reason}; no landed file has its bytes to stage it from")
     log.warning("batch %s: %s; staging it again from %s", batch_id, reason, uri)
     # Against the registry it was first staged with, when known, so it is the same derived batch.
-    ids = record.deployment_ids if record and record.deployment_ids else load_registry(settings.registry).ids()
+    instants = plausibility.commissioning_instants(load_registry(settings.registry))
+    ids: Iterable[str] | dict = record.deployment_ids if record and record.deployment_ids else list(instants)
+    if all(i in instants for i in ids):  # with commissioning dates, as the first staging checked them
+        ids = {i: instants[i] for i in ids}
     stage_file(uri, settings, ids, force=True)
     return check_stage(settings, batch_id)
 

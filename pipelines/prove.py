@@ -118,7 +118,9 @@ def leaf_of(settings: Settings, index: int) -> tuple[str, str, bytes, dict]:
             break
     else:
         if manifest["leaves"]["manifest_leaf"] == index:
-            raise ProveError(f"leaf {index} is the manifest of batch {batch_id}, not an event")
+            # Manifest leaves are provable like rows: the "row" is the manifest itself.
+            row = {"source": "manifest", "event_id": batch_id, "leaf_hash": leaf.manifest_leaf_hash(manifest).hex()}
+            return leaf.MANIFEST_TABLE, f"manifests/{batch_id}.json", leaf.manifest_leaf_bytes(manifest), row
         raise ProveError(f"manifest {batch_id}.json lists no file holding leaf {index}")
     uri = storage.join(settings.published, out["path"])
     hits = []

@@ -184,8 +184,11 @@ def test_usage_and_unknown_event(city: City) -> None:
     assert unknown.exit_code == 1 and "no published row" in unknown.output
     manifest = json.loads(next((city.home / "manifests").glob("*.json")).read_text())
     leaf = manifest["leaves"]["manifest_leaf"]
-    result = runner.invoke(app, ["prove", "--index", str(leaf)], env=env(city.home))
-    assert result.exit_code == 1 and "manifest" in result.output
+    proof = city.home.parent / f"manifest-{leaf}.tlog-proof"
+    result = runner.invoke(app, ["prove", "--index", str(leaf), "--proof-file", str(proof)], env=env(city.home))
+    assert result.exit_code == 0 and "# table       manifest" in result.output  # provable like a row
+    checked = runner.invoke(app, ["check-proof", str(proof), "--vkey", str(city.home / "log" / "log.vkey")])
+    assert checked.exit_code == 0 and "manifest of batch" in checked.output, checked.output
 
 
 def test_prove_refuses_a_row_that_differs_from_the_log(city: City, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from pipelines.tlog import bundles, leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from pipelines.tlog.tiles import TILE_WIDTH, TileReader
+from pipelines.verify import read_batch_index
 
 
 @dataclass
@@ -103,7 +104,7 @@ class StaticLog:
 def _check_against_data(log: StaticLog, data: Source, index: int, leaf_bytes: bytes) -> str:
     """The file holding the row at ``index`` (per its manifest) re-encodes to ``leaf_bytes``."""
     batch = None
-    for rec in ledger_records(log.source):
+    for rec in read_batch_index(log.source):
         if rec[0] <= index < rec[1]:
             batch = rec[2]
     if batch is None:
@@ -128,21 +129,6 @@ def _check_against_data(log: StaticLog, data: Source, index: int, leaf_bytes: by
         raise ProveError(f"the row at leaf {index} in {data.describe(out['path'])} is not the logged leaf:"
                          " run sensorlog verify")
     return out["path"]
-
-
-def ledger_records(source: Source) -> list[tuple[int, int, str]]:
-    try:
-        lines = source.read(ledger.BATCHES).decode("utf-8").splitlines()
-    except (SourceError, UnicodeDecodeError):
-        return []
-    out = []
-    for line in lines:
-        try:
-            obj = json.loads(line)
-            out.append((int(obj["start"]), int(obj["start"]) + int(obj["count"]), str(obj["batch_id"])))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
 
 
 def prove_index(log: StaticLog, index: int, data: Source | None = None) -> EventProof:

@@ -161,7 +161,7 @@ def _list_partition_files(data: Source) -> dict[str, int] | None:
     return {rel: size for rel, size in listing.items() if rel.split("/", 1)[0].startswith(PARTITION_PREFIX)}
 
 
-def _read_batches_index(log: Source) -> list[tuple[int, int, str]]:
+def read_batch_index(log: Source) -> list[tuple[int, int, str]]:
     """``(start, end, batch_id)`` from ``batches.jsonl``: names missing batches, and lists the
     manifests where the source cannot list."""
     out: list[tuple[int, int, str]] = []
@@ -304,7 +304,7 @@ class _Verifier:
         batches: list[_Batch] = []
         listing = self.manifests_src.list()
         if listing is None:  # HTTP: the batch index names them
-            names = sorted({f"{bid}.json" for _s, _e, bid in _read_batches_index(self.log)})
+            names = sorted({f"{bid}.json" for _s, _e, bid in read_batch_index(self.log)})
         else:
             names = sorted(n for n in listing if n.endswith(".json") and "/" not in n and not n.startswith("."))
         for name in names:
@@ -345,7 +345,7 @@ class _Verifier:
 
     def check_chain(self, batches: list[_Batch], size: int | None) -> None:
         """Batches must tile ``[0, end)``; within one, outputs follow each other, then the manifest leaf."""
-        index = _read_batches_index(self.log)
+        index = read_batch_index(self.log)
         expected = 0
         for b in batches:
             subject = f"manifests/{b.name}"
@@ -706,7 +706,7 @@ def verify_log(
     # 4. Every checkpoint the log kept must be signed by the key and be a prefix of the same tree.
     stored = 0
     listing = log_src.list(CHECKPOINTS)
-    index_records = _read_batches_index(log_src)
+    index_records = read_batch_index(log_src)
     if listing is None:  # HTTP: the batch ends are the signed sizes
         names = sorted({str(e) for _s, e, _b in index_records})
         required = False

@@ -155,6 +155,14 @@ def _day_lines(
         day_start = (midnight - period - 86400) // 86400 * 86400
         deleted = day_start + 86400 + period + 900
         deleted = np.where(deleted < midnight, deleted + 86400 * ((midnight - deleted) // 86400 + 1), deleted)
+        # Only data collected after commissioning can fall due (validation quarantines the rest as
+        # implausible); a day's margin for the city's zone, whose midnight is after UTC's.
+        commissioned = np.array([int(datetime.combine(registry[pairs[i].deployment].commissioned,
+                                                      datetime.min.time(), UTC).timestamp()) + 86400
+                                 for i in pair], np.int64)
+        keep = day_start >= commissioned
+        pair, device, period, day_start, deleted = (a[keep] for a in (pair, device, period, day_start, deleted))
+    if len(finite) and len(pair):
         records = rng.poisson(24 * 20, len(pair)).astype(np.int64)
         m = len(pair)
         ids = _join(f"del-{stamp}-", pc.cast(pa.array(np.arange(m)), pa.string()))

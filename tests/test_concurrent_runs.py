@@ -18,7 +18,7 @@ from pipelines.registry import load_registry
 def test_two_runs_at_once_publish_everything_exactly_once(tmp_path):
     env = {"SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")}
     settings = Settings.from_env(env)
-    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 15), cadence="weekly")
+    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8), cadence="weekly")
     truth = generate.write_city(load_registry(settings.registry), settings.landing, options)
     # Both start before either has done anything: they discover the same files, stage the same
     # batches, and take turns at the writer lock.

@@ -149,8 +149,11 @@ def test_a_conservation_failure_shows_no_row_to_a_glob_and_the_retry_publishes_o
         raise publish.ConservationError(f"batch {manifest['batch_id']}: refused by the test")
 
     monkeypatch.setattr(publish, "_check_conservation", refuse)
-    with pytest.raises(publish.ConservationError):
-        flow.commit_batches(s, [batch])
+    totals = flow.commit_batches(s, [batch])  # recorded and reported, never a reason to stop later batches
+    assert [f["batch"] for f in totals["failed"]] == [batch]
+    assert totals["failed"][0]["error"].startswith("ConservationError")
+    with pytest.raises(flow.BatchesFailed, match="refused by the test"):
+        flow.raise_on_failures(totals)
     # refused once, staged again from the landed bytes, refused again: then it gives up
     assert seen_at_refusal == [landed_rows([make_event(n=7)])] * 2
     assert visible(s) == landed_rows([make_event(n=7)])

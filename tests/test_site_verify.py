@@ -154,6 +154,16 @@ def test_verify_over_http_on_loopback(served: str, site: Path) -> None:
     report = verify_log(HttpSource(f"{served}/log"), HttpSource(f"{served}/data"), site=HttpSource(served))
     assert report.ok, report.problems
     assert report.rows > 0
+    # Proofs over HTTP too: an inclusion proof checked against the served data, and a consistency proof.
+    proof = site.parent / "http.tlog-proof"
+    done = run(["sensorlog", "prove", "--log", f"{served}/log", "--data", f"{served}/data", "--index", "1",
+                "--proof-file", str(proof)], site.parent)
+    assert done.returncode == 0, done.stderr
+    assert run(["sensorlog", "check-proof", str(proof), "--vkey", str(site / "log" / "log.vkey")],
+               site.parent).returncode == 0
+    size = report.checkpoint.size
+    done = run(["sensorlog", "prove", "--log", f"{served}/log", "--consistency", "1", str(size)], site.parent)
+    assert done.returncode == 0 and "consistency proof" in done.stdout, done.stderr
 
 
 def _log_signer(city: City) -> note.Signer:

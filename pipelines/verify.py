@@ -1,7 +1,13 @@
 """Independent verification of a published log: what ``sensorlog verify`` runs.
 
-An auditor trusts nothing the city publishes except, optionally, a verifier key they pinned
-(``--vkey``) and a checkpoint they saved earlier (``--since``). Everything else is re-derived:
+Everything is read through ``pipelines.logsource`` (a folder, ``http(s)://`` or ``s3://``), so the
+same checks run on the operator's home and on a copy of the published site. An auditor trusts
+nothing the city publishes except, optionally, a verifier key they pinned (``--vkey``), a checkpoint
+they saved earlier (``--since``) and witnesses' keys (``--witness``); with none of them the key is
+trusted on first use, which the report says (``--strict`` fails). Everything else is re-derived
+(the steps below; on a site also every tile above level 0 and every entry bundle,
+``pipelines.verify_tiles``, the signed file list ``SHA256SUMS``, witness cosignatures on the latest
+checkpoint, and the portal's one-file extracts):
 
 1. the log key: ``log.vkey`` must parse, and equal the pinned key when one is given;
 2. the latest checkpoint (``log/checkpoint``) must carry a valid signature by that key;

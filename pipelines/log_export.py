@@ -65,7 +65,7 @@ class BatchEntry:
     manifest_leaf: int
 
 
-def _committed_tiles(log_dir: Path, size: int, sizes: list[int]) -> Iterator[tuple[str, int, int, int]]:
+def _committed_tiles(size: int, sizes: list[int]) -> Iterator[tuple[str, int, int, int]]:
     """``(relative path, level, index, width)`` of the tiles a static log must serve for ``size``:
     every full tile, and each level's partial tile for every signed size (tlog-tiles: "Logs MUST serve
     partial tiles corresponding to tree sizes for which a checkpoint was produced")."""
@@ -152,7 +152,7 @@ def export_log(settings: Settings, site: Site, *, data: str | None = DATA_DIR, l
             site.write(f"{log}/{ledger.CHECKPOINTS}/{s}", path.read_bytes())
 
     tiles = TileReader(lambda rel: (log_dir / rel).read_bytes(), size, head.root_hash, str(log_dir))
-    for rel, level, index, width in _committed_tiles(log_dir, size, sizes):
+    for rel, level, index, width in _committed_tiles(size, sizes):
         try:
             data_ = (log_dir / rel).read_bytes()
         except FileNotFoundError:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from pipelines import ledger
 from pipelines.logsource import Missing, Source, SourceError
 from pipelines.prove import ConsistencyProof, EventProof, ProveError
-from pipelines.tlog import bundles, leaf, merkle, note
+from pipelines.tlog import bundles, cosignature, leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from pipelines.tlog.tiles import TILE_WIDTH, TileReader
@@ -211,8 +211,6 @@ def check_proof(text: str, vkey: str, *, leaf_bytes: bytes | None = None,
         raise ProveError(f"the proof does not verify: {exc}") from exc
     cosigned: tuple[str, ...] = ()
     if witnesses or min_witnesses:
-        from pipelines.tlog import cosignature
-
         cosigned = tuple(sorted({c.name for c in cosignature.verify_cosignatures(parsed.checkpoint, list(witnesses))}))
         need = min_witnesses or len(witnesses)
         if len(cosigned) < need:

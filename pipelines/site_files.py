@@ -17,7 +17,6 @@ find Parquet files that no manifest lists.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,14 +40,20 @@ class FileList:
     files: dict[str, str]  # path -> sha256 hex
 
 
-def render(origin: str, checkpoint: Checkpoint, files: Iterable[tuple[str, str]]) -> str:
-    """The unsigned text: header lines, then ``sha256  path`` lines sorted by path."""
-    lines = [f"{origin} site files", f"checkpoint {checkpoint.size} {base64.b64encode(checkpoint.root_hash).decode()}"]
+def sums(files: Iterable[tuple[str, str]]) -> str:
+    """``sha256  path`` lines sorted by path (``sha256sum`` format): the list without a log to sign it."""
+    lines = []
     for path, digest in sorted(files):
         if "\n" in path or path != path.strip():
             raise FileListError(f"file name {path!r} cannot be listed")
-        lines.append(f"{digest}  {path}")
-    return "\n".join(lines) + "\n"
+        lines.append(f"{digest}  {path}\n")
+    return "".join(lines)
+
+
+def render(origin: str, checkpoint: Checkpoint, files: Iterable[tuple[str, str]]) -> str:
+    """The unsigned text: header lines, then ``sha256  path`` lines sorted by path."""
+    head = f"{origin} site files\ncheckpoint {checkpoint.size} {base64.b64encode(checkpoint.root_hash).decode()}\n"
+    return head + sums(files)
 
 
 def sign(origin: str, checkpoint: Checkpoint, files: Iterable[tuple[str, str]], signer: note.Signer) -> str:
@@ -81,7 +86,3 @@ def open_list(text: str | bytes, key: note.Verifier | str) -> FileList:
             raise FileListError(f"line {n} is not '<sha256>  <path>': {line[:80]!r}")
         files[m.group(2)] = m.group(1)
     return FileList(origin, int(parts[1]), root, files)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -64,7 +64,7 @@ import pyarrow.parquet as pq
 
 from pipelines import site_files, storage
 from pipelines.logsource import HttpSource, Missing, Source, SourceError, StorageSource, open_source
-from pipelines.tlog import leaf, merkle, note
+from pipelines.tlog import cosignature, leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from pipelines.tlog.tiles import STATE_FILE, TileReader
 from pipelines.verify_tiles import BundleChecker, TileChecker
@@ -578,18 +578,6 @@ def _as_source(where: str | Path | Source) -> Source:
     return open_source(str(where)) if isinstance(where, str | Path) else where
 
 
-@dataclass(frozen=True)
-class Trust:
-    """What the verifier was told to trust, beyond the files it reads."""
-
-    vkey: str | None = None  # a pinned log key (signed-note vkey text)
-    since: str | bytes | None = None  # a checkpoint saved earlier
-    since_name: str = "--since checkpoint"
-    witnesses: tuple[str, ...] = ()  # witness vkeys
-    min_witnesses: int = 0
-    strict: bool = False  # fail when nothing above anchors the key
-
-
 def verify_log(
     log: str | Path | Source,
     published: str | Path | Source,
@@ -1050,8 +1038,6 @@ def _check_file_list(report: Report, site: Source, key: note.Verifier,
 
 def _check_witnesses(report: Report, text: bytes | None, latest: Checkpoint | None,
                      witnesses: tuple[str, ...], min_witnesses: int) -> None:
-    from pipelines.tlog import cosignature  # the witness module (c2sp.org/tlog-cosignature)
-
     need = min_witnesses or len(witnesses)
     if text is None or latest is None:
         report.fail("witness", "log/checkpoint", "cannot be checked for cosignatures: it does not verify")

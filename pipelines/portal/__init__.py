@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from pipelines import layout, log_export, site_files, storage, summary
+from pipelines import layout, ledger, log_export, site_files, storage, summary
 from pipelines.config import PACKAGE_DIR, Settings
 from pipelines.portal.activity import collect_activity, finding_counts
 from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
@@ -45,12 +45,15 @@ from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, Publis
 from pipelines.portal.tableschema import arrow_table_schema
 from pipelines.registry import Registry, load_registry
 from pipelines.schemas import EVENT_TABLES, schema_path
+from pipelines.tlog import note
+from pipelines.tlog.checkpoint import open_checkpoint
+from pipelines.verify import fingerprint
 
 __all__ = ["PortalResult", "build_portal"]
 
 ATTRIBUTION_FILE = PACKAGE_DIR / "data" / "DTPR-ATTRIBUTION.md"
 ATTRIBUTION = "DTPR-ATTRIBUTION.md"  # its path in the site
-SUMS = "SHA256SUMS"
+SUMS = site_files.FILE_NAME
 FORMAT_LABELS = {"parquet": "Parquet", "csv": "CSV", "json": "JSON"}
 
 
@@ -72,10 +75,6 @@ class PortalResult:
 
 def _log_info(settings: Settings, warnings: list[str]) -> LogInfo | None:
     """The latest checkpoint (verified against the published key) and the key; None if there is none."""
-    from pipelines import ledger
-    from pipelines.tlog import note
-    from pipelines.verify import fingerprint
-
     try:
         if ledger.latest_checkpoint(settings) is None:
             return None
@@ -105,19 +104,16 @@ def _export_log(build: _Build, log: LogInfo | None) -> LogInfo | None:
 
 def _sign_file_list(build: _Build, log: LogInfo | None) -> None:
     """``SHA256SUMS`` over every file written, signed by the log key when there is a log."""
-    from pipelines import ledger
-    from pipelines.tlog.checkpoint import open_checkpoint
-
     files = [(f.path, f.sha256) for f in build.site.files.values() if f.path != SUMS]
     if log is None:
-        build.site.write(SUMS, "".join(f"{digest}  {path}\n" for path, digest in sorted(files)))
+        build.site.write(SUMS, site_files.sums(files))
         return
     checkpoint = open_checkpoint(log.checkpoint, log.vkey)
     try:
         signer = ledger.load_signer(build.settings)
     except ledger.LedgerError as exc:
         build.warnings.append(f"{SUMS} is not signed: {exc}")
-        build.site.write(SUMS, "".join(f"{digest}  {path}\n" for path, digest in sorted(files)))
+        build.site.write(SUMS, site_files.sums(files))
         return
     build.site.write(SUMS, site_files.sign(build.settings.log_origin, checkpoint, files, signer))
 
@@ -235,12 +231,8 @@ def _previous_files(out: str) -> list[str]:
             return []
     except ValueError:
         return []
-    paths = []
-    for line in storage.read_bytes(uri).decode("utf-8").splitlines():
-        _, _, path = line.partition("  ")
-        if path and ".." not in path.split("/") and not path.startswith("/"):
-            paths.append(path)
-    return paths
+    listed = site_files.paths_of_unverified(storage.read_bytes(uri).decode("utf-8"))
+    return [p for p in listed if ".." not in p.split("/") and not p.startswith("/")]
 
 
 def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from pipelines import layout, locks, plausibility, publish, storage
 from pipelines.config import Settings
 from pipelines.ingest import SUFFIXES
-from pipelines.registry import load_registry
+from pipelines.registry import RegistryError, load_registry
 from pipelines.stage import stage_file
 
 DEFAULT_GROUP_FILES = 12
@@ -166,6 +166,12 @@ def commit_batches(
     totals: dict = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0,
                     "file_errors": 0, "failed": failures}
     publish.recover(settings)  # a crash may have left a committed batch's files to move, even with nothing new
+    try:  # what the events are judged against goes into the log before them
+        totals["declarations"] = sum(m["published"] for m in publish.commit_declarations(settings))
+    except RegistryError:
+        raise
+    except Exception as exc:
+        _failure(failures, "declarations", settings.registry, exc)
     remembered, done = {}, set()
     for batch_id in batch_ids:
         if batch_id in done:  # the same file landed twice is one batch

@@ -49,6 +49,11 @@ def index_db(settings: Settings) -> str:
     return join(settings.state, "index.duckdb")
 
 
+def declaration_plan(settings: Settings) -> str:
+    """The declaration rows being logged, saved before their leaves are appended (crash recovery)."""
+    return join(settings.state, "declarations.pending.json")
+
+
 def writer_lock(settings: Settings) -> str:
     return join(settings.state, "writer.lock")
 

@@ -29,6 +29,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -37,7 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import layout, ledger, locks, plausibility, rowhash, storage
+from pipelines import clock, declarations, layout, ledger, locks, plausibility, rowhash, storage
+from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.registry import load_registry
 from pipelines.rowhash import LEAF_HASH
@@ -456,3 +458,93 @@ def _write_quarantine(settings: Settings, batch_id: str, conflicts: list[dict]) 
 
 def stage_result_for(settings: Settings, batch_id: str) -> StageResult | None:
     return load_stage(settings, batch_id)
+
+
+# -- declarations ---------------------------------------------------------------------------------
+
+
+def commit_declarations(settings: Settings, now: datetime | None = None) -> list[dict]:
+    """Log every deployment whose validated record differs from the log's latest version of it (the
+    whole registry the first time), as one declaration batch, before any event batch is published.
+    Returns the manifests written (none when nothing changed).
+
+    The rows (with the moment they are logged) are saved in the state folder before their leaves are
+    appended, so a crash before the manifest is finished by the next run with the same rows, hence
+    the same batch id and leaves. See ``pipelines.declarations``."""
+    manifests = []
+    with writer_lock(settings):
+        _recover(settings)
+        plan = Path(layout.declaration_plan(settings))
+        if plan.exists():
+            manifests.append(_publish_declarations(settings, _read_plan(plan), plan))
+        registry = load_registry(settings.registry, timezone=settings.timezone)
+        moment = now or clock.current_time(settings.timezone)
+        rows = declarations.next_rows(registry, declarations.load_declared(settings.published), moment)
+        if rows:
+            write_atomic(plan, json.dumps(rows, default=_iso, sort_keys=True).encode())
+            manifests.append(_publish_declarations(settings, rows, plan))
+    return manifests
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot save {type(value).__name__} in a declaration plan")
+
+
+def _read_plan(plan: Path) -> list[dict]:
+    rows = json.loads(plan.read_bytes())
+    for row in rows:
+        row["event_time"] = datetime.fromisoformat(row["event_time"])
+    return rows
+
+
+def _publish_declarations(settings: Settings, rows: list[dict], plan: Path) -> dict:
+    """Steps 1–4 of the module's docstring for one declaration batch (the writer lock is held)."""
+    batch_id = declarations.batch_id_of(rows)
+    manifest_uri = layout.manifest_file(settings, batch_id)
+    if storage.exists(manifest_uri):  # published before a crash removed the plan
+        plan.unlink(missing_ok=True)
+        return json.loads(storage.read_bytes(manifest_uri))
+    ledger_log = ledger.open_log(settings)
+    start = ledger_log.batch_start(batch_id)
+    table = pa.Table.from_pylist(rows, schema=declarations.ROW_SCHEMA)
+    table = table.append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), table.num_rows))
+    encoded = leaf.table_leaf_bytes(declarations.TABLE, table)
+    too_big = [r["event_id"] for r, e in zip(rows, encoded, strict=True) if len(e) > leaf.MAX_ENTRY_BYTES]
+    if too_big:
+        raise ValueError(f"declaration of {', '.join(too_big)} is over {leaf.MAX_ENTRY_BYTES} bytes as a leaf")
+    hashes = [hashlib.sha256(b"\x00" + e).digest() for e in encoded]
+    table = table.append_column("leaf_index", pa.array(np.arange(start, start + len(rows), dtype=np.int64)))
+    table = table.append_column("leaf_hash", _hex(hashes)).cast(declarations.PUBLISHED_SCHEMA)
+    day = rows[0]["event_time"].astimezone(UTC).date().isoformat()
+    uri = layout.published_file(settings, declarations.TABLE, day, batch_id)
+    try:
+        digest = _write_parquet(layout.pending_file(settings.published, batch_id, uri), table)
+        manifest = {
+            "batch_id": batch_id,
+            "kind": "declarations",
+            "source_file": Path(settings.registry).name,  # the folder, never the operator's path
+            "source_sha256": batch_id,
+            "source_bytes": sum(len(r["record"].encode()) for r in rows),
+            "validated_at": rows[0]["event_time"].astimezone(UTC).isoformat(),
+            "rows_in": len(rows),
+            "published": len(rows),
+            "quarantined": 0,
+            "duplicates": 0,
+            "file_error": None,
+            "quarantine": None,
+            "outputs": [
+                {"table": declarations.TABLE, "event_date": day, "path": layout.relative(settings.published, uri),
+                 "rows": len(rows), "sha256": digest, "first_leaf": start}
+            ],
+            "leaves": {"first": start, "rows_end": start + len(rows), "manifest_leaf": start + len(rows)},
+        }
+        ledger_log.append(batch_id, start, [*hashes, ledger.manifest_leaf_hash(manifest)])
+    except BaseException:
+        _discard_pending(settings, batch_id)
+        raise
+    storage.write_bytes(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True).encode(), "application/json")
+    _move_pending(settings, batch_id)
+    plan.unlink(missing_ok=True)
+    return manifest

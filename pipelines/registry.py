@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import rfc8785
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -394,6 +395,9 @@ class Registry:
 MAX_REGISTRY_FILE_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
+# A record's canonical JSON, as a JSON string inside its declaration leaf, leaves room in one tile
+# entry (65,535 bytes) for the leaf's other members.
+MAX_RECORD_BYTES = 60_000
 
 
 class YamlBoundsError(yaml.YAMLError):
@@ -771,6 +775,17 @@ def _check_privacy(doc: Mapping[str, Any], report: Report) -> None:
         report(where, f"text without personal data (found {privacy.KIND_WORDS[kind]}: {privacy.reason(where, kind)})")
 
 
+def _check_record_size(doc: Mapping[str, Any], report: Report) -> None:
+    # Each version of a record is one leaf of the log, held whole in one entry of a tile bundle.
+    try:
+        size = len(rfc8785.dumps(rfc8785.dumps(dict(doc)).decode()))
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        report("(document)", f"a record with a canonical JSON form ({exc})")
+        return
+    if size > MAX_RECORD_BYTES:
+        report("(document)", f"a record of at most {MAX_RECORD_BYTES} bytes as canonical JSON text (got {size})")
+
+
 def _semantic_problems(doc: Mapping[str, Any], name: str, stem: str) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -784,6 +799,7 @@ def _semantic_problems(doc: Mapping[str, Any], name: str, stem: str) -> list[Pro
     _check_lifecycle(doc, report)
     _check_bbox(doc, report)
     _check_privacy(doc, report)
+    _check_record_size(doc, report)
     return problems
 
 
@@ -842,6 +858,12 @@ def _centre(location: Mapping[str, Any]) -> tuple[float | None, float | None]:
 def _bbox(location: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
     box = location.get("bbox")
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3])) if box else None
+
+
+def from_checked(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
+    """The typed record of a document ``check_deployment`` found no problem in (e.g. one read back
+    from the log); ``source_file`` labels it, ``timezone`` is the zone its dates are in."""
+    return _build(doc, source_file, timezone)
 
 
 def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:

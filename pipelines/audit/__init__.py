@@ -11,15 +11,12 @@ from pipelines.audit.model import (
     DEFAULT_GRACE,
     DEFAULT_SILENCE_DAYS,
     FINDING_KINDS,
-    NOW_ENV,
     SEVERITIES,
     SEVERITY_OF_KIND,
     AuditOptions,
     AuditResult,
-    current_time,
     default_as_of,
     iso,
-    parse_as_of,
     severity_rank,
 )
 from pipelines.audit.run import (
@@ -32,6 +29,7 @@ from pipelines.audit.run import (
     run_audit,
     write_outputs,
 )
+from pipelines.clock import NOW_ENV, current_time, parse_as_of
 
 __all__ = [
     "DEFAULT_GRACE",

@@ -7,18 +7,15 @@ come from ``Registry`` objects. Each table has one row per version or per day, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from pipelines.registry import Deployment, PolicyVersion, Registry, RetentionRule, local_day
+from pipelines.declarations import SOURCE, Declared
+from pipelines.registry import Registry, RetentionRule, local_day
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
-# Before its first version a deployment is judged by that first version (Deployment.policy_at).
-BEFORE_TIME = date(1, 1, 1)
-END_OF_TIME = date(9999, 12, 31)
 
 
 def local_midnight(day: date, timezone: str) -> datetime:
@@ -54,14 +51,6 @@ def due_parts(rule: RetentionRule) -> tuple[int, int]:
     return d.years * 12 + d.months, fixed // timedelta(microseconds=1)
 
 
-def _version_rows(deployment: Deployment) -> Iterable[tuple[PolicyVersion, date, date]]:
-    versions = deployment.policy_versions
-    for n, version in enumerate(versions):
-        valid_from = BEFORE_TIME if n == 0 else version.effective_from
-        valid_to = versions[n + 1].effective_from if n + 1 < len(versions) else END_OF_TIME
-        yield version, valid_from, valid_to
-
-
 POLICY_SCHEMA = pa.schema(
     [
         ("deployment_id", pa.string()),
@@ -78,17 +67,18 @@ POLICY_SCHEMA = pa.schema(
 )
 
 
-def policy_table(registry: Registry) -> pa.Table:
-    """One row per deployment, policy version and data class: the local days [valid_from, valid_to)
-    the version is in force, and the rule split into what SQL needs to compute a due date."""
+def policy_table(declared: Declared) -> pa.Table:
+    """One row per deployment, stretch of days judged by one policy, and data class: the local days
+    [valid_from, valid_to) the policy is judged by (``Declared.segments``: the version in force as
+    the log declared it on that day), and the rule split into what SQL needs to compute a due date."""
     rows = []
-    for deployment in registry:
-        for version, valid_from, valid_to in _version_rows(deployment):
+    for deployment_id in declared.histories:
+        for version, valid_from, valid_to in declared.segments(deployment_id):
             for rule in version.retention:
                 months, micros = due_parts(rule)
                 rows.append(
                     {
-                        "deployment_id": deployment.id,
+                        "deployment_id": deployment_id,
                         "data_class": rule.data_class,
                         "policy_version": version.version,
                         "valid_from": valid_from,
@@ -135,9 +125,9 @@ DENIED_SCHEMA = pa.schema(
 )
 
 
-def denied_access(registry: Registry, tuples: pa.Table) -> pa.Table:
-    """Of the distinct (deployment_id, day, organisation, role) access tuples, those the policy in
-    force that local day does not allow, with that policy's version.
+def denied_access(declared: Declared, tuples: pa.Table) -> pa.Table:
+    """Of the distinct (deployment_id, day, organisation, role) access tuples, those the policy the
+    deployment is judged by that local day does not allow, with that policy's version.
 
     Runs ``PolicyVersion.allows`` itself (case-insensitive organisations, exact roles) so the audit can
     never disagree with the registry about who is allowed; the input has one row per distinct tuple,
@@ -145,10 +135,53 @@ def denied_access(registry: Registry, tuples: pa.Table) -> pa.Table:
     """
     denied = []
     for row in tuples.to_pylist():
-        deployment = registry.get(row["deployment_id"])
-        if deployment is None:
+        if row["deployment_id"] not in declared.histories:
             continue  # validation quarantines unknown deployments; nothing to judge them by
-        policy = deployment.policy_at(row["day"])
+        policy = declared.policy_at(row["deployment_id"], row["day"])
         if not policy.allows(row["organisation"], row["role"]):
             denied.append({**row, "policy_version": policy.version})
     return pa.Table.from_pylist(denied, schema=DENIED_SCHEMA)
+
+
+RETROACTIVE_SCHEMA = pa.schema(
+    [
+        ("deployment_id", pa.string()),
+        ("policy_version", pa.int64()),
+        ("period_start", TIMESTAMP),
+        ("period_end", TIMESTAMP),
+        ("days", pa.int64()),
+        ("declared_at", TIMESTAMP),
+        ("previous_event_id", pa.string()),
+        ("previous_leaf", pa.int64()),
+        ("previous_sha256", pa.string()),
+        ("event_id", pa.string()),
+        ("leaf", pa.int64()),
+        ("sha256", pa.string()),
+        ("source", pa.string()),
+    ]
+)
+
+
+def retroactive_table(declared: Declared, timezone: str) -> pa.Table:
+    """One row per logged version that rewrote the terms of days before it was logged: the days it
+    rewrote, as [local midnight of the first, local midnight after the last), and both versions."""
+    rows = []
+    for r in declared.retroactive_changes():
+        rows.append(
+            {
+                "deployment_id": r.deployment_id,
+                "policy_version": r.current.deployment.policy_at(r.first_day).version,
+                "period_start": local_midnight(r.first_day, timezone),
+                "period_end": local_midnight(r.last_day + timedelta(days=1), timezone),
+                "days": (r.last_day - r.first_day).days + 1,
+                "declared_at": r.current.declared_at,
+                "previous_event_id": r.previous.event_id,
+                "previous_leaf": r.previous.leaf_index,
+                "previous_sha256": r.previous.record_sha256,
+                "event_id": r.current.event_id,
+                "leaf": r.current.leaf_index,
+                "sha256": r.current.record_sha256,
+                "source": SOURCE,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=RETROACTIVE_SCHEMA)

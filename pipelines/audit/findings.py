@@ -18,6 +18,10 @@ One line per kind (periods are half-open, local days are whole [local midnight, 
   so a deployment whose feed stopped turns silent as time passes, with no new event.
 * ``deleted_without_collection``: a deletion whose window overlaps no collection window of its
   deployment and class; period = the deletion's window.
+* ``retroactive_policy_change``: a logged declaration that changed the retention or access terms
+  in force on days before the local day it was logged (``pipelines.declarations``); period = the
+  days it rewrote; evidence = the earlier version, then the new one (declaration rows of the log).
+  Those days stay judged by the earlier version.
 * ``indefinite_retention``: a collected class whose policy in force on the last audited day is
   ``indefinite``; period [first day of collection, end of the last audited day).
 
@@ -257,6 +261,25 @@ SELECT fkey, 1, e.t, e.source, e.id FROM (
   FROM indefinite_f f JOIN win w USING (deployment_id, data_class) GROUP BY f.fkey);
 """
 
+RETROACTIVE = """
+CREATE OR REPLACE TEMP TABLE retro_f AS
+SELECT r.*, fkey('retroactive_policy_change', r.deployment_id, NULL, r.period_start, r.period_end)
+            || '|' || r.event_id AS fkey
+FROM retroactive r;
+
+INSERT INTO found
+SELECT fkey, 'retroactive_policy_change', deployment_id, NULL, period_start, period_end, policy_version,
+       to_json(struct_pack(days := days, declared_at := iso(declared_at),
+                           previous_leaf := previous_leaf, previous_sha256 := previous_sha256,
+                           leaf := leaf, sha256 := sha256))::VARCHAR
+FROM retro_f;
+
+INSERT INTO evidence
+SELECT fkey, 0, declared_at, source, previous_event_id FROM retro_f
+UNION ALL
+SELECT fkey, 1, declared_at, source, event_id FROM retro_f;
+"""
+
 RESULT = f"""
 WITH ev AS (
   SELECT fkey, list(struct_pack(source := source, id := event_id) ORDER BY ord, seen_at, source, event_id) AS items,
@@ -270,7 +293,9 @@ FROM found f JOIN severity s USING (kind) LEFT JOIN ev USING (fkey)
 ORDER BY s.rank DESC, f.kind, f.deployment_id, f.data_class NULLS FIRST, f.period_start
 """
 
-STEPS = (RETENTION, UNDECLARED_CLASS, DECOMMISSIONED, SILENT, ORPHAN_DELETIONS, UNDECLARED_ACCESS, INDEFINITE)
+STEPS = (
+    RETENTION, UNDECLARED_CLASS, DECOMMISSIONED, SILENT, ORPHAN_DELETIONS, UNDECLARED_ACCESS, INDEFINITE, RETROACTIVE,
+)
 
 
 def severity_table() -> pa.Table:
@@ -286,7 +311,7 @@ def severity_table() -> pa.Table:
 
 def compute(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """All findings, most severe first (needs ``retention.build``, ``denied``, ``deployments``,
-    ``declared`` and ``severity`` in the session)."""
+    ``declared``, ``retroactive`` and ``severity`` in the session)."""
     con.execute(SETUP)
     for step in STEPS:
         con.execute(step)

@@ -11,6 +11,7 @@ retention_declared_none_but_kept   critical    data the public was told is never
 retained_past_policy               high        records are still held after their deletion date
 undeclared_data_class              high        a kind of data no declaration covers is collected
 collecting_after_decommission      high        a device the registry says is gone still collects
+retroactive_policy_change          high        a declaration rewrote the terms of days already past
 late_deletion                      medium      deleted, but later than declared (plus grace)
 silent_deployment                  medium      an active device stopped reporting: the log has a hole
 deleted_without_collection         low         bookkeeping: a deletion of data the log never saw
@@ -21,14 +22,14 @@ indefinite_retention               info        declared and lawful, but worth a 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+
+from pipelines.clock import current_time, parse_as_of
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_OF_KIND = {
@@ -37,6 +38,7 @@ SEVERITY_OF_KIND = {
     "retained_past_policy": "high",
     "undeclared_data_class": "high",
     "collecting_after_decommission": "high",
+    "retroactive_policy_change": "high",
     "late_deletion": "medium",
     "silent_deployment": "medium",
     "deleted_without_collection": "low",
@@ -110,11 +112,6 @@ def severity_rank(severity: str) -> int:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}") from None
 
 
-# The moment the audit treats as "now" (ISO date or datetime); unset means the system clock. Tests,
-# replays and the sample city's demo set it so that "today" is a known day.
-NOW_ENV = "SENSORLOG_NOW"
-
-
 @dataclass(frozen=True)
 class AuditOptions:
     """``as_of`` None means today: local midnight at the start of the current date in the city's time
@@ -126,35 +123,6 @@ class AuditOptions:
     grace: timedelta = DEFAULT_GRACE
     silence_days: int = DEFAULT_SILENCE_DAYS
     now: datetime | None = None
-
-
-def parse_as_of(text: str | date | datetime | None, timezone: str) -> datetime | None:
-    """A moment from ``--as-of``: a date means local midnight at its start (the state at the end of
-    the previous day), like the generator's exclusive end date; a naive datetime is UTC."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, str):
-        text = text.strip()
-        value: date | datetime = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-    else:
-        value = text
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    return datetime(value.year, value.month, value.day, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-
-
-def current_time(timezone: str, env: Mapping[str, str] | None = None) -> datetime:
-    """Now, in UTC: ``SENSORLOG_NOW`` when set (read like ``--as-of``: a date is local midnight), else
-    the system clock."""
-    text = (os.environ if env is None else env).get(NOW_ENV, "").strip()
-    if text:
-        try:
-            moment = parse_as_of(text, timezone)
-        except ValueError as err:
-            raise ValueError(f"{NOW_ENV} must be an ISO date or datetime, got {text!r}") from err
-        assert moment is not None
-        return moment
-    return datetime.now(UTC)
 
 
 def local_day(moment: datetime, timezone: str) -> date:
@@ -196,6 +164,9 @@ class AuditResult:
     # ``as_of``; and the newest event of any type in the checkpointed log, counted or not.
     newest_event: datetime | None = None
     newest_event_in_log: datetime | None = None
+    # What the policies came from: "log" (the logged declarations) or "registry" (the folder, when
+    # the log holds no declaration).
+    declarations: str = "registry"
 
     @property
     def as_of_date(self) -> date:
@@ -214,6 +185,7 @@ class AuditResult:
             "as_of_date": self.as_of_date.isoformat(),
             "as_of_source": self.as_of_source,
             "newest_event": iso(self.newest_event),
+            "declarations": self.declarations,
         }
 
     def finding_dicts(self) -> list[dict[str, Any]]:

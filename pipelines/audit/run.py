@@ -11,10 +11,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import layout, storage, summary
+from pipelines import declarations, layout, storage, summary
 from pipelines.audit import context, findings, retention
 from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, default_as_of, iso, severity_rank
 from pipelines.config import Settings
+from pipelines.declarations import Declared
 from pipelines.registry import Registry, load_registry
 
 NO_LIMIT = 2**62  # leaf_index bound when there is no checkpoint to bound it
@@ -93,17 +94,29 @@ def _calendar(con: duckdb.DuckDBPyConnection, tz: str) -> None:
         con.execute("UPDATE params SET log_first_day = $d", {"d": context.local_date(log_first, tz)})
 
 
-def _registry_tables(con: duckdb.DuckDBPyConnection, registry: Registry, deployment: str | None) -> None:
+def _registry_tables(con: duckdb.DuckDBPyConnection, declared: Declared, deployment: str | None, tz: str) -> None:
+    registry = declared.registry
     scoped = Registry({deployment: registry[deployment]}) if deployment else registry
-    con.register("policies", context.policy_table(registry))
+    con.register("policies", context.policy_table(declared))
     con.register("deployments", context.deployment_table(scoped))
     con.register("declared", context.declared_table(registry))
+    con.register("retroactive", context.retroactive_table(declared, tz))
     con.register("severity", findings.severity_table())
 
 
-def _access_table(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+def _access_table(con: duckdb.DuckDBPyConnection, declared: Declared) -> None:
     tuples = con.sql("SELECT DISTINCT deployment_id, day, organisation, role FROM acc").to_arrow_table()
-    con.register("denied", context.denied_access(registry, tuples))
+    con.register("denied", context.denied_access(declared, tuples))
+
+
+def declarations_for(settings: Settings, limit: int, registry: Registry | None = None) -> Declared:
+    """What the audit judges against: the declarations logged below ``limit`` when the log holds any,
+    else the registry folder (a published folder from before declarations were logged, or built by
+    hand). ``registry``, when given, is judged instead (tests, what-if runs)."""
+    if registry is not None:
+        return Declared.from_registry(registry)
+    logged = declarations.load_declared(settings.published, None if limit == NO_LIMIT else limit)
+    return logged or Declared.from_registry(load_registry(settings.registry, timezone=settings.timezone))
 
 
 def run_audit(settings: Settings, options: AuditOptions | None = None, registry: Registry | None = None) -> AuditResult:
@@ -116,11 +129,12 @@ def run_audit(settings: Settings, options: AuditOptions | None = None, registry:
     """
     options = options or AuditOptions()
     tz = settings.timezone
-    registry = registry or load_registry(settings.registry, timezone=tz)
-    if options.deployment and options.deployment not in registry:
-        raise ValueError(f"deployment {options.deployment!r} is not in the registry {settings.registry}")
     checkpoint = checkpoint_info(settings)
     limit = checkpoint["size"] if checkpoint and "size" in checkpoint else NO_LIMIT
+    declared = declarations_for(settings, limit, registry)
+    if options.deployment and options.deployment not in declared.histories:
+        where = "the logged declarations" if declared.logged else f"the registry {settings.registry}"
+        raise ValueError(f"deployment {options.deployment!r} is not in {where}")
     con = summary.connect(settings)
     try:
         # No progress bar: it would land in the middle of ``--format json`` output.
@@ -131,9 +145,9 @@ def run_audit(settings: Settings, options: AuditOptions | None = None, registry:
         retention.load_events(con)
         newest = retention.newest_counted(con)
         _calendar(con, tz)
-        _registry_tables(con, registry, options.deployment)
+        _registry_tables(con, declared, options.deployment, tz)
         retention.build(con)
-        _access_table(con, registry)
+        _access_table(con, declared)
         until = con.execute("SELECT until FROM params").fetchall()[0][0].astimezone(UTC)
         return AuditResult(
             as_of=as_of,
@@ -146,6 +160,7 @@ def run_audit(settings: Settings, options: AuditOptions | None = None, registry:
             checkpoint=checkpoint,
             newest_event=newest.astimezone(UTC) if newest else None,
             newest_event_in_log=newest_in_log.astimezone(UTC) if newest_in_log else None,
+            declarations="log" if declared.logged else "registry",
         )
     finally:
         con.close()

@@ -15,7 +15,9 @@ from rich.table import Table
 
 from pipelines import audit_report
 from pipelines.audit import SEVERITIES, AuditOptions, AuditResult, parse_as_of, run_audit, severity_rank, write_outputs
+from pipelines.audit.site import SiteAuditError, audit_site
 from pipelines.config import Settings
+from pipelines.declarations import DeclarationError
 from pipelines.registry import RegistryError
 
 FORMATS = ("table", "json", "csv")
@@ -132,6 +134,11 @@ def audit_cmd(
         None, "--fail-on", metavar="SEVERITY", help=f"Exit {GATE_EXIT} if a finding at or above it exists"
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the auditor's HTML report"),
+    log: str = typer.Option(
+        None, "--log", metavar="DIR",
+        help="Audit a published site's log folder (with --data) instead of the operator's home: prints only",
+    ),
+    data: str = typer.Option(None, "--data", metavar="DIR", help="The published site's data folder (with --log)"),
 ) -> None:
     """Retention audit: ledger, findings with evidence, lateness, and the auditor's report.
 
@@ -140,6 +147,10 @@ def audit_cmd(
 
     A full audit (no --as-of, no --deployment) also publishes the retention_ledger and findings tables;
     a scoped one only prints (and writes a report named after its scope), so it never replaces them.
+
+    With --log and --data it audits a published site from its files alone (the events and the
+    declarations they are judged against are both in the log), with no SENSORLOG_HOME, and writes
+    nothing: run `sensorlog verify` on the same folders to check they are the log's.
     """
     if format not in FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
@@ -148,6 +159,11 @@ def audit_cmd(
             severity_rank(fail_on)
         except ValueError as err:
             raise typer.BadParameter(str(err), param_hint="--fail-on") from err
+    if (log is None) != (data is None):
+        raise typer.BadParameter("give both --log and --data (a published site's two folders)", param_hint="--log")
+    if log is not None:
+        _audit_site(log, data, as_of, deployment, format, fail_on)
+        return
     settings = Settings.from_env()
     try:
         options = AuditOptions(as_of=parse_as_of(as_of, settings.timezone), deployment=deployment)
@@ -164,15 +180,37 @@ def audit_cmd(
     if report:
         written["report"] = audit_report.write_report(settings, result, _report_name(as_of, deployment, result))
 
+    _print(result, format)
+    for label, uri in written.items():
+        err_console.print(f"{label:<17} {uri}")
+    _gate(result, fail_on)
+
+
+def _print(result: AuditResult, format: str) -> None:
     if format == "json":
         typer.echo(result.to_json())
     elif format == "csv":
         _print_csv(result)
     else:
         _print_table(result)
-    for label, uri in written.items():
-        err_console.print(f"{label:<17} {uri}")
 
+
+def _audit_site(log: str, data: str, as_of: str | None, deployment: str | None, format: str,
+                fail_on: str | None) -> None:
+    try:
+        result = audit_site(log, data, as_of=as_of, deployment=deployment)
+    except (SiteAuditError, DeclarationError, ValueError, OSError) as err:
+        err_console.print(f"[red]audit:[/red] {err}")
+        raise typer.Exit(2) from err
+    _print(result, format)
+    err_console.print(
+        f"audited the published site {data} against the declarations it logs"
+        f" (checkpoint size {result.checkpoint['size'] if result.checkpoint else '?'}); nothing was written"
+    )
+    _gate(result, fail_on)
+
+
+def _gate(result: AuditResult, fail_on: str | None) -> None:
     if fail_on is not None:
         n = result.at_or_above(fail_on)
         if n:

@@ -1,0 +1,76 @@
+"""The audit from a published site alone: ``sensorlog audit --log site/log --data site/data``.
+
+Anyone holding a copy of the site recomputes the findings the city's auditor sees: the events and
+the declarations they are judged against are both rows of the published log, the latest checkpoint
+bounds what is read (``leaf_index < size``), and the city's time zone is the one its declarations
+are dated in. Nothing of the operator's home is needed, and nothing is written next to the site
+(DuckDB's spill folder is a temporary one). The audit trusts the files it reads: ``sensorlog
+verify`` is what checks that they are the log's.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from pipelines import declarations, ledger
+from pipelines.audit.model import AuditOptions, AuditResult
+from pipelines.audit.run import run_audit
+from pipelines.clock import parse_as_of
+from pipelines.config import Settings
+
+
+class SiteAuditError(ValueError):
+    """The folders given are not a published log and its data."""
+
+
+def site_timezone(data: str) -> str:
+    """The zone the site's logged declarations are dated in; SiteAuditError when it holds none."""
+    zone = declarations.timezone_of(declarations.read_rows(data))
+    if zone is None:
+        raise SiteAuditError(
+            f"{data} holds no declarations (event_type={declarations.TABLE}): the log was published before"
+            " sensorlog logged what the city declared, so there is nothing public to judge the events against"
+        )
+    return zone
+
+
+def site_settings(log: str, data: str, work: str, timezone: str) -> Settings:
+    return Settings.from_env(
+        {
+            "SENSORLOG_HOME": work,
+            "SENSORLOG_PUBLISHED": data,
+            "SENSORLOG_LOG": log,
+            "SENSORLOG_QUARANTINE": str(Path(work) / "quarantine"),
+            "SENSORLOG_REGISTRY": str(Path(work) / "no-registry"),
+            "SENSORLOG_TIMEZONE": timezone,
+        }
+    )
+
+
+def audit_site(
+    log: str, data: str, *, as_of: str | datetime | None = None, deployment: str | None = None,
+    options: AuditOptions | None = None,
+) -> AuditResult:
+    """Audit the published log at ``log`` (its ``checkpoint`` and ``log.vkey``) over the rows under
+    ``data`` (``event_type=…`` partitions), as of ``as_of`` (default: today in the city's zone)."""
+    for folder, what in ((log, "--log"), (data, "--data")):
+        if not Path(folder).is_dir():
+            raise SiteAuditError(f"{what} {folder} is not a folder")
+    if not (Path(log) / ledger.CHECKPOINT).is_file():
+        raise SiteAuditError(f"{log} has no {ledger.CHECKPOINT}: not a published log")
+    timezone = site_timezone(data)
+    base = options or AuditOptions()
+    moment = parse_as_of(as_of, timezone) if as_of is not None else base.as_of
+    options = AuditOptions(
+        as_of=moment, deployment=deployment or base.deployment, grace=base.grace,
+        silence_days=base.silence_days, now=base.now,
+    )
+    with tempfile.TemporaryDirectory(prefix="sensorlog-site-audit-") as work:
+        settings = site_settings(log, data, work, timezone)
+        result = run_audit(settings, options)
+    if not result.checkpoint or "size" not in result.checkpoint:
+        problem = (result.checkpoint or {}).get("error", "no checkpoint")
+        raise SiteAuditError(f"{log}: the checkpoint does not verify with the log's key ({problem})")
+    return result

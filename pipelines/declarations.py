@@ -32,10 +32,11 @@ import rfc8785
 
 from pipelines import storage
 from pipelines.registry import Deployment, PolicyVersion, Problem, Registry, check_deployment, from_checked, local_day
+from pipelines.schemas import DECLARATION_TABLE
 from pipelines.tlog import leaf
 
-TABLE = "declaration"
-SOURCE = "sensorlog:registry"  # the ``source`` of every declaration row (its event id is ``<deployment>/<n>``)
+TABLE = DECLARATION_TABLE
+SOURCE = "sensorlog:registry"  # the ``source`` of every declaration row (its event id is ``<deployment>@<n>``)
 FIRST, AMENDED, RETROACTIVE = "first", "amended", "retroactive"
 # Before its first version a deployment is judged by that first version; valid_to is exclusive.
 BEFORE_TIME = date(1, 1, 1)
@@ -96,7 +97,7 @@ class Declaration:
 
     @property
     def event_id(self) -> str:
-        return f"{self.deployment.id}/{self.sequence}"
+        return f"{self.deployment.id}@{self.sequence}"
 
     @property
     def declared_day(self) -> date:
@@ -230,6 +231,8 @@ def _from_row(row: Mapping[str, Any]) -> Declaration:
     if problems:
         raise DeclarationError("; ".join(str(p) for p in problems[:5]))
     deployment = from_checked(doc, where, str(row["timezone"]))
+    if row["event_id"] != f"{deployment.id}@{row['sequence']}":
+        raise DeclarationError(f"{where}: a declaration's id is <deployment>@<sequence>")
     declared_at = row["event_time"]
     return Declaration(
         deployment,
@@ -297,7 +300,7 @@ def next_rows(registry: Registry, declared: Declared | None, now: datetime) -> l
         rows.append(
             {
                 "source": SOURCE,
-                "event_id": f"{deployment.id}/{before.sequence + 1 if before else 1}",
+                "event_id": f"{deployment.id}@{before.sequence + 1 if before else 1}",
                 "event_time": now.astimezone(UTC),
                 "deployment_id": deployment.id,
                 "sequence": before.sequence + 1 if before else 1,

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from pipelines import ledger, storage, summary
 from pipelines.config import Settings
-from pipelines.schemas import EVENT_TABLES
+from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import leaf, merkle
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint
@@ -93,7 +93,7 @@ def find_event(settings: Settings, source: str, event_id: str) -> list[tuple[str
     con = duckdb.connect()
     try:
         hits = []
-        for table in EVENT_TABLES:
+        for table in LOGGED_TABLES:
             dataset = summary.table_dataset(settings, table)
             if dataset is None:
                 continue

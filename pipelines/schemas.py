@@ -18,6 +18,10 @@ from pipelines.config import PROJECT_DIR
 
 SCHEMA_DIR = PROJECT_DIR / "schemas"
 EVENT_TABLES = ("collection", "deletion", "access", "lifecycle")
+# What the city declared is logged too, as rows of its own table (``pipelines.declarations``); it is
+# never an event type a feed may send.
+DECLARATION_TABLE = "declaration"
+LOGGED_TABLES = (*EVENT_TABLES, DECLARATION_TABLE)
 TYPE_PREFIX = "org.sensorlog."
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 

@@ -1,7 +1,8 @@
 """docs/log-format.md is tested: every worked example (a fenced block after ``<!-- example: NAME -->``)
-is recomputed with the project's code and, independently, with hashlib, ``rfc8785``, ``cryptography``
-and small RFC 9162 functions written here, so the document cannot drift from the implementation. A
-tiny site is built to check that the layout the document lists is exactly what a site serves.
+is recomputed with the project's code and, independently, with hashlib, ``rfc8785``, ``cryptography``,
+PyYAML, ``jsonschema`` and small RFC 9162 functions written here, so the document cannot drift from the
+implementation. A tiny site is built to check that the layout the document lists is exactly what a
+site serves, and that its declarations pass the document's checklist.
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import duckdb
+import jsonschema
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import rfc8785
+import yaml
 from conftest import DEPLOYMENT, make_event, ndjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pipelines import flow, site_files
+from pipelines import declarations, flow, site_files
 from pipelines import witness as witness_module
+from pipelines.audit import context, findings, retention
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.portal import build_portal
 from pipelines.prove_static import check_proof
-from pipelines.schemas import EVENT_TABLES, event_table
+from pipelines.registry import MAX_RECORD_BYTES, Registry, check_deployment, load_registry
+from pipelines.schemas import LOGGED_TABLES, event_table
 from pipelines.tlog import bundles, cosignature, leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -119,9 +126,13 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def published_schema(table: str) -> pa.Schema:
+    return declarations.PUBLISHED_SCHEMA if table == declarations.TABLE else event_table(table).published_schema
+
+
 def typed_row(table: str, shown: dict) -> dict:
     """The documented row with its timestamp columns as datetimes (the doc shows them in RFC 3339)."""
-    schema = event_table(table).published_schema
+    schema = published_schema(table)
     assert list(shown) == schema.names, "the example row's columns are not the table's published columns"
     return {k: (dt.datetime.fromisoformat(v) if v is not None and pa.types.is_timestamp(schema.field(k).type) else v)
             for k, v in shown.items()}
@@ -225,15 +236,15 @@ def test_leaf_encoding_refuses_what_the_doc_says_it_refuses() -> None:
 
 
 def _doc_table_rows() -> dict[str, tuple[str, str]]:
-    found = re.findall(r"^\| `(\w+)` \| (`.*?) \| `([a-z_,]+)` \|$", DOC.read_text(), re.M)
+    found = re.findall(r"^\| `(\w+)` \| (`.*?) \| `([a-z0-9_,]+)` \|$", DOC.read_text(), re.M)
     return {table: (columns, order) for table, columns, order in found}
 
 
 def test_the_documented_columns_are_the_published_schema() -> None:
     rows = _doc_table_rows()
-    assert sorted(rows) == sorted(EVENT_TABLES)
+    assert sorted(rows) == sorted(LOGGED_TABLES)
     for table, (columns, order) in rows.items():
-        schema = event_table(table).published_schema
+        schema = published_schema(table)
         items = [re.fullmatch(r"`(\w+)`(\?)?\s*(ts|int)?", item.strip()) for item in columns.split(",")]
         assert all(items), columns
         assert [m.group(1) for m in items] == schema.names
@@ -275,6 +286,179 @@ def test_batch_index_line() -> None:
     first, last = m["leaves"]["first"], m["leaves"]["manifest_leaf"]
     expected = {"batch_id": m["batch_id"], "start": first, "count": last - first + 1}
     assert ex("batches-jsonl").line == json.dumps(expected)
+
+
+# -- declaration leaves (§2.4) -----------------------------------------------------------------------
+
+DEPLOYMENT_SCHEMA = json.loads((PROJECT_DIR / "schemas" / "deployment.schema.json").read_text())
+EDIT = ("period: P30D", "period: P90D")  # the city's edit between the two documented versions
+UNSAID = ("batch_id", *EXCLUDED)  # the batch id is computed before it is a column
+
+
+def _dates_as_text(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(v) for v in value]
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def independent_record(yaml_text: str) -> bytes:
+    """RFC 8785 of the YAML document as parsed, dates as text."""
+    return rfc8785.dumps(_dates_as_text(yaml.safe_load(yaml_text)))
+
+
+def shown(value: object) -> str:
+    """A value as the documented ``name: value`` lines write it."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return "null" if value is None else str(value)
+
+
+def declaration_row() -> dict:
+    example = ex("declaration-input")
+    assert example.attrs == {"table": declarations.TABLE}
+    return typed_row(declarations.TABLE, json.loads(example.text))
+
+
+def example_registry(folder: Path, yaml_text: str, timezone: str) -> Registry:
+    folder.mkdir(parents=True)
+    (folder / f"{DEPLOYMENT}.yaml").write_text(yaml_text)
+    return load_registry(folder, timezone=timezone)
+
+
+def example_versions(tmp_path: Path) -> tuple[dict, dict]:
+    """The two documented versions as the publisher writes them (version 2 from the project's code)."""
+    v1 = declaration_row()
+    f = ex("declaration-amended").fields()
+    edited = example_registry(tmp_path / "v2", ex("declaration-yaml").text.replace(*EDIT), v1["timezone"])
+    when = dt.datetime.fromisoformat(f["event_time"])
+    rows = declarations.next_rows(edited, declarations.declared_from_rows([v1]), when)
+    assert len(rows) == 1
+    v2 = {**rows[0], "batch_id": declarations.batch_id_of(rows), "leaf_index": int(f["leaf_index"])}
+    v2["leaf_hash"] = leaf.row_leaf_hash(declarations.TABLE, v2).hex()
+    return v1, v2
+
+
+def test_declaration_record_is_the_canonical_yaml_document(tmp_path: Path) -> None:
+    yaml_text = ex("declaration-yaml").text
+    record = ex("declaration-record").line.encode()
+    registry = example_registry(tmp_path / "v1", yaml_text, declaration_row()["timezone"])
+    assert declarations.canonical_record(registry[DEPLOYMENT]) == record == independent_record(yaml_text)
+    doc = json.loads(record)
+    assert rfc8785.dumps(doc) == record
+    jsonschema.Draft202012Validator(DEPLOYMENT_SCHEMA).validate(doc)
+    assert check_deployment(doc, "the documented record", DEPLOYMENT) == []
+    assert "# Example" in yaml_text and b"Example" not in record  # comments are not part of the record
+    assert doc["lifecycle"]["commissioned"] == "2026-06-01"  # dates as text
+    stated = re.search(r"Its canonical record \((\d+) bytes", DOC.read_text())
+    assert stated and int(stated.group(1)) == len(record)
+    assert len(rfc8785.dumps(record.decode())) <= MAX_RECORD_BYTES
+
+
+def test_declaration_leaf_bytes_hash_and_batch_id(tmp_path: Path) -> None:
+    row = declaration_row()
+    documented = ex("declaration-leaf").line.encode()
+    assert leaf.row_leaf_bytes(declarations.TABLE, row) == documented
+    arrow = pa.Table.from_pylist([row], schema=declarations.PUBLISHED_SCHEMA)
+    assert leaf.table_leaf_bytes(declarations.TABLE, arrow) == [documented]
+    assert independent_row_leaf(declarations.TABLE, row) == documented
+    digest = ex("declaration-hash").line
+    assert rfc9162_leaf(documented).hex() == digest == leaf.row_leaf_hash(declarations.TABLE, row).hex()
+    assert row["leaf_hash"] == digest
+    stated = re.search(r"Its leaf bytes \((\d+) bytes, one line, no trailing newline; inside", DOC.read_text())
+    assert stated and int(stated.group(1)) == len(documented)
+    record = ex("declaration-record").line
+    assert row["record"] == record and row["record_sha256"] == hashlib.sha256(record.encode()).hexdigest()
+    assert row["event_id"] == f"{row['deployment_id']}@{row['sequence']}" and row["source"] == declarations.SOURCE
+    # The batch id: SHA-256 of the row's leaf without its batch_id member (one row, so nothing is joined).
+    unsaid = {k: v for k, v in row.items() if k not in UNSAID}
+    independent = hashlib.sha256(independent_row_leaf(declarations.TABLE, unsaid)).hexdigest()
+    assert row["batch_id"] == declarations.batch_id_of([unsaid]) == independent
+    assert f"The batch id `{row['batch_id'][:8]}…`" in DOC.read_text()
+    # It is exactly what the publisher logs for that registry file at that moment.
+    registry = example_registry(tmp_path / "v1", ex("declaration-yaml").text, row["timezone"])
+    assert declarations.next_rows(registry, None, row["event_time"]) == [unsaid]
+
+
+def test_declaration_of_an_edited_record_links_to_the_previous_version(tmp_path: Path) -> None:
+    assert f"`{EDIT[0]}` becomes `{EDIT[1]}`" in DOC.read_text()
+    documented = ex("declaration-amended").fields()
+    v1, v2 = example_versions(tmp_path)
+    assert {k: shown(v) for k, v in v2.items() if k != "record" and v != v1[k]} == documented
+    # Independently: the edited record, its digest, the link to version 1, the changed members.
+    before = json.loads(v1["record"])
+    record = independent_record(ex("declaration-yaml").text.replace(*EDIT))
+    after = json.loads(record)
+    changed = ",".join(sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)))
+    when = dt.datetime.fromisoformat(documented["event_time"])
+    unsaid = {
+        **{k: v for k, v in v1.items() if k not in UNSAID}, "event_id": f"{DEPLOYMENT}@2", "event_time": when,
+        "sequence": 2, "record": record.decode(), "record_sha256": hashlib.sha256(record).hexdigest(),
+        "previous_sha256": v1["record_sha256"], "previous_leaf": v1["leaf_index"], "change": "retroactive",
+        "changed_fields": changed,
+    }
+    batch_id = hashlib.sha256(independent_row_leaf(declarations.TABLE, unsaid)).hexdigest()
+    leaf_bytes = independent_row_leaf(declarations.TABLE, {**unsaid, "batch_id": batch_id})
+    expected = {**unsaid, "batch_id": batch_id, "leaf_index": 5, "leaf_hash": rfc9162_leaf(leaf_bytes).hex()}
+    assert {k: shown(v) for k, v in expected.items() if k != "record" and v != v1[k]} == documented
+    # Retroactive: the new terms claim days before the local day it was logged.
+    logged_day = when.astimezone(ZoneInfo(v1["timezone"])).date()
+    assert after["policy_effective_from"] < logged_day.isoformat() and before["retention"] != after["retention"]
+
+
+def test_how_the_audit_judges_the_example_and_its_finding(tmp_path: Path) -> None:
+    v1, v2 = example_versions(tmp_path)
+    declared = declarations.declared_from_rows([v1, v2])
+    zone = ZoneInfo(v1["timezone"])
+    versions = (v1, v2)
+    records = {v["event_id"]: json.loads(v["record"]) for v in versions}
+    logged = {v["event_id"]: v["event_time"].astimezone(zone).date() for v in versions}
+    for line in ex("declaration-judging").text.splitlines():
+        day_text, event_id, rules = line.split("  ")
+        day = dt.date.fromisoformat(day_text)
+        # The latest version logged on or before the day; before the first one, the first one.
+        judge = ([v["event_id"] for v in versions if logged[v["event_id"]] <= day] or [v1["event_id"]])[-1]
+        assert event_id == judge
+        assert rules == ", ".join(f"{r['data_class']} {r['period']}" for r in records[judge]["retention"])
+        assert rules == ", ".join(f"{r.data_class} {r.period}" for r in declared.policy_at(DEPLOYMENT, day).retention)
+    documented = ex("retroactive-finding").fields()
+    # The project's audit: the retroactive step of the findings, over the two versions.
+    con = duckdb.connect()
+    try:
+        con.execute(retention.SETUP)
+        con.register("retroactive", context.retroactive_table(declared, v1["timezone"]))
+        con.register("severity", findings.severity_table())
+        con.execute(findings.SETUP)
+        con.execute(findings.RETROACTIVE)
+        (found,) = con.sql(findings.RESULT).to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    numbers = json.loads(found["numbers"])
+    project = {k: shown(found[k]) for k in ("kind", "severity", "deployment_id", "data_class", "period_start",
+                                              "period_end", "policy_version")}
+    project |= {k: shown(numbers[k]) for k in ("days", "declared_at", "previous_leaf", "previous_sha256", "leaf",
+                                                 "sha256")}
+    project |= {"evidence": ", ".join(f"{e['source']} {e['id']}" for e in found["evidence"]), "id": found["id"]}
+    assert project == documented
+    # Independently: the days it rewrote are from commissioning to the day before it was logged.
+    first = dt.date.fromisoformat(records[v1["event_id"]]["lifecycle"]["commissioned"])
+    end = logged[v2["event_id"]]
+
+    def midnight(day: dt.date) -> dt.datetime:
+        return dt.datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt.UTC)
+
+    assert (documented["period_start"], documented["period_end"]) == (shown(midnight(first)), shown(midnight(end)))
+    assert documented["days"] == str((end - first).days)
+    assert documented["declared_at"] == shown(v2["event_time"])
+    assert (documented["previous_leaf"], documented["leaf"]) == (str(v1["leaf_index"]), str(v2["leaf_index"]))
+    assert (documented["previous_sha256"], documented["sha256"]) == (v1["record_sha256"], v2["record_sha256"])
+    assert documented["evidence"] == f"sensorlog:registry {v1['event_id']}, sensorlog:registry {v2['event_id']}"
+    assert (documented["kind"], documented["severity"], documented["data_class"]) == (
+        "retroactive_policy_change", "high", "null")
+    instants = [midnight(d).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for d in (first, end)]
+    key = "|".join(["retroactive_policy_change", DEPLOYMENT, "", *instants, v2["event_id"]])
+    assert documented["id"] == hashlib.sha256(key.encode()).hexdigest()
 
 
 # -- tiles and bundles -------------------------------------------------------------------------------
@@ -502,7 +686,8 @@ def _served(size: int, sizes: set[int], *, entries_: bool) -> set[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two batches (201 and 101 leaves): full and partial tiles, an older partial, a level-1 tile."""
+    """The registry's declarations (2 leaves), then two event batches (201 and 101 leaves): full and
+    partial tiles, older partials, a level-1 tile."""
     base = tmp_path_factory.mktemp("log-format")
     registry = base / "registry"
     registry.mkdir()
@@ -536,15 +721,17 @@ def test_the_site_has_exactly_the_documented_log_layout(site: Path) -> None:
     data = _pattern(ex("data-layout").line)
     assert any(data.fullmatch(f) for f in files)
     assert [f for f in files if f.startswith("data/event_type=") and not data.fullmatch(f)] == []
-    assert not [f for f in files if f.rsplit("/", 1)[-1] in ("state.json", ".lock")]
+    declared = _pattern(ex("declaration-layout").line)
+    assert any(declared.fullmatch(f) for f in files)
+    assert not [f for f in files if f.rsplit("/", 1)[-1] in ("state.json", ".lock", "declarations.pending.json")]
     # Which tiles and bundles are served (§5.2, §5.3).
     sizes = {int(f.rsplit("/", 1)[1]) for f in log_files if f.startswith("log/checkpoints/")}
-    assert sizes == {201, 302}
+    assert sizes == {2, 203, 304}
     tiles = {f for f in log_files if re.match(r"log/tile/[0-9]", f)}
     bundle_files = {f for f in log_files if f.startswith("log/tile/entries/")}
-    assert tiles == _served(302, sizes, entries_=False)
-    assert bundle_files == _served(302, sizes, entries_=True)
-    assert "log/tile/1/000.p/1" in tiles and "log/tile/0/000.p/201" in tiles
+    assert tiles == _served(304, sizes, entries_=False)
+    assert bundle_files == _served(304, sizes, entries_=True)
+    assert "log/tile/1/000.p/1" in tiles and "log/tile/0/000.p/203" in tiles
 
 
 def test_the_site_log_files_have_the_documented_formats(site: Path) -> None:
@@ -556,13 +743,13 @@ def test_the_site_log_files_have_the_documented_formats(site: Path) -> None:
     records = [json.loads(line) for line in (log / "batches.jsonl").read_text().splitlines()]
     assert (log / "batches.jsonl").read_text() == "".join(
         json.dumps({"batch_id": r["batch_id"], "start": r["start"], "count": r["count"]}) + "\n" for r in records)
-    assert {r["start"] + r["count"] for r in records} == {201, 302}
+    assert {r["start"] + r["count"] for r in records} == {2, 203, 304}
     latest = (log / "checkpoint").read_text()
-    for size in (201, 302):
+    for size in (2, 203, 304):
         kept = (log / "checkpoints" / str(size)).read_text()
         text, signatures = note.parse_note(kept)
         assert len(signatures) == 1 and text.split("\n")[:2] == [ORIGIN, str(size)]
-    assert note.parse_note(latest)[0] == note.parse_note((log / "checkpoints" / "302").read_text())[0]
+    assert note.parse_note(latest)[0] == note.parse_note((log / "checkpoints" / "304").read_text())[0]
     # Every leaf, recomputed independently from the files, is in the tiles and the bundles.
     stream: list[bytes] = []
     for r in records:
@@ -582,12 +769,13 @@ def test_the_site_log_files_have_the_documented_formats(site: Path) -> None:
         stream.append(rfc8785.dumps({"table": "manifest", **m}))
     hashes = [rfc9162_leaf(e) for e in stream]
     head = open_checkpoint(latest, vkey)
-    assert head.size == len(stream) == 302 and head.root_hash == mth(hashes)
+    assert head.size == len(stream) == 304 and head.root_hash == mth(hashes)
     assert (log / "tile/0/000").read_bytes() == b"".join(hashes[:256])
     assert (log / "tile/1/000.p/1").read_bytes() == mth(hashes[:256])
     assert bundles.decode_bundle((log / "tile/entries/000").read_bytes()) == stream[:256]
-    assert bundles.decode_bundle((log / "tile/entries/001.p/46").read_bytes()) == stream[256:]
-    assert bundles.decode_bundle((log / "tile/entries/000.p/201").read_bytes()) == stream[:201]
+    assert bundles.decode_bundle((log / "tile/entries/001.p/48").read_bytes()) == stream[256:]
+    assert bundles.decode_bundle((log / "tile/entries/000.p/203").read_bytes()) == stream[:203]
+    assert bundles.decode_bundle((log / "tile/entries/000.p/2").read_bytes()) == stream[:2]
 
 
 def test_the_site_file_list_and_verify(site: Path) -> None:
@@ -600,3 +788,41 @@ def test_the_site_file_list_and_verify(site: Path) -> None:
     report = verify_log(site / "log", site / "data", site=site)
     assert report.ok, report.problems
     assert any("trusting this key on first use" in w for w in report.warnings)
+
+
+def test_the_site_declarations_pass_the_checklist(site: Path) -> None:
+    """§11 step 8, independently, on the built site: the declarations came first, each batch's id is
+    the digest of its rows, every record hashes to its digest and is valid, and the versions chain."""
+    log = site / "log"
+    records = [json.loads(line) for line in (log / "batches.jsonl").read_text().splitlines()]
+    manifests = [json.loads((log / "manifests" / f"{r['batch_id']}.json").read_text()) for r in records]
+    assert [m.get("kind") for m in manifests] == ["declarations", None, None]  # logged before the run's events
+    validator = jsonschema.Draft202012Validator(DEPLOYMENT_SCHEMA)
+    layout_ = _pattern(ex("declaration-layout").line)
+    latest: dict[str, dict] = {}
+    for m in (m for m in manifests if m.get("kind") == "declarations"):
+        (out,) = m["outputs"]
+        assert out["table"] == declarations.TABLE and layout_.fullmatch(f"data/{out['path']}")
+        rows = pq.ParquetFile(pa.BufferReader((site / "data" / out["path"]).read_bytes())).read().to_pylist()
+        (logged_at,) = {r["event_time"] for r in rows}
+        assert out["event_date"] == logged_at.astimezone(dt.UTC).date().isoformat()
+        assert m["validated_at"] == logged_at.astimezone(dt.UTC).isoformat()
+        unsaid = [independent_row_leaf(declarations.TABLE, {k: v for k, v in r.items() if k != "batch_id"})
+                  for r in rows]
+        assert m["batch_id"] == m["source_sha256"] == hashlib.sha256(b"\n".join(unsaid)).hexdigest()
+        assert m["rows_in"] == m["published"] == len(rows) and m["source_file"] == "registry"
+        assert m["source_bytes"] == sum(len(r["record"].encode()) for r in rows)
+        for r in rows:
+            assert r["source"] == "sensorlog:registry" and r["event_id"] == f"{r['deployment_id']}@{r['sequence']}"
+            assert r["record_sha256"] == hashlib.sha256(r["record"].encode()).hexdigest()
+            doc = json.loads(r["record"])
+            assert rfc8785.dumps(doc) == r["record"].encode()
+            validator.validate(doc)
+            assert doc["id"] == r["deployment_id"]
+            assert (r["policy_version"], r["effective_from"]) == (doc["policy_version"], doc["policy_effective_from"])
+            before = latest.get(r["deployment_id"])
+            assert r["sequence"] == (before["sequence"] + 1 if before else 1)
+            link = (before["leaf_index"], before["record_sha256"]) if before else (None, None)
+            assert (r["previous_leaf"], r["previous_sha256"]) == link
+            latest[r["deployment_id"]] = r
+    assert set(latest) == {DEPLOYMENT}

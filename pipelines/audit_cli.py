@@ -88,6 +88,10 @@ def _print_table(result: AuditResult) -> None:
     console.print(f"{_as_of_line(result)}: {summary}")
     if result.checkpoint and "size" in result.checkpoint:
         console.print(f"checkpoint: size {result.checkpoint['size']}, root {result.checkpoint['root_hash']}")
+    if result.declarations == "log":
+        console.print("judged against the declarations logged in the log (each day by the version logged by then)")
+    else:
+        console.print("[yellow]judged against the registry folder: the log holds no declaration yet[/yellow]")
 
 
 def _as_of_line(result: AuditResult) -> str:

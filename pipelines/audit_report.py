@@ -169,6 +169,7 @@ def render_report(result: AuditResult, registry: Registry | None = None) -> str:
         grace_days=result.options.grace / timedelta(days=1),
         silence_days=result.options.silence_days,
         checkpoint=result.checkpoint,
+        declarations=result.declarations,
         severities=list(reversed(SEVERITIES)),
         severity_counts=counts["severity"],
         kind_counts=counts["kind"],

@@ -209,6 +209,8 @@ def print_summary(s: Settings, totals: dict | None) -> None:
         f" + {totals['quarantined']:,} quarantined + {totals['duplicates']:,} duplicates dropped;"
         f" {totals['file_errors']} unreadable files quarantined whole"
     )
+    if totals.get("declarations"):
+        console.print(f"declarations logged: {totals['declarations']} deployment record version(s)")
     for label, where in (
         ("published", s.published),
         ("manifests", s.manifests),

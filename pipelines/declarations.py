@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -189,6 +189,11 @@ class Declared:
         k = max(i for i, start in enumerate(starts) if start <= day or i == 0)
         return versions[k].deployment.policy_at(day)
 
+    def latest_time(self) -> list[datetime]:
+        """When the newest logged version was logged (empty when none was)."""
+        times = [v.declared_at for vs in self.histories.values() for v in vs if v.declared_at is not None]
+        return [max(times)] if times else []
+
     def retroactive_changes(self) -> list[Retroactive]:
         """Every logged version that rewrote the terms of days before it was logged."""
         found = []
@@ -245,10 +250,19 @@ def _from_row(row: Mapping[str, Any]) -> Declaration:
 
 
 def declared_from_rows(rows: Iterable[Mapping[str, Any]]) -> Declared:
-    """Histories from published rows (in leaf order); DeclarationError names a row that is not sound."""
+    """Histories from published rows (in leaf order); DeclarationError names a row that is not sound.
+
+    A row counts as logged no earlier than any row before it in the log: the publisher's clock set
+    back cannot date a new version before versions already logged, hence cannot hide how far back
+    it reaches."""
     histories: dict[str, list[Declaration]] = {}
+    latest: datetime | None = None
     for row in rows:
         declaration = _from_row(row)
+        assert declaration.declared_at is not None
+        if latest is not None and declaration.declared_at < latest:
+            declaration = replace(declaration, declared_at=latest)
+        latest = declaration.declared_at
         versions = histories.setdefault(declaration.deployment.id, [])
         if declaration.sequence != len(versions) + 1:
             raise DeclarationError(

@@ -43,7 +43,7 @@ from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.registry import load_registry
 from pipelines.rowhash import LEAF_HASH
-from pipelines.schemas import QUARANTINE_SCHEMA, event_table
+from pipelines.schemas import DECLARATIONS_KIND, QUARANTINE_SCHEMA, event_table
 from pipelines.stage import StageResult, StaleStage, check_stage, find_landed, load_stage, stage_file, staged_files
 from pipelines.tlog import leaf
 
@@ -478,8 +478,10 @@ def commit_declarations(settings: Settings, now: datetime | None = None) -> list
         if plan.exists():
             manifests.append(_publish_declarations(settings, _read_plan(plan), plan))
         registry = load_registry(settings.registry, timezone=settings.timezone)
-        moment = now or clock.current_time(settings.timezone)
-        rows = declarations.next_rows(registry, declarations.load_declared(settings.published), moment)
+        logged = declarations.load_declared(settings.published)
+        # Never dated before a declaration already logged (the audit reads times the same way).
+        moment = max([now or clock.current_time(settings.timezone), *(logged.latest_time() if logged else ())])
+        rows = declarations.next_rows(registry, logged, moment)
         if rows:
             write_atomic(plan, json.dumps(rows, default=_iso, sort_keys=True).encode())
             manifests.append(_publish_declarations(settings, rows, plan))
@@ -523,7 +525,7 @@ def _publish_declarations(settings: Settings, rows: list[dict], plan: Path) -> d
         digest = _write_parquet(layout.pending_file(settings.published, batch_id, uri), table)
         manifest = {
             "batch_id": batch_id,
-            "kind": "declarations",
+            "kind": DECLARATIONS_KIND,
             "source_file": Path(settings.registry).name,  # the folder, never the operator's path
             "source_sha256": batch_id,
             "source_bytes": sum(len(r["record"].encode()) for r in rows),

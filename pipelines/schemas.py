@@ -22,6 +22,7 @@ EVENT_TABLES = ("collection", "deletion", "access", "lifecycle")
 # never an event type a feed may send.
 DECLARATION_TABLE = "declaration"
 LOGGED_TABLES = (*EVENT_TABLES, DECLARATION_TABLE)
+DECLARATIONS_KIND = "declarations"  # the ``kind`` of a declaration batch's manifest
 TYPE_PREFIX = "org.sensorlog."
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 

@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 from pipelines import storage
 from pipelines.config import Settings
 from pipelines.registry import load_registry
-from pipelines.schemas import QUARANTINE_SCHEMA, event_table
+from pipelines.schemas import DECLARATIONS_KIND, QUARANTINE_SCHEMA, event_table
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,18 @@ def unattributed_quarantine(settings: Settings) -> int:
 
 
 def manifest_totals(settings: Settings) -> dict:
-    """Conservation over every committed batch, from the manifests (the commit points)."""
-    totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0}
+    """Conservation over every committed event batch, from the manifests (the commit points); the
+    declaration batches (``pipelines.declarations``) are counted apart, and ``leaves`` is every leaf
+    the manifests account for (rows and manifests of both kinds: the signed tree's size)."""
+    totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0,
+              "declarations": 0, "declaration_batches": 0, "leaves": 0}
     for uri in storage.list_files(settings.manifests, (".json",)):
         manifest = json.loads(storage.read_bytes(uri))
+        totals["leaves"] += manifest["published"] + 1
+        if manifest.get("kind") == DECLARATIONS_KIND:
+            totals["declaration_batches"] += 1
+            totals["declarations"] += manifest["published"]
+            continue
         totals["batches"] += 1
         for key in ("rows_in", "published", "quarantined", "duplicates"):
             totals[key] += manifest[key]

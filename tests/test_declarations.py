@@ -306,3 +306,24 @@ def test_retroactive_exactly_when_a_past_day_changes_terms(tmp_path_factory, bef
         assert declared.policy_at(DEPLOYMENT, d) == expected
         (segment,) = [p for p, lo, hi in declared.segments(DEPLOYMENT) if lo <= d < hi]
         assert segment == expected
+
+
+def test_a_clock_set_back_cannot_date_a_version_before_the_last_one(home: Settings, monkeypatch) -> None:
+    publish_at(home, "2026-08-15", monkeypatch)
+    edit(home, retention_period("P90D"))
+    publish_at(home, "2026-07-01", monkeypatch)  # the publisher's clock, set back six weeks
+    first, second = rows(home)
+    assert second["event_time"] == first["event_time"]
+    (retro,) = findings(home, "2026-08-16", "retroactive_policy_change")
+    assert retro["period_end"] == "2026-08-15T04:00:00Z"  # everything before 15 August was rewritten
+
+
+def test_a_scoped_audit_reports_only_its_deployments_retroactive_changes(home: Settings, monkeypatch) -> None:
+    other = "cctv-central-library-entrance"
+    (Path(home.registry) / f"{other}.yaml").write_text(
+        (Path(__file__).resolve().parent.parent / "registry" / f"{other}.yaml").read_text())
+    flow.run(home)
+    edit(home, retention_period("P90D"))
+    publish_at(home, "2026-08-15", monkeypatch)
+    assert findings(home, "2026-08-15", "retroactive_policy_change", deployment=DEPLOYMENT)
+    assert not findings(home, "2026-08-15", "retroactive_policy_change", deployment=other)

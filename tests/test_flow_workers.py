@@ -27,7 +27,8 @@ def _published(settings: Settings) -> list[tuple[int, str, str, str]]:
     return sorted(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
 
 
-def test_parallel_staging_publishes_the_same_rows_in_the_same_order(tmp_path: Path):
+def test_parallel_staging_publishes_the_same_rows_in_the_same_order(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SENSORLOG_NOW", "2026-07-05")  # both runs log the registry at the same moment
     landing = tmp_path / "landing"
     options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 5))
     generate.write_city(load_registry(PROJECT_DIR / "registry"), str(landing), options)

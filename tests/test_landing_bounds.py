@@ -30,7 +30,8 @@ def env_for(tmp_path: Path, registry: Path) -> dict[str, str]:
 
 
 def published_ids(settings: Settings) -> list[str]:
-    files = storage.list_files(settings.published, (".parquet",))
+    """Ids of the published events (not the registry's declarations, logged before them)."""
+    files = [f for f in storage.list_files(settings.published, (".parquet",)) if "event_type=declaration/" not in f]
     return sorted(i for f in files for i in pq.read_table(f, columns=["event_id"]).column(0).to_pylist())
 
 

@@ -61,6 +61,12 @@ def land(settings: Settings, name: str, events: list[dict]) -> str:
     return uri
 
 
+def event_manifests(settings) -> list[dict]:
+    """Manifests of landed files (the registry's declaration batch, logged first, is not one)."""
+    found = [json.loads(storage.read_bytes(u)) for u in storage.list_files(settings.manifests, (".json",))]
+    return [m for m in found if m.get("kind") != "declarations"]
+
+
 def published_count(settings: Settings) -> int:
     con = summary.connect(settings)
     return sum(con.sql(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("collection", "access"))
@@ -95,7 +101,7 @@ def test_event_path_publishes_once_and_the_sweep_catches_a_lost_message(s3_setti
     # the same message delivered again: nothing new is published
     again = flow.ingest_files(s3_settings, flow.notified_files(s3_settings, extras), sweep=False)
     assert again["published"] == 5 and published_count(s3_settings) == 5
-    assert len(storage.list_files(s3_settings.manifests, (".json",))) == 1
+    assert len(event_manifests(s3_settings)) == 1
     # a message lost: the next sweep finds the file no manifest covers
     lost = land(s3_settings, "vendor-a/2026-07-02.ndjson", [make_event("access", n=9)])
     receive_all(queue)  # drop it on the floor
@@ -103,7 +109,7 @@ def test_event_path_publishes_once_and_the_sweep_catches_a_lost_message(s3_setti
     swept = flow.ingest_files(s3_settings, [])
     assert swept["published"] == 1 and published_count(s3_settings) == 6
     assert flow.discover(s3_settings) == []
-    manifest = json.loads(storage.read_bytes(storage.list_files(s3_settings.manifests, (".json",))[0]))
+    manifest = event_manifests(s3_settings)[0]
     for out in manifest["outputs"]:
         assert storage.sha256_of(storage.join(s3_settings.published, out["path"]))[0] == out["sha256"]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import declarations, layout, storage, summary
@@ -100,7 +101,10 @@ def _registry_tables(con: duckdb.DuckDBPyConnection, declared: Declared, deploym
     con.register("policies", context.policy_table(declared))
     con.register("deployments", context.deployment_table(scoped))
     con.register("declared", context.declared_table(registry))
-    con.register("retroactive", context.retroactive_table(declared, tz))
+    retroactive = context.retroactive_table(declared, tz)
+    if deployment:
+        retroactive = retroactive.filter(pc.equal(retroactive.column("deployment_id"), deployment))
+    con.register("retroactive", retroactive)
     con.register("severity", findings.severity_table())
 
 

@@ -19,15 +19,18 @@ from pipelines.audit.model import AuditOptions, AuditResult
 from pipelines.audit.run import run_audit
 from pipelines.clock import parse_as_of
 from pipelines.config import Settings
+from pipelines.tlog.checkpoint import CheckpointError, open_checkpoint
+from pipelines.tlog.note import NoteError
 
 
 class SiteAuditError(ValueError):
     """The folders given are not a published log and its data."""
 
 
-def site_timezone(data: str) -> str:
-    """The zone the site's logged declarations are dated in; SiteAuditError when it holds none."""
-    zone = declarations.timezone_of(declarations.read_rows(data))
+def site_timezone(data: str, size: int) -> str:
+    """The zone the site's declarations below leaf ``size`` are dated in; SiteAuditError when there
+    are none."""
+    zone = declarations.timezone_of(declarations.read_rows(data, size))
     if zone is None:
         raise SiteAuditError(
             f"{data} holds no declarations (event_type={declarations.TABLE}): the log was published before"
@@ -58,9 +61,14 @@ def audit_site(
     for folder, what in ((log, "--log"), (data, "--data")):
         if not Path(folder).is_dir():
             raise SiteAuditError(f"{what} {folder} is not a folder")
-    if not (Path(log) / ledger.CHECKPOINT).is_file():
-        raise SiteAuditError(f"{log} has no {ledger.CHECKPOINT}: not a published log")
-    timezone = site_timezone(data)
+    try:
+        vkey = (Path(log) / ledger.VKEY).read_text().strip()
+        head = open_checkpoint((Path(log) / ledger.CHECKPOINT).read_bytes(), vkey)
+    except FileNotFoundError as exc:
+        raise SiteAuditError(f"{log} has no {Path(exc.filename).name}: not a published log") from exc
+    except (CheckpointError, NoteError) as exc:
+        raise SiteAuditError(f"{log}/{ledger.CHECKPOINT} does not verify with {ledger.VKEY}: {exc}") from exc
+    timezone = site_timezone(data, head.size)
     base = options or AuditOptions()
     moment = parse_as_of(as_of, timezone) if as_of is not None else base.as_of
     options = AuditOptions(

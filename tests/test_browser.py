@@ -130,3 +130,17 @@ def test_auditors_report_renders_its_findings(site, browser):
     for finding in findings:
         assert finding["deployment_id"] in body
     assert page.locator("svg").count() >= 1  # the retained-over-time charts are inline SVG
+
+
+def test_deployment_page_shows_its_declared_versions(site, browser):
+    _, root = site
+    path = root / "deployments" / "alpr-river-road-bridge.html"
+    page, _, errors = open_page(browser, path, width=390)
+    assert errors == []
+    assert page.locator("#declared-heading").is_visible()
+    assert "Declared in the log since" in page.inner_text("dl.facts")
+    rows = page.locator("table.declarations tbody tr")
+    assert rows.count() == 1 and rows.first.get_attribute("data-change") == "first"
+    for link in page.locator("dd.declared-since a").all():
+        href = link.get_attribute("href")
+        assert href.startswith("#") or (path.parent / href).resolve().is_file(), href

@@ -12,6 +12,9 @@
     schemas/events/*.schema.json    the CloudEvent payload JSON Schemas
     log/                            the complete static log (pipelines.log_export): checkpoints, key,
                                     tlog-tiles hash tiles and entry bundles, manifests, batch index
+    declarations/<id>.json          every logged version of a deployment record (pipelines.portal.declared),
+    declarations/<id>/<n>.{json,tlog-proof}   with each version's record and its inclusion proof
+    data/declaration/declaration.{parquet,csv}   the declaration rows as one table
     data/event_type=T/event_date=D/<batch>.parquet   the logged Parquet files, byte for byte
     data.json                       DCAT-US 1.1 catalog
     datapackage.json                Frictionless Data Package
@@ -31,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from pipelines import layout, ledger, log_export, site_files, storage, summary
 from pipelines.config import PACKAGE_DIR, Settings
+from pipelines.portal import declared
 from pipelines.portal.activity import collect_activity, finding_counts
 from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
 from pipelines.portal.dcat import DatasetEntry, DistributionFile, build_catalog, iso_instant, temporal_range
@@ -44,7 +48,7 @@ from pipelines.portal.site import Site, media_type
 from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, PublishedTable, flatten_nested, read_tables
 from pipelines.portal.tableschema import arrow_table_schema
 from pipelines.registry import Registry, load_registry
-from pipelines.schemas import EVENT_TABLES, schema_path
+from pipelines.schemas import DECLARATION_TABLE, EVENT_TABLES, schema_path
 from pipelines.tlog import note
 from pipelines.tlog.checkpoint import open_checkpoint
 from pipelines.verify import fingerprint
@@ -194,6 +198,15 @@ class _Build:
         self._register("registry", TITLES["registry"], DESCRIPTIONS["registry"], extracts, schema_file.path,
                        iso_instant(end), temporal_range(start, end), schema, data.num_rows, dtpr=True)
 
+    def add_declarations(self, published: declared.Published) -> None:
+        """The declaration rows as a dataset like the event tables (extracts, schema, catalog entry)."""
+        assert published.table is not None
+        table = PublishedTable(DECLARATION_TABLE, published.table, published.table_schema, "event_time")
+        extracts = write_extracts(self.site, table, self.options.csv_month_rows)
+        schema_file = self.site.write(f"schemas/{DECLARATION_TABLE}.tableschema.json", _json(table.table_schema))
+        self._register(DECLARATION_TABLE, declared.TITLE, declared.DESCRIPTION, extracts, schema_file.path,
+                       _modified(table, self.now), _temporal(table), table.table_schema, table.data.num_rows)
+
     def _register(self, name: str, title: str, description: str, extracts: list[Extract], schema_path_: str,
                   modified: str, temporal: str | None, table_schema: dict, rows: int, dtpr: bool = False) -> None:
         files = [
@@ -235,12 +248,27 @@ def _previous_files(out: str) -> list[str]:
     return [p for p in listed if ".." not in p.split("/") and not p.startswith("/")]
 
 
+def _publish_declarations(build: _Build, log: LogInfo | None) -> dict[str, declared.History]:
+    """Each deployment's logged declarations, proven against the site's checkpoint; none without a log."""
+    if log is None:
+        return {}
+    try:
+        published = declared.publish(build.settings, build.site, log.vkey, build.registry)
+    except (declared.DeclaredError, ledger.LedgerError, OSError, ValueError) as exc:
+        build.warnings.append(f"declarations not published: {exc}")
+        return {}
+    if published.table is not None:
+        build.add_declarations(published)
+    return published.histories
+
+
 def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
     settings, options, site = build.settings, build.options, build.site
     retention, findings = tables.get("retention_ledger"), tables.get("findings")
     activity = collect_activity(summary.connect(settings), build.registry, settings.timezone, retention, findings)
     log = _export_log(build, _log_info(settings, build.warnings))
     build.log = log
+    histories = _publish_declarations(build, log)
     common = Common(options, build.now.isoformat(timespec="seconds").replace("+00:00", "Z"), log,
                     settings.timezone, build.today)
     t = Translator(options.lang)
@@ -255,6 +283,7 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
             None if retention is None else act.retention,
             None if findings is None else act.findings,
             (paths[0], paths[1]),
+            histories.get(d.id),
         ))
     counts = None if findings is None else finding_counts(findings)
     site.write("index.html", render_index(common, build.registry, activity, counts, build.views))

@@ -134,6 +134,28 @@ EN = {
     "verify_here": "Check this deployment's rows",
     "verify_here_intro": "Each row of the downloads carries its leaf index and leaf hash. With the log's public key "
     "and a saved checkpoint, anyone can check that the published files are the ones the log signed:",
+    "declared_since": "Declared in the log since",
+    "declared_version": "version {sequence} of this record, policy version {policy} in force from {effective}",
+    "declared_record": "this version as logged (JSON)",
+    "declared_proof": "its inclusion proof",
+    "declarations": "Declared versions",
+    "declarations_intro": "Each version of this deployment's registry record is a leaf of the transparency log, "
+    "logged when the city published it; a later version never replaces an earlier one in the log. A retroactive "
+    "version changed the retention or access terms of days before it was logged: the audit keeps judging those days "
+    "by the earlier version and reports the change.",
+    "declaration_pending": "The record shown on this page has changed since the latest logged version; the change is "
+    "not in the log yet.",
+    "col_version": "Version",
+    "col_logged": "Logged",
+    "col_change": "Change",
+    "col_fields": "Fields changed",
+    "col_leaf": "Leaf (proof)",
+    "change_first": "First version",
+    "change_amended": "Amended",
+    "change_retroactive": "Retroactive",
+    "declarations_history": "Every version with its record (JSON)",
+    "declarations_check_intro": "To check that the current version is in the log, run in the site's folder (sensorlog "
+    "needs only the log's public key):",
     "sign_heading": "Technology in use here",
     "sign_who": "Who is responsible",
     "sign_why": "Why",
@@ -271,6 +293,29 @@ ES = {
     "verify_here_intro": "Cada fila de las descargas lleva su índice y su hash de hoja. Con la clave pública del "
     "registro y un punto de control guardado, cualquiera puede comprobar que los archivos publicados son los que "
     "firmó el registro:",
+    "declared_since": "Declarada en el registro desde",
+    "declared_version": "versión {sequence} de esta ficha, versión de la política {policy} vigente desde el "
+    "{effective}",
+    "declared_record": "esta versión tal como se registró (JSON)",
+    "declared_proof": "su prueba de inclusión",
+    "declarations": "Versiones declaradas",
+    "declarations_intro": "Cada versión de la ficha de esta instalación es una hoja del registro de transparencia, "
+    "registrada cuando la ciudad la publicó; una versión posterior nunca sustituye a una anterior en el registro. Una "
+    "versión retroactiva cambió las condiciones de conservación o de acceso de días anteriores a su registro: la "
+    "auditoría sigue juzgando esos días con la versión anterior e informa del cambio.",
+    "declaration_pending": "La ficha que muestra esta página ha cambiado desde la última versión registrada; el "
+    "cambio aún no está en el registro.",
+    "col_version": "Versión",
+    "col_logged": "Registrada",
+    "col_change": "Cambio",
+    "col_fields": "Campos cambiados",
+    "col_leaf": "Hoja (prueba)",
+    "change_first": "Primera versión",
+    "change_amended": "Modificada",
+    "change_retroactive": "Retroactiva",
+    "declarations_history": "Todas las versiones con su ficha (JSON)",
+    "declarations_check_intro": "Para comprobar que la versión actual está en el registro, ejecute en la carpeta del "
+    "sitio (sensorlog solo necesita la clave pública del registro):",
     "sign_heading": "Tecnología en uso aquí",
     "sign_who": "Responsable",
     "sign_why": "Para qué",
@@ -409,6 +454,30 @@ FR = {
     "verify_here_intro": "Chaque ligne des téléchargements porte son indice et son empreinte de feuille. Avec la clé "
     "publique du journal et un point de contrôle conservé, chacun peut vérifier que les fichiers publiés sont ceux "
     "que le journal a signés :",
+    "declared_since": "Déclarée dans le journal depuis",
+    "declared_version": "version {sequence} de cette fiche, version {policy} de la politique, en vigueur depuis le "
+    "{effective}",
+    "declared_record": "cette version telle que journalisée (JSON)",
+    "declared_proof": "sa preuve d'inclusion",
+    "declarations": "Versions déclarées",
+    "declarations_intro": "Chaque version de la fiche de cette installation est une feuille du journal de "
+    "transparence, journalisée quand la ville l'a publiée ; une version ultérieure ne remplace jamais une version "
+    "antérieure dans le journal. Une version rétroactive a modifié les conditions de conservation ou d'accès de jours "
+    "antérieurs à sa journalisation : l'audit continue de juger ces jours selon la version antérieure et signale la "
+    "modification.",
+    "declaration_pending": "La fiche affichée sur cette page a changé depuis la dernière version journalisée ; la "
+    "modification n'est pas encore dans le journal.",
+    "col_version": "Version",
+    "col_logged": "Journalisée",
+    "col_change": "Modification",
+    "col_fields": "Champs modifiés",
+    "col_leaf": "Feuille (preuve)",
+    "change_first": "Première version",
+    "change_amended": "Modifiée",
+    "change_retroactive": "Rétroactive",
+    "declarations_history": "Toutes les versions avec leur fiche (JSON)",
+    "declarations_check_intro": "Pour vérifier que la version actuelle est dans le journal, lancez dans le dossier du "
+    "site (sensorlog n'a besoin que de la clé publique du journal) :",
     "sign_heading": "Technologie utilisée ici",
     "sign_who": "Responsable",
     "sign_why": "Pourquoi",
@@ -546,6 +615,28 @@ PT = {
     "verify_here_intro": "Cada linha das transferências tem o seu índice e hash de folha. Com a chave pública do "
     "registo e um ponto de controlo guardado, qualquer pessoa pode verificar que os ficheiros publicados são os "
     "que o registo assinou:",
+    "declared_since": "Declarada no registo desde",
+    "declared_version": "versão {sequence} desta ficha, versão {policy} da política, em vigor desde {effective}",
+    "declared_record": "esta versão tal como foi registada (JSON)",
+    "declared_proof": "a sua prova de inclusão",
+    "declarations": "Versões declaradas",
+    "declarations_intro": "Cada versão da ficha desta instalação é uma folha do registo de transparência, registada "
+    "quando a cidade a publicou; uma versão posterior nunca substitui uma anterior no registo. Uma versão retroativa "
+    "alterou as condições de conservação ou de acesso de dias anteriores ao seu registo: a auditoria continua a "
+    "avaliar esses dias pela versão anterior e assinala a alteração.",
+    "declaration_pending": "A ficha apresentada nesta página mudou desde a última versão registada; a alteração ainda "
+    "não está no registo.",
+    "col_version": "Versão",
+    "col_logged": "Registada",
+    "col_change": "Alteração",
+    "col_fields": "Campos alterados",
+    "col_leaf": "Folha (prova)",
+    "change_first": "Primeira versão",
+    "change_amended": "Alterada",
+    "change_retroactive": "Retroativa",
+    "declarations_history": "Todas as versões com a respetiva ficha (JSON)",
+    "declarations_check_intro": "Para verificar que a versão atual está no registo, execute na pasta do sítio (o "
+    "sensorlog só precisa da chave pública do registo):",
     "sign_heading": "Tecnologia em uso aqui",
     "sign_who": "Responsável",
     "sign_why": "Para quê",

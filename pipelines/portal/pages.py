@@ -21,7 +21,8 @@ from markupsafe import Markup, escape
 
 from pipelines.config import PACKAGE_DIR
 from pipelines.portal.activity import Activity
-from pipelines.portal.i18n import Translator, kind_label
+from pipelines.portal.declared import History
+from pipelines.portal.i18n import EN, Translator, kind_label
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path
 from pipelines.portal.svg import MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
@@ -335,9 +336,49 @@ def _chart(act: Activity, t: Translator, lang: str) -> tuple[Markup | None, Mark
     return chart, legend(colours, labels), rows
 
 
+def check_declaration_command(history: History) -> str:
+    """Check, from the site's folder, that the current version of a deployment record is in the log."""
+    return f"sensorlog check-proof {history.current.proof_path} --vkey log/log.vkey"
+
+
+def _declared_view(history: History | None, t: Translator) -> dict[str, Any] | None:
+    """The page's declaration history, newest version first; None when nothing is logged."""
+    if history is None or not history.versions:
+        return None
+    current = history.current
+    return {
+        "since": current.declared_day.isoformat(),  # what the audit counts it from
+        "sequence": current.sequence,
+        "policy_version": current.policy_version,
+        "effective_from": current.effective_from,
+        "record": current.record_path,
+        "proof": current.proof_path,
+        "history": history.path,
+        "pending": history.pending,
+        "command": check_declaration_command(history),
+        "versions": [
+            {
+                "sequence": v.sequence,
+                "logged_at": v.logged_at,
+                "change": v.change,
+                # A kind this portal has no word for is shown as logged, never dropped.
+                "change_label": t.markup(f"change_{v.change}") if f"change_{v.change}" in EN else escape(v.change),
+                "retroactive": v.retroactive,
+                "fields": list(v.changed_fields),
+                "leaf_index": v.leaf_index,
+                "record": v.record_path,
+                "proof": v.proof_path,
+            }
+            for v in reversed(history.versions)
+        ],
+    }
+
+
 def render_deployment(common: Common, d: Deployment, act: Activity, retention_rows: list[dict[str, Any]] | None,
-                      findings_rows: list[dict[str, Any]] | None, sign_paths: tuple[str, str]) -> str:
-    """One deployment's page. ``retention_rows``/``findings_rows`` are None when the audit has not run."""
+                      findings_rows: list[dict[str, Any]] | None, sign_paths: tuple[str, str],
+                      history: History | None = None) -> str:
+    """One deployment's page. ``retention_rows``/``findings_rows`` are None when the audit has not run;
+    ``history`` is None when the log holds no declaration of it (a log from before declarations)."""
     env = environment()
     lang = common.options.lang
     g = _globals(common, "../")
@@ -376,4 +417,5 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
         class_rows=class_rows,
         retention=_retention_view(retention_rows),
         findings=None if findings_rows is None else [_finding_view(r) for r in findings_rows],
+        declared=_declared_view(history, t),
     )

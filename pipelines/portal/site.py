@@ -20,6 +20,7 @@ CONTENT_TYPES = {
     ".parquet": "application/vnd.apache.parquet",
     ".md": "text/markdown; charset=utf-8",
     ".txt": "text/plain; charset=utf-8",
+    ".tlog-proof": "text/plain; charset=utf-8",  # c2sp.org/tlog-proof: text a resident can read
 }
 # Files without a suffix that the site ships (the transparency log's own names).
 NAMED_TYPES = {"checkpoint": "text/plain; charset=utf-8", "log.vkey": "text/plain; charset=utf-8"}

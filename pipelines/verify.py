@@ -64,6 +64,7 @@ import pyarrow.parquet as pq
 
 from pipelines import site_files, storage
 from pipelines.logsource import HttpSource, Missing, Source, SourceError, StorageSource, open_source
+from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import cosignature, leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from pipelines.tlog.tiles import STATE_FILE, TileReader
@@ -921,9 +922,7 @@ def _check_extracts(report: Report, data: Source, store: TileReader, batches: li
     """The portal's one-file extracts (``<table>/<table>.parquet`` next to the partitions) hold exactly
     the logged rows of their table: every row re-encodes to its ``leaf_hash``, which is the log's leaf
     hash at its ``leaf_index``, and the row count is the manifests' total for the table."""
-    from pipelines.schemas import EVENT_TABLES
-
-    for table in EVENT_TABLES:
+    for table in LOGGED_TABLES:
         rel = f"{table}/{table}.parquet"
         try:
             raw = data.read(rel)

@@ -15,6 +15,7 @@ from pipelines import airflow_runner, flow, generate, storage
 from pipelines.audit import NOW_ENV, parse_as_of
 from pipelines.config import Settings
 from pipelines.registry import load_registry
+from pipelines.tlog.layout import CHECKPOINT
 
 # Ingest, then the audit (scheduled on the published tables) and the portal (on findings and the log),
 # each run once by Airflow in the order its schedule would run it.
@@ -100,7 +101,7 @@ def print_outputs(settings: Settings, console: Console) -> None:
     for label, where in (
         ("report", storage.join(layout.reports_dir(settings), "audit_report.html")),
         ("portal", storage.join(layout.site_dir(settings), "index.html")),
-        ("checkpoint", storage.join(settings.log, "checkpoint")),
+        (CHECKPOINT, storage.join(settings.log, CHECKPOINT)),
     ):
         if storage.exists(where):
             console.print(f"{label:<11} {where}")

@@ -1,8 +1,9 @@
 """The transparency log the publisher appends to: one RFC 9162 Merkle tree over every published row
 and batch manifest, stored as C2SP tlog-tiles and signed as C2SP checkpoints (Ed25519).
 
-Layout of ``settings.log`` (a directory that can be served as a static tlog-tiles log, minus entry
-bundles: the leaves are the published Parquet rows, encoded as documented in ``tlog.leaf``)::
+Layout of ``settings.log`` (names and paths from ``tlog.layout``; a directory that can be served as a
+static tlog-tiles log, minus entry bundles: the leaves are the published Parquet rows, encoded as
+documented in ``tlog.leaf``)::
 
     checkpoint            latest signed checkpoint (c2sp.org/tlog-checkpoint)
     checkpoints/<size>    every checkpoint ever signed, by tree size
@@ -49,12 +50,9 @@ from pipelines.locks import exclusive, fsync_path
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from pipelines.tlog.layout import BATCHES, CHECKPOINT, VKEY, checkpoint_path
 from pipelines.tlog.tiles import TileStore
 
-CHECKPOINT = "checkpoint"
-CHECKPOINTS = "checkpoints"
-BATCHES = "batches.jsonl"
-VKEY = "log.vkey"
 LOCK = ".lock"
 
 
@@ -311,7 +309,7 @@ class Log:
             ):
                 raise LedgerError(f"the tree is not consistent with the checkpoint at size {latest.size}")
         signed = sign_checkpoint(current, self.signer).encode()
-        _write_atomic(self.directory / CHECKPOINTS / str(current.size), signed)
+        _write_atomic(self.directory / checkpoint_path(current.size), signed)
         _write_atomic(self.directory / CHECKPOINT, signed)
         return current
 
@@ -348,7 +346,7 @@ def latest_checkpoint(settings: Settings) -> Checkpoint | None:
 def signed_checkpoint(settings: Settings, size: int | None = None) -> str:
     """The signed checkpoint note for ``size`` (default: the latest)."""
     directory = _local_dir(settings.log, "log directory")
-    path = directory / CHECKPOINT if size is None else directory / CHECKPOINTS / str(size)
+    path = directory / (CHECKPOINT if size is None else checkpoint_path(size))
     try:
         return path.read_text()
     except FileNotFoundError:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipelines.tlog._fs import fsync_path as fsync_path  # the tile store's; shared by the writer's other files
 
 
 @contextmanager
@@ -22,12 +23,3 @@ def exclusive(path: Path) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-def fsync_path(path: Path) -> None:
-    """fsync a file, or a directory to make a rename or a new file in it durable (the directory
-    entry itself is data)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -35,6 +35,7 @@ from pipelines.config import Settings
 from pipelines.portal.site import Site
 from pipelines.tlog import bundles, leaf, merkle
 from pipelines.tlog.checkpoint import open_checkpoint
+from pipelines.tlog.layout import BATCHES, CHECKPOINT, CHECKPOINTS, VKEY, checkpoint_path
 from pipelines.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, TileReader, tile_path
 
 LOG_DIR = "log"
@@ -88,7 +89,7 @@ def _committed_tiles(size: int, sizes: list[int]) -> Iterator[tuple[str, int, in
 
 def signed_sizes(log_dir: Path, size: int) -> list[int]:
     """Every tree size up to ``size`` for which the log kept a signed checkpoint."""
-    folder = log_dir / ledger.CHECKPOINTS
+    folder = log_dir / CHECKPOINTS
     names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
     return sorted({int(n) for n in names if n.isdigit() and 0 < int(n) <= size} | ({size} if size else set()))
 
@@ -136,20 +137,20 @@ def export_log(settings: Settings, site: Site, *, data: str | None = DATA_DIR, l
     log_dir = Path(settings.log)
     written = len(site.files)
     try:
-        vkey = (log_dir / ledger.VKEY).read_text().strip()
-        signed = (log_dir / ledger.CHECKPOINT).read_text()
+        vkey = (log_dir / VKEY).read_text().strip()
+        signed = (log_dir / CHECKPOINT).read_text()
     except FileNotFoundError as exc:
         raise ExportError(f"{log_dir} holds no signed log yet ({exc.filename} is missing)") from exc
     head = open_checkpoint(signed, vkey)
     size = head.size
     sizes = signed_sizes(log_dir, size)
 
-    site.write(f"{log}/{ledger.VKEY}", vkey + "\n")
-    site.write(f"{log}/{ledger.CHECKPOINT}", signed)
+    site.write(f"{log}/{VKEY}", vkey + "\n")
+    site.write(f"{log}/{CHECKPOINT}", signed)
     for s in sizes:
-        path = log_dir / ledger.CHECKPOINTS / str(s)
+        path = log_dir / checkpoint_path(s)
         if path.exists():
-            site.write(f"{log}/{ledger.CHECKPOINTS}/{s}", path.read_bytes())
+            site.write(f"{log}/{checkpoint_path(s)}", path.read_bytes())
 
     tiles = TileReader(lambda rel: (log_dir / rel).read_bytes(), size, head.root_hash, str(log_dir))
     for rel, level, index, width in _committed_tiles(size, sizes):
@@ -165,7 +166,7 @@ def export_log(settings: Settings, site: Site, *, data: str | None = DATA_DIR, l
     for b in batches:
         site.write(f"{log}/{MANIFESTS}/{b.name}", storage.read_bytes(storage.join(settings.manifests, b.name)))
     records = ledger.batch_index(log_dir)
-    site.write(f"{log}/{ledger.BATCHES}", "".join(
+    site.write(f"{log}/{BATCHES}", "".join(
         json.dumps({"batch_id": r.batch_id, "start": r.start, "count": r.count}) + "\n"
         for r in records if r.end <= size
     ))

@@ -30,6 +30,7 @@ from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import leaf, merkle
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint
+from pipelines.tlog.layout import BATCHES, VKEY
 from pipelines.tlog.tiles import TileStore
 
 
@@ -71,12 +72,12 @@ def split_event(ref: str) -> tuple[str, str]:
 
 
 def _vkey(settings: Settings) -> str:
-    return (Path(settings.log) / ledger.VKEY).read_text().strip()
+    return (Path(settings.log) / VKEY).read_text().strip()
 
 
 def _batch_of(settings: Settings, index: int) -> str:
     """The batch whose leaves include ``index``, from the log's batch index."""
-    path = Path(settings.log) / ledger.BATCHES
+    path = Path(settings.log) / BATCHES
     found = None
     for line in path.read_text().splitlines():
         obj = json.loads(line)

@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import ledger
 from pipelines.logsource import Missing, Source, SourceError
 from pipelines.prove import ConsistencyProof, EventProof, ProveError
 from pipelines.tlog import bundles, cosignature, leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from pipelines.tlog.layout import BATCHES, CHECKPOINT, VKEY, checkpoint_path
 from pipelines.tlog.tiles import TILE_WIDTH, TileReader
 from pipelines.verify import read_batch_index
 
@@ -45,19 +45,19 @@ class StaticLog:
     @classmethod
     def open(cls, source: Source, vkey: str | None = None) -> StaticLog:
         try:
-            published = source.read(ledger.VKEY).decode("utf-8").strip()
-            signed = source.read(ledger.CHECKPOINT).decode("utf-8")
+            published = source.read(VKEY).decode("utf-8").strip()
+            signed = source.read(CHECKPOINT).decode("utf-8")
         except Missing as exc:
             raise ProveError(f"{exc}: is {source.label} a published log folder?") from exc
         except (SourceError, UnicodeDecodeError) as exc:
             raise ProveError(str(exc)) from exc
         key = vkey.strip() if vkey else published
         if vkey and key != published:
-            raise ProveError(f"{source.describe(ledger.VKEY)} is {published}, not the key you gave ({key})")
+            raise ProveError(f"{source.describe(VKEY)} is {published}, not the key you gave ({key})")
         try:
             head = open_checkpoint(signed, key)
         except (note.NoteError, CheckpointError) as exc:
-            raise ProveError(f"{source.describe(ledger.CHECKPOINT)} does not verify with {key}: {exc}") from exc
+            raise ProveError(f"{source.describe(CHECKPOINT)} does not verify with {key}: {exc}") from exc
         return cls(source, key, signed, head, TileReader(source.read, head.size, head.root_hash, source.label))
 
     def entry(self, index: int) -> bytes:
@@ -108,7 +108,7 @@ def _check_against_data(log: StaticLog, data: Source, index: int, leaf_bytes: by
         if rec[0] <= index < rec[1]:
             batch = rec[2]
     if batch is None:
-        raise ProveError(f"{log.source.describe(ledger.BATCHES)} names no batch holding leaf {index}")
+        raise ProveError(f"{log.source.describe(BATCHES)} names no batch holding leaf {index}")
     try:
         manifest = json.loads(log.source.read(f"manifests/{batch}.json"))
     except (SourceError, ValueError) as exc:
@@ -171,7 +171,7 @@ def consistency(log: StaticLog, old_size: int, new_size: int) -> ConsistencyProo
         if size == log.head.size:
             return log.head.root_hash, True
         try:
-            return open_checkpoint(log.source.read(f"{ledger.CHECKPOINTS}/{size}"), log.vkey).root_hash, True
+            return open_checkpoint(log.source.read(checkpoint_path(size)), log.vkey).root_hash, True
         except (SourceError, note.NoteError, CheckpointError):
             return log.tiles.root(size), False
 

@@ -67,13 +67,10 @@ from pipelines.logsource import HttpSource, Missing, Source, SourceError, Storag
 from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import cosignature, leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
-from pipelines.tlog.tiles import STATE_FILE, TileReader
+from pipelines.tlog.layout import BATCHES, CHECKPOINT, CHECKPOINTS, STATE_FILE, VKEY
+from pipelines.tlog.tiles import TileReader
 from pipelines.verify_tiles import BundleChecker, TileChecker
 
-VKEY = "log.vkey"
-CHECKPOINT = "checkpoint"
-CHECKPOINTS = "checkpoints"
-BATCHES = "batches.jsonl"
 PARTITION_PREFIX = "event_type="
 WHOLE_FILE_LIMIT = 16 << 20  # bytes: smaller files are read whole (one read for SHA-256 and Parquet)
 READ_AHEAD = 16  # files in flight; with WHOLE_FILE_LIMIT this bounds buffered bytes to 256 MiB

@@ -35,6 +35,7 @@ from pipelines.config import Settings
 from pipelines.locks import exclusive
 from pipelines.tlog import cosignature, note
 from pipelines.tlog.checkpoint import CheckpointError, open_checkpoint
+from pipelines.tlog.layout import CHECKPOINT, VKEY
 from pipelines.witness_client import WitnessClientError, request_cosignature
 
 REMEMBERED = "witnesses.json"  # under settings.state: {witness vkey: size it last cosigned}
@@ -166,12 +167,12 @@ def collect_cosignatures(settings: Settings, *, timeout: float = 30.0) -> Result
         return Result(f"no witnesses configured ({settings.witnesses or 'SENSORLOG_WITNESSES'} lists none):"
                       " nothing to do")
     directory = Path(settings.log)
-    path = directory / ledger.CHECKPOINT
+    path = directory / CHECKPOINT
     try:
         signed = path.read_text()
     except FileNotFoundError:
         return Result(f"{path} does not exist yet (nothing was published): nothing to cosign", path=str(path))
-    vkey = (directory / ledger.VKEY).read_text().strip()
+    vkey = (directory / VKEY).read_text().strip()
     try:
         cp = open_checkpoint(signed, vkey)
         text, log_lines = _log_lines(signed, vkey)

@@ -14,12 +14,13 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from pipelines import declarations, ledger
+from pipelines import declarations
 from pipelines.audit.model import AuditOptions, AuditResult
 from pipelines.audit.run import run_audit
 from pipelines.clock import parse_as_of
 from pipelines.config import Settings
 from pipelines.tlog.checkpoint import CheckpointError, open_checkpoint
+from pipelines.tlog.layout import CHECKPOINT, VKEY
 from pipelines.tlog.note import NoteError
 
 
@@ -62,12 +63,12 @@ def audit_site(
         if not Path(folder).is_dir():
             raise SiteAuditError(f"{what} {folder} is not a folder")
     try:
-        vkey = (Path(log) / ledger.VKEY).read_text().strip()
-        head = open_checkpoint((Path(log) / ledger.CHECKPOINT).read_bytes(), vkey)
+        vkey = (Path(log) / VKEY).read_text().strip()
+        head = open_checkpoint((Path(log) / CHECKPOINT).read_bytes(), vkey)
     except FileNotFoundError as exc:
         raise SiteAuditError(f"{log} has no {Path(exc.filename).name}: not a published log") from exc
     except (CheckpointError, NoteError) as exc:
-        raise SiteAuditError(f"{log}/{ledger.CHECKPOINT} does not verify with {ledger.VKEY}: {exc}") from exc
+        raise SiteAuditError(f"{log}/{CHECKPOINT} does not verify with {VKEY}: {exc}") from exc
     timezone = site_timezone(data, head.size)
     base = options or AuditOptions()
     moment = parse_as_of(as_of, timezone) if as_of is not None else base.as_of

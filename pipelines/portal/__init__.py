@@ -51,6 +51,7 @@ from pipelines.registry import Registry, load_registry
 from pipelines.schemas import DECLARATION_TABLE, EVENT_TABLES, schema_path
 from pipelines.tlog import note
 from pipelines.tlog.checkpoint import open_checkpoint
+from pipelines.tlog.layout import VKEY
 from pipelines.verify import fingerprint
 
 __all__ = ["PortalResult", "build_portal"]
@@ -83,7 +84,7 @@ def _log_info(settings: Settings, warnings: list[str]) -> LogInfo | None:
         if ledger.latest_checkpoint(settings) is None:
             return None
         checkpoint = ledger.signed_checkpoint(settings)
-        vkey = storage.read_bytes(storage.join(settings.log, ledger.VKEY)).decode("utf-8").strip()
+        vkey = storage.read_bytes(storage.join(settings.log, VKEY)).decode("utf-8").strip()
         key = note.Verifier.from_vkey(vkey)
         _, signatures = note.parse_note(checkpoint)
     except (OSError, ValueError, ledger.LedgerError) as exc:

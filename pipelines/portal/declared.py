@@ -37,6 +37,7 @@ from pipelines.registry import Registry, local_day
 from pipelines.tlog import leaf, merkle
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import open_checkpoint
+from pipelines.tlog.layout import CHECKPOINT, VKEY
 
 FOLDER = "declarations"
 TITLE = "Sensor deployment declarations"
@@ -205,7 +206,7 @@ def publish(settings: Settings, site: Site, vkey: str, registry: Registry) -> Pu
     """Write every deployment's declaration history, record files and proofs into ``site`` (whose
     ``log/`` the log export has written), proven against the site's ``log/checkpoint``. Every proof is
     made and checked before the first file is written: DeclaredError leaves the site without them."""
-    checkpoint = storage.read_bytes(site.uri(f"log/{ledger.CHECKPOINT}")).decode("utf-8")
+    checkpoint = storage.read_bytes(site.uri(f"log/{CHECKPOINT}")).decode("utf-8")
     size = open_checkpoint(checkpoint, vkey).size
     rows = declarations.read_rows(settings.published, size)
     schema = table_schema()
@@ -244,7 +245,7 @@ def publish(settings: Settings, site: Site, vkey: str, registry: Registry) -> Pu
                      " declared_day is the local day the audit counts the version as declared: its logged_day,"
                      " or a later day when a leaf before it was logged later. Paths are relative to the site's"
                      " root.",
-            "checkpoint": {"file": f"log/{ledger.CHECKPOINT}", "size": size, "vkey": f"log/{ledger.VKEY}"},
+            "checkpoint": {"file": f"log/{CHECKPOINT}", "size": size, "vkey": f"log/{VKEY}"},
             "leaf": LEAF_HOW,
             "versions": listed,
         })))

@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from pipelines import storage
+from pipelines.tlog.layout import CHECKPOINT, VKEY
 
 # Content types by file suffix. Parquet has a registered IANA type since 2024; SVG and HTML carry
 # a charset so that S3 serves Khmer and accented names correctly.
@@ -23,7 +24,7 @@ CONTENT_TYPES = {
     ".tlog-proof": "text/plain; charset=utf-8",  # c2sp.org/tlog-proof: text a resident can read
 }
 # Files without a suffix that the site ships (the transparency log's own names).
-NAMED_TYPES = {"checkpoint": "text/plain; charset=utf-8", "log.vkey": "text/plain; charset=utf-8"}
+NAMED_TYPES = {CHECKPOINT: "text/plain; charset=utf-8", VKEY: "text/plain; charset=utf-8"}
 
 
 def content_type(path: str) -> str:

@@ -5,7 +5,9 @@
 * ``checkpoint``: C2SP tlog-checkpoint tree heads;
 * ``tiles``: a C2SP tlog-tiles hash store on local disk;
 * ``proof``: C2SP tlog-proof files;
+* ``layout``: every file name and path of a log directory;
 * ``leaf``: the canonical leaf encoding of published rows and manifests.
 
-``pipelines.ledger`` puts them together for the publisher.
+The package imports nothing from the rest of ``pipelines`` (``tests/test_layering.py``);
+``pipelines.ledger`` puts its parts together for the publisher.
 """

@@ -10,22 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipelines.tlog.layout import TILE_WIDTH
+from pipelines.tlog.layout import bundle_path as bundle_path  # re-exported: its old home
 from pipelines.tlog.leaf import MAX_ENTRY_BYTES
-from pipelines.tlog.tiles import TILE_WIDTH, tile_index_path
 
 MAX_ENTRY = MAX_ENTRY_BYTES  # the uint16 length prefix
 
 
 class BundleError(ValueError):
     pass
-
-
-def bundle_path(index: int, width: int = TILE_WIDTH) -> str:
-    """``tile/entries/<N>`` or, for a partial bundle, ``tile/entries/<N>.p/<W>``."""
-    if not 1 <= width <= TILE_WIDTH:
-        raise ValueError("bundle width must be in [1, 256]")
-    path = f"tile/entries/{tile_index_path(index)}"
-    return path if width == TILE_WIDTH else f"{path}.p/{width}"
 
 
 def encode_bundle(entries: Sequence[bytes]) -> bytes:

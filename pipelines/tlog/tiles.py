@@ -32,13 +32,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipelines.locks import fsync_path
 from pipelines.tlog import merkle
+from pipelines.tlog._fs import fsync_path
+from pipelines.tlog.layout import STATE_FILE, TILE_HEIGHT, TILE_WIDTH, tile_path
 
-TILE_HEIGHT = 8
-TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = merkle.HASH_SIZE
-STATE_FILE = "state.json"
 FSYNC_THREADS = 16  # concurrent fsyncs of one append's tile files
 _CACHE_TILES = 256
 _sha256 = hashlib.sha256
@@ -46,30 +44,6 @@ _sha256 = hashlib.sha256
 
 class StoreError(RuntimeError):
     """The store on disk is inconsistent with its committed state."""
-
-
-def tile_index_path(index: int) -> str:
-    """The tlog-tiles ``<N>`` path: 3-digit groups, all but the last prefixed with ``x``."""
-    if index < 0:
-        raise ValueError("tile index must be >= 0")
-    groups = []
-    while True:
-        index, rest = divmod(index, 1000)
-        groups.append(rest)
-        if not index:
-            break
-    groups.reverse()
-    return "/".join([*(f"x{g:03d}" for g in groups[:-1]), f"{groups[-1]:03d}"])
-
-
-def tile_path(level: int, index: int, width: int = TILE_WIDTH) -> str:
-    """Relative path of a tile: ``tile/<L>/<N>`` or, for a partial tile, ``tile/<L>/<N>.p/<W>``."""
-    if not 0 <= level <= 63:
-        raise ValueError("tile level must be in [0, 63]")
-    if not 1 <= width <= TILE_WIDTH:
-        raise ValueError("tile width must be in [1, 256]")
-    path = f"tile/{level}/{tile_index_path(index)}"
-    return path if width == TILE_WIDTH else f"{path}.p/{width}"
 
 
 def _perfect_root(hashes: Sequence[bytes]) -> bytes:

@@ -116,7 +116,7 @@ class BundleChecker:
         self.bundle = -1
         self.checked = 0
         self.problems = 0
-        self.reported: set[int] = set()
+        self.reported: set[int | tuple[int, int]] = set()  # bundle index, or (index, width) of a partial
 
     def present(self) -> bool:
         if self.size == 0:
@@ -164,9 +164,10 @@ class BundleChecker:
                     self._report(index, prel, f"is not a readable entry bundle: {exc}")
                     continue
                 if part != self.entries[:w]:
-                    self._report(index, prel, f"differs from the first {w} entries of {rel}")
+                    # Its own key: the changed entry itself is still named when its leaf comes by.
+                    self._report((index, w), prel, f"differs from the first {w} entries of {rel}")
 
-    def _report(self, index: int, rel: str, message: str) -> None:
+    def _report(self, index: int | tuple[int, int], rel: str, message: str) -> None:
         if index in self.reported:
             return
         self.reported.add(index)

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.config import PROJECT_DIR, Settings
+from pipelines.config import PROJECT_DIR, Settings, resource_dir
 
-DAGS_DIR = PROJECT_DIR / "dags"
+DAGS_DIR = resource_dir("dags")
 
 
 def airflow_home(settings: Settings) -> Path:

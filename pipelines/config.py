@@ -11,7 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
+PROJECT_DIR = PACKAGE_DIR.parent  # the checkout's root when running from one (tests and tools use it)
+# Kept at the top of the repository; a built wheel carries a copy of each under pipelines/_shipped/
+# (setup.py's build step). Look them up with resource_dir(), never through PROJECT_DIR.
+SHIPPED_FOLDERS = ("schemas", "expectations", "registry", "dags")
+
+
+def resource_dir(name: str) -> Path:
+    """The folder ``name`` (one of ``SHIPPED_FOLDERS``: JSON Schemas, GX suites, the sample registry,
+    the DAG files): the checkout's top-level folder when running from a checkout (an editable install),
+    otherwise the copy the installed package carries."""
+    if name not in SHIPPED_FOLDERS:
+        raise ValueError(f"unknown resource folder {name!r}; one of {', '.join(SHIPPED_FOLDERS)}")
+    checkout = PROJECT_DIR / name
+    if (PROJECT_DIR / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    return PACKAGE_DIR / "_shipped" / name
 
 
 def _join(base: str, *parts: str) -> str:
@@ -66,7 +81,7 @@ class Settings:
             state=where("SENSORLOG_STATE", _join(local_home, "state")),
             log=where("SENSORLOG_LOG", _join(local_home, "log")),
             key_file=where("SENSORLOG_KEY_FILE", _join(local_home, "keys", "log.key")),
-            registry=where("SENSORLOG_REGISTRY", str(PROJECT_DIR / "registry")),
+            registry=where("SENSORLOG_REGISTRY", str(resource_dir("registry"))),
             log_origin=env.get("SENSORLOG_LOG_ORIGIN", "sensorlog.example/riverton"),
             timezone=env.get("SENSORLOG_TIMEZONE", "America/New_York"),
             duckdb_memory=env.get("SENSORLOG_DUCKDB_MEMORY", "1GB"),

@@ -38,10 +38,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from pipelines import privacy
-from pipelines.config import PROJECT_DIR
+from pipelines.config import resource_dir
 from pipelines.taxonomy import ID_SEPARATOR, Taxonomy, load_taxonomy
 
-SCHEMA_FILE = PROJECT_DIR / "schemas" / "deployment.schema.json"
+SCHEMA_FILE = resource_dir("schemas") / "deployment.schema.json"
 REGISTRY_SUFFIXES = (".yaml", ".yml")
 DEFAULT_TIMEZONE = "America/New_York"  # the default of Settings.timezone
 

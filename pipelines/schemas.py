@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipelines.config import PROJECT_DIR
+from pipelines.config import resource_dir
 
-SCHEMA_DIR = PROJECT_DIR / "schemas"
+SCHEMA_DIR = resource_dir("schemas")
 EVENT_TABLES = ("collection", "deletion", "access", "lifecycle")
 # What the city declared is logged too, as rows of its own table (``pipelines.declarations``); it is
 # never an event type a feed may send.

@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import plausibility, privacy
-from pipelines.config import PROJECT_DIR
+from pipelines.config import resource_dir
 from pipelines.schemas import EventTable
 
-EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
+EXPECTATIONS_DIR = resource_dir("expectations")
 CLOCK_SKEW = timedelta(minutes=5)
 ROW_KEY = "_ord"
 

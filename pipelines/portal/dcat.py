@@ -20,10 +20,10 @@ from urllib.parse import urlparse
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
-from pipelines.config import PROJECT_DIR
+from pipelines.config import resource_dir
 from pipelines.portal.options import PortalOptions
 
-SCHEMA_DIR = PROJECT_DIR / "schemas" / "dcat-us"
+SCHEMA_DIR = resource_dir("schemas") / "dcat-us"
 CONFORMS_TO = "https://project-open-data.cio.gov/v1.1/schema"
 CONTEXT = "https://project-open-data.cio.gov/v1.1/schema/catalog.jsonld"
 CATALOG_SCHEMA_URL = "https://project-open-data.cio.gov/v1.1/schema/catalog.json"

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipelines import ledger, storage
 from pipelines.config import Settings
-from pipelines.portal.site import Site
+from pipelines.site import Site
 from pipelines.tlog import bundles, leaf, merkle
 from pipelines.tlog.checkpoint import open_checkpoint
 from pipelines.tlog.layout import BATCHES, CHECKPOINT, CHECKPOINTS, VKEY, checkpoint_path

@@ -3,8 +3,9 @@
 ``run_audit`` computes an ``AuditResult`` (retention ledger, findings, lateness statistics) with
 DuckDB over the published Parquet partitions, as of today in the city's zone unless told otherwise;
 ``write_outputs`` publishes the derived tables; ``publish`` (audit, write, report) and ``gate``
-(judge what was published) are the audit DAG's two tasks. Semantics are documented in ``retention`` (what counts
-as deleted and when it was due) and ``findings`` (one line per finding kind); severities in ``model``.
+(judge what was published) are the audit DAG's two tasks (``task``); ``report`` renders the
+auditor's report. Semantics are documented in ``retention`` (what counts as deleted and when it was
+due) and ``findings`` (one line per finding kind); severities in ``model``.
 """
 
 from pipelines.audit.model import (
@@ -23,12 +24,11 @@ from pipelines.audit.run import (
     AuditGateFailed,
     check_gate,
     checkpoint_info,
-    gate,
     output_paths,
-    publish,
     run_audit,
     write_outputs,
 )
+from pipelines.audit.task import gate, publish
 from pipelines.clock import NOW_ENV, current_time, parse_as_of
 
 __all__ = [

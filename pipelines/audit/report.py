@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from pipelines import layout, storage
-from pipelines.audit import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso
+from pipelines.audit.model import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso
 from pipelines.config import Settings
 from pipelines.registry import Registry, RetentionRule, data_class_label, load_registry
 

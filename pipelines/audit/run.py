@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import declarations, layout, storage, summary
+from pipelines import declarations, layout, ledger, storage, summary
 from pipelines.audit import context, findings, retention
 from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, default_as_of, iso, severity_rank
 from pipelines.config import Settings
@@ -27,19 +27,12 @@ class AuditGateFailed(RuntimeError):
 
 
 def checkpoint_info(settings: Settings) -> dict[str, Any] | None:
-    """The latest signed checkpoint as {origin, size, root_hash}, None when there is no log.
-
-    The ledger module is imported lazily and its absence tolerated, so the audit runs on a published
-    folder without a transparency log; a checkpoint that fails to verify is reported, not hidden.
+    """The latest signed checkpoint as {origin, size, root_hash}, None when there is no log (the audit
+    also runs on a published folder without one); a checkpoint that fails to verify is reported, not
+    hidden.
     """
     try:
-        from pipelines import ledger
-
-        latest = ledger.latest_checkpoint
-    except (ImportError, AttributeError):
-        return None
-    try:
-        checkpoint = latest(settings)
+        checkpoint = ledger.latest_checkpoint(settings)
     except Exception as exc:  # noqa: BLE001 - any failure to verify is itself what the auditor must see
         return {"error": f"{type(exc).__name__}: {exc}"}
     if checkpoint is None:
@@ -203,35 +196,6 @@ def write_outputs(settings: Settings, result: AuditResult) -> dict[str, str]:
     return paths
 
 
-def publish(
-    settings: Settings, fail_on: str | None = None, report: bool = True, now: datetime | None = None
-) -> dict[str, Any]:
-    """The audit DAG's publishing task: audit everything as of today, write ledger, findings and
-    report. Returns a small summary (fit for XCom).
-
-    The DAG never passes ``fail_on``: its gate is a separate task (``gate``) after this one, so the
-    outputs and Asset events exist whatever the gate decides. ``fail_on`` here is the same gate run
-    in-process after writing (``sensorlog demo --no-airflow``, scripts).
-    """
-    from pipelines import audit_report
-
-    result = run_audit(settings, AuditOptions(now=now))
-    outputs = write_outputs(settings, result)
-    if report:
-        outputs["report"] = audit_report.write_report(settings, result)
-    counts = result.counts()
-    summary_ = {
-        **result.stamp(),
-        "findings": result.findings.num_rows,
-        "by_severity": counts["severity"],
-        "by_kind": counts["kind"],
-        "outputs": outputs,
-    }
-    if fail_on:
-        check_gate(counts["severity"], fail_on, outputs["findings_json"])
-    return summary_
-
-
 def check_gate(by_severity: dict[str, int], fail_on: str, where: str) -> int:
     """How many findings are at or above ``fail_on``; raises ``AuditGateFailed`` when any are."""
     floor = severity_rank(fail_on)
@@ -243,20 +207,3 @@ def check_gate(by_severity: dict[str, int], fail_on: str, where: str) -> int:
             f"(of {total}; by severity {by_severity}); see {where}"
         )
     return n
-
-
-def gate(settings: Settings, fail_on: str | None) -> dict[str, Any]:
-    """The audit DAG's gate task: judge the findings the audit published (``findings.json``).
-
-    Reads the published document rather than recomputing, so the gate decides on exactly what the
-    portal shows and costs nothing; with ``fail_on`` None it only reports. Raises
-    ``AuditGateFailed`` when findings at or above ``fail_on`` exist, and ``FileNotFoundError`` when
-    the audit has published nothing yet.
-    """
-    uri = output_paths(settings)["findings_json"]
-    doc = json.loads(storage.read_bytes(uri))
-    by_severity = {s: int(n) for s, n in doc["counts"]["severity"].items()}
-    out = {"fail_on": fail_on, "as_of": doc.get("as_of"), "by_severity": by_severity, "at_or_above": 0}
-    if fail_on:
-        out["at_or_above"] = check_gate(by_severity, fail_on, uri)
-    return out

@@ -44,11 +44,11 @@ from pipelines.portal.options import PortalOptions
 from pipelines.portal.pages import Common, DatasetView, LogInfo, render_deployment, render_index
 from pipelines.portal.registry_export import registry_json, registry_schema, registry_table
 from pipelines.portal.signs import PAPERS, render_sign, sign_path
-from pipelines.portal.site import Site, media_type
 from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, PublishedTable, flatten_nested, read_tables
 from pipelines.portal.tableschema import arrow_table_schema
 from pipelines.registry import Registry, load_registry
 from pipelines.schemas import DECLARATION_TABLE, EVENT_TABLES, schema_path
+from pipelines.site import Site, media_type
 from pipelines.tlog import note
 from pipelines.tlog.checkpoint import open_checkpoint
 from pipelines.tlog.layout import VKEY

@@ -31,9 +31,9 @@ import pyarrow as pa
 
 from pipelines import declarations, ledger, storage
 from pipelines.config import Settings
-from pipelines.portal.site import Site
 from pipelines.portal.tableschema import arrow_table_schema
 from pipelines.registry import Registry, local_day
+from pipelines.site import Site
 from pipelines.tlog import leaf, merkle
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import open_checkpoint

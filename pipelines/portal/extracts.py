@@ -21,8 +21,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.portal import csvsafe
-from pipelines.portal.site import Site, SiteFile
 from pipelines.portal.tables import PublishedTable
+from pipelines.site import Site, SiteFile
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
 UNDATED = "undated"

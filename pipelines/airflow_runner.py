@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.config import PROJECT_DIR, Settings, resource_dir
+from pipelines.errors import SensorlogError
 
 DAGS_DIR = resource_dir("dags")
 
@@ -69,7 +70,7 @@ def reserialize(settings: Settings, log: Path) -> None:
     _run([_airflow(), "dags", "reserialize"], settings, log)
 
 
-class AirflowFailed(RuntimeError):
+class AirflowFailed(SensorlogError, RuntimeError):
     pass
 
 

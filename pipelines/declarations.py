@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 import rfc8785
 
 from pipelines import storage
+from pipelines.errors import SensorlogError
 from pipelines.registry import Deployment, PolicyVersion, Problem, Registry, check_deployment, from_checked, local_day
 from pipelines.schemas import DECLARATION_TABLE
 from pipelines.tlog import leaf
@@ -71,7 +72,7 @@ PUBLISHED_SCHEMA = pa.schema(
 )
 
 
-class DeclarationError(ValueError):
+class DeclarationError(SensorlogError, ValueError):
     """A logged declaration that cannot be read back as a valid deployment record."""
 
 

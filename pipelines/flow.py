@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipelines import layout, locks, plausibility, publish, storage
 from pipelines.config import Settings
+from pipelines.errors import SensorlogError
 from pipelines.ingest import SUFFIXES
 from pipelines.registry import RegistryError, load_registry
 from pipelines.stage import stage_file
@@ -200,7 +201,7 @@ def commit_batches(
     return totals
 
 
-class BatchesFailed(RuntimeError):
+class BatchesFailed(SensorlogError, RuntimeError):
     """Some files or batches failed unexpectedly; every other one was published."""
 
 

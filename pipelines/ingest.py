@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from pipelines import landed, strictjson
+from pipelines.errors import SensorlogError
 from pipelines.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_JSON_ARRAY_BYTES, MAX_RAW
 from pipelines.schemas import EVENT_TABLES, EventTable, event_table, table_for_type
 
@@ -52,7 +53,7 @@ MAX_FRACTION_DIGITS = 6  # timestamps are microseconds, in the columns and in th
 _FRACTION = re.compile(r"[.,]([0-9]+)")
 
 
-class UnparseableFile(Exception):
+class UnparseableFile(SensorlogError):
     """The file as a whole cannot be read; nothing in it can be trusted row by row."""
 
     def __init__(self, uri: str, line: int, message: str):
@@ -76,7 +77,7 @@ def parsed_schema(table: EventTable) -> pa.Schema:
     return pa.schema([*fields, *extra])
 
 
-class Refused(ValueError):
+class Refused(SensorlogError, ValueError):
     """A value that is well-formed but cannot be kept as it is; ``category`` leads its reason."""
 
     def __init__(self, category: str, message: str):

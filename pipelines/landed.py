@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipelines import storage
+from pipelines.errors import SensorlogError
 from pipelines.limits import MAX_RAW
 
 FORMS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json", ".csv": "csv"}
@@ -30,7 +31,7 @@ DISCOVERED = (*FORMS, GZIP, *ARCHIVES, *OTHER_COMPRESSION, *SPREADSHEETS)
 READ_CHUNK = 1 << 20
 
 
-class Unreadable(Exception):
+class Unreadable(SensorlogError):
     """The file cannot be read as a whole (unsupported kind, corrupt compression, too large)."""
 
     def __init__(self, message: str, line: int = 0):

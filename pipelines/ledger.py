@@ -46,6 +46,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipelines.config import Settings
+from pipelines.errors import SensorlogError
 from pipelines.locks import exclusive, fsync_path
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof_format
@@ -56,7 +57,7 @@ from pipelines.tlog.tiles import TileStore
 LOCK = ".lock"
 
 
-class LedgerError(RuntimeError):
+class LedgerError(SensorlogError, RuntimeError):
     pass
 
 

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from pipelines import ledger, storage
 from pipelines.config import Settings
+from pipelines.errors import SensorlogError
 from pipelines.site import Site
 from pipelines.tlog import bundles, leaf, merkle
 from pipelines.tlog.checkpoint import open_checkpoint
@@ -43,7 +44,7 @@ DATA_DIR = "data"
 MANIFESTS = "manifests"
 
 
-class ExportError(RuntimeError):
+class ExportError(SensorlogError, RuntimeError):
     pass
 
 

@@ -25,12 +25,13 @@ from typing import Protocol
 import pyarrow.fs as pafs
 
 from pipelines import storage
+from pipelines.errors import SensorlogError
 
 HTTP_TIMEOUT = 60.0  # seconds per request: a slow server is waited for, not failed
 USER_AGENT = "sensorlog-verify"
 
 
-class SourceError(OSError):
+class SourceError(SensorlogError, OSError):
     """A file could not be read for a reason other than its absence."""
 
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from pipelines import ledger, storage, summary
 from pipelines.config import Settings
+from pipelines.errors import SensorlogError
 from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import leaf, merkle
 from pipelines.tlog import proof as tlog_proof_format
@@ -34,7 +35,7 @@ from pipelines.tlog.layout import BATCHES, VKEY
 from pipelines.tlog.tiles import TileStore
 
 
-class ProveError(RuntimeError):
+class ProveError(SensorlogError, RuntimeError):
     pass
 
 

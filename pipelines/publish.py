@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from pipelines import clock, declarations, layout, ledger, locks, plausibility, rowhash, storage
 from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
+from pipelines.errors import SensorlogError
 from pipelines.registry import load_registry
 from pipelines.rowhash import LEAF_HASH
 from pipelines.schemas import DECLARATIONS_KIND, QUARANTINE_SCHEMA, event_table
@@ -51,8 +52,9 @@ PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statist
 log = logging.getLogger(__name__)
 
 
-class NotStaged(Exception):
-    pass
+class NotStaged(SensorlogError):
+    def diagnostics(self) -> str:
+        return f"not staged: {self}"
 
 
 def writer_lock(settings: Settings):
@@ -423,8 +425,9 @@ def recover(settings: Settings) -> None:
         _recover(settings)
 
 
-class ConservationError(AssertionError):
-    pass
+class ConservationError(SensorlogError):
+    """A batch whose rows in are not its published + quarantined + duplicates: an integrity failure
+    (not an ``AssertionError``, which a test's or caller's ``except AssertionError`` would swallow)."""
 
 
 def _check_conservation(manifest: dict) -> None:

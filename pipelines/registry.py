@@ -39,6 +39,7 @@ from jsonschema.exceptions import ValidationError
 
 from pipelines import privacy
 from pipelines.config import resource_dir
+from pipelines.errors import USAGE, SensorlogError
 from pipelines.taxonomy import ID_SEPARATOR, Taxonomy, load_taxonomy
 
 SCHEMA_FILE = resource_dir("schemas") / "deployment.schema.json"
@@ -83,8 +84,11 @@ class Problem:
         return f"{self.file}: {self.field}: expected {self.expected}"
 
 
-class RegistryError(Exception):
-    """The registry has problems; ``problems`` lists all of them, across all files."""
+class RegistryError(SensorlogError):
+    """The registry has problems; ``problems`` lists all of them, across all files. The command line
+    prints one ``registry:`` line per problem and exits 2."""
+
+    exit_code = USAGE
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems: list[Problem] = list(problems)
@@ -93,6 +97,9 @@ class RegistryError(Exception):
     def __str__(self) -> str:
         lines = "\n".join(f"  {p}" for p in self.problems)
         return f"{len(self.problems)} problem(s) in the deployment registry:\n{lines}"
+
+    def diagnostics(self) -> str:
+        return "\n".join(f"registry: {p}" for p in self.problems)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -400,7 +407,7 @@ MAX_YAML_DEPTH = 64
 MAX_RECORD_BYTES = 60_000
 
 
-class YamlBoundsError(yaml.YAMLError):
+class YamlBoundsError(SensorlogError, yaml.YAMLError):
     """A deployment file beyond the bounds above (refused before it is constructed)."""
 
 

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipelines.errors import SensorlogError
 from pipelines.tlog import note
 from pipelines.tlog.checkpoint import Checkpoint
 
@@ -28,7 +29,7 @@ FILE_NAME = "SHA256SUMS"
 _SUM = re.compile(r"^([0-9a-f]{64})  (\S(?:.*\S)?)$")
 
 
-class FileListError(ValueError):
+class FileListError(SensorlogError, ValueError):
     pass
 
 

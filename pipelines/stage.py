@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from pipelines import layout, rowhash, storage
 from pipelines.config import Settings
+from pipelines.errors import SensorlogError
 from pipelines.ingest import DEFAULT_CHUNK_ROWS, SUFFIXES, UnparseableFile, parse_file, parsed_schema
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
 from pipelines.validate import validate_chunk
@@ -57,7 +58,7 @@ class StageResult:
         return cls(**json.loads(text))
 
 
-class StaleStage(Exception):
+class StaleStage(SensorlogError):
     """A staged batch that is not what staging wrote (missing, cut short, changed, or from a version
     that recorded no file hashes): derived data, to be staged again from the landed file."""
 

@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipelines.atomicfile import write_atomic
+from pipelines.errors import USAGE, SensorlogError
 from pipelines.locks import exclusive, fsync_path
 from pipelines.tlog import checkpoint, merkle, note
 from pipelines.tlog.cosignature import Cosigner
@@ -59,11 +60,13 @@ LOCK = ".lock"
 MAX_BODY = 1 << 20  # a checkpoint with 100 post-quantum signatures fits; nothing legitimate is larger
 
 
-class WitnessError(RuntimeError):
+class WitnessError(SensorlogError, RuntimeError):
     """The witness's own state is missing or unusable (not a refusal of a request)."""
 
+    exit_code = USAGE
 
-class Refusal(Exception):
+
+class Refusal(SensorlogError):
     """A request the witness refuses; ``status`` is the HTTP status the spec assigns."""
 
     status = 400
@@ -71,6 +74,9 @@ class Refusal(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def diagnostics(self) -> str:
+        return f"refused (HTTP {self.status}): {self.message}"
 
 
 class BadRequest(Refusal):
@@ -93,6 +99,9 @@ class Conflict(Refusal):
     def __init__(self, message: str, recorded_size: int) -> None:
         super().__init__(message)
         self.recorded_size = recorded_size
+
+    def diagnostics(self) -> str:
+        return f"refused (HTTP {self.status}, recorded size {self.recorded_size}): {self.message}"
 
 
 class Inconsistent(Refusal):

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from pipelines.errors import SensorlogError
 from pipelines.tlog import checkpoint, note
 from pipelines.tlog.witness_protocol import PATH, SIZE_CONTENT_TYPE, ProtocolError, format_add_checkpoint, parse_size
 
@@ -24,7 +25,7 @@ USER_AGENT = "sensorlog-witness-client"
 MAX_RESPONSE = 1 << 20
 
 
-class WitnessClientError(RuntimeError):
+class WitnessClientError(SensorlogError, RuntimeError):
     """No cosignature was obtained; the message says why. ``status`` is the HTTP status, if any."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

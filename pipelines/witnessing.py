@@ -32,6 +32,7 @@ from pathlib import Path
 from pipelines import ledger, storage
 from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
+from pipelines.errors import USAGE, SensorlogError
 from pipelines.locks import exclusive
 from pipelines.tlog import cosignature, note
 from pipelines.tlog.checkpoint import CheckpointError, open_checkpoint
@@ -41,8 +42,10 @@ from pipelines.witness_client import WitnessClientError, request_cosignature
 REMEMBERED = "witnesses.json"  # under settings.state: {witness vkey: size it last cosigned}
 
 
-class WitnessConfigError(ValueError):
+class WitnessConfigError(SensorlogError, ValueError):
     """The witnesses file is malformed (the message names the file and line)."""
+
+    exit_code = USAGE
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,17 @@ from pipelines.audit import context, findings, retention
 from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, default_as_of, iso, severity_rank
 from pipelines.config import Settings
 from pipelines.declarations import Declared
+from pipelines.errors import GATE, SensorlogError
 from pipelines.registry import Registry, load_registry
 
 NO_LIMIT = 2**62  # leaf_index bound when there is no checkpoint to bound it
 
 
-class AuditGateFailed(RuntimeError):
-    """Findings at or above the configured severity exist (the DAG task fails with this)."""
+class AuditGateFailed(SensorlogError, RuntimeError):
+    """Findings at or above the configured severity exist (the DAG task fails with this; the
+    command line exits 3)."""
+
+    exit_code = GATE
 
 
 def checkpoint_info(settings: Settings) -> dict[str, Any] | None:

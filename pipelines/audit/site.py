@@ -19,13 +19,16 @@ from pipelines.audit.model import AuditOptions, AuditResult
 from pipelines.audit.run import run_audit
 from pipelines.clock import parse_as_of
 from pipelines.config import Settings
+from pipelines.errors import USAGE, SensorlogError
 from pipelines.tlog.checkpoint import CheckpointError, open_checkpoint
 from pipelines.tlog.layout import CHECKPOINT, VKEY
 from pipelines.tlog.note import NoteError
 
 
-class SiteAuditError(ValueError):
+class SiteAuditError(SensorlogError, ValueError):
     """The folders given are not a published log and its data."""
+
+    exit_code = USAGE
 
 
 def site_timezone(data: str, size: int) -> str:

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from pipelines import declarations, ledger, storage
 from pipelines.config import Settings
+from pipelines.errors import SensorlogError
 from pipelines.portal.tableschema import arrow_table_schema
 from pipelines.registry import Registry, local_day
 from pipelines.site import Site
@@ -84,7 +85,7 @@ _LEAF_FIELDS = ("source", "event_id", "deployment_id", "sequence", "policy_versi
                 "record_sha256", "previous_sha256", "previous_leaf", "change", "batch_id")
 
 
-class DeclaredError(ValueError):
+class DeclaredError(SensorlogError, ValueError):
     """A logged declaration the portal cannot publish as provable (the site would then lie)."""
 
 

@@ -7,6 +7,8 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from rich.console import Console
@@ -22,9 +24,20 @@ from pipelines.tlog.layout import CHECKPOINT
 DEMO_DAGS = ("sensorlog_ingest", "sensorlog_audit", "sensorlog_portal")
 
 
-def run_demo(settings: Settings, console: Console, fresh: bool = False, through_airflow: bool = True) -> None:
-    from pipelines.cli import print_summary, progress_bars
+ProgressBars = Callable[[], AbstractContextManager[Callable[[str, int], Callable[[str], None]]]]
 
+
+def run_demo(
+    settings: Settings,
+    console: Console,
+    progress_bars: ProgressBars,
+    print_summary: Callable[[Settings, dict | None], None],
+    fresh: bool = False,
+    through_airflow: bool = True,
+) -> None:
+    """The whole flow on the sample city. The caller renders: ``progress_bars()`` opens the bars
+    (a factory of tick functions, as ``flow.run`` takes), ``print_summary(settings, totals)`` prints
+    the closing summary (``sensorlog demo`` passes the command line's own); status lines go to ``console``."""
     started = time.monotonic()
     if fresh and not storage.is_s3(settings.home):
         shutil.rmtree(settings.home, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Proofs for one event or between two tree sizes: what ``sensorlog prove`` prints.
+"""Proofs for one event or between two tree sizes: what ``sensorlog prove`` prints (its text is
+``pipelines.cli._output``).
 
 Inclusion (``prove --event SOURCE/ID``): DuckDB finds the event's row in the published Parquet; the
 row is read back from the file its batch's manifest lists, re-encoded into its leaf bytes
@@ -14,7 +15,6 @@ store, checked before it is printed against the log's signed checkpoints for siz
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,24 +180,6 @@ def prove_event(settings: Settings, source: str, event_id: str) -> EventProof:
     return proof
 
 
-def format_event_proof(p: EventProof) -> str:
-    """What ``prove --event`` prints: ``#`` comment lines, the leaf bytes on one line, an empty line,
-    then the tlog-proof verbatim (from ``c2sp.org/tlog-proof@v1`` to the end)."""
-    return (
-        f"# event       {p.source}/{p.event_id}\n"
-        f"# table       {p.table}\n"
-        f"# file        {p.file}\n"
-        f"# leaf index  {p.index}\n"
-        f"# leaf hash   {p.leaf_hash.hex()}  (SHA-256 of 0x00 || the leaf bytes below)\n"
-        f"# checkpoint  {p.checkpoint.origin}, tree size {p.checkpoint.size}\n"
-        f"# log key     {p.vkey}\n"
-        "# leaf bytes (RFC 8785 JSON of the row, one line; also base64 in the proof's extra line):\n"
-        f"{p.leaf_bytes.decode('utf-8')}\n"
-        "\n"
-        f"{p.proof}"
-    )
-
-
 def consistency(settings: Settings, old_size: int, new_size: int) -> ConsistencyProof:
     """PROOF(old_size, D[new_size]), checked against the roots the log signed for both sizes."""
     latest = ledger.latest_checkpoint(settings)
@@ -222,23 +204,3 @@ def consistency(settings: Settings, old_size: int, new_size: int) -> Consistency
     if not merkle.verify_consistency(old_size, new_size, old_root, new_root, hashes):
         raise ProveError(f"the stored consistency proof {old_size} -> {new_size} does not verify: run sensorlog verify")
     return ConsistencyProof(old_size, new_size, old_root, new_root, tuple(hashes), old_signed, new_signed)
-
-
-def format_consistency(p: ConsistencyProof, *, hex_hashes: bool = False) -> str:
-    """``#`` comment lines (sizes and roots), then one proof hash per line, in RFC 9162 order,
-    base64 (as in tlog-proof and checkpoints) or lowercase hex."""
-
-    def enc(h: bytes) -> str:
-        return h.hex() if hex_hashes else base64.b64encode(h).decode()
-
-    def source(signed: bool, size: int) -> str:
-        return f"signed checkpoint log/checkpoints/{size}" if signed else "tile store, no checkpoint at this size"
-
-    lines = [
-        f"# consistency proof (RFC 9162 section 2.1.4) from tree size {p.old_size} to {p.new_size},"
-        f" {len(p.hashes)} {'hex' if hex_hashes else 'base64'} hash(es), one per line",
-        f"# old root {enc(p.old_root)}  ({source(p.old_signed, p.old_size)})",
-        f"# new root {enc(p.new_root)}  ({source(p.new_signed, p.new_size)})",
-        *(enc(h) for h in p.hashes),
-    ]
-    return "\n".join(lines) + "\n"

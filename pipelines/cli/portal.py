@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
+from pipelines.cli._output import console, err_console
 from pipelines.config import Settings
-from pipelines.registry import RegistryError
+from pipelines.errors import USAGE, reported_as
 from pipelines.taxonomy import SUPPORTED_LANGS
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def portal_cmd(
@@ -21,17 +18,10 @@ def portal_cmd(
     ),
 ) -> None:
     """Write data.json, datapackage.json, Parquet/CSV extracts, HTML pages and printable signs."""
-    from pipelines.portal import build_portal  # keeps `sensorlog --help` fast
+    from pipelines.portal import build_portal
 
-    try:
+    with reported_as("portal", ValueError, exit_code=USAGE):  # a bad --lang or --base-url
         result = build_portal(Settings.from_env(), out, lang=lang, base_url=base_url)
-    except RegistryError as err:
-        for problem in err.problems:
-            err_console.print(f"[red]registry:[/red] {problem}")
-        raise typer.Exit(2) from err
-    except ValueError as err:  # a bad --lang or --base-url
-        err_console.print(f"[red]portal:[/red] {err}")
-        raise typer.Exit(2) from err
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(

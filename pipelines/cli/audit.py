@@ -1,6 +1,7 @@
 """``sensorlog audit``: the retention audit from the command line (the audit DAG's function, plus views).
 
-Exit codes: 0 done; 2 bad arguments or registry; 3 findings at or above ``--fail-on`` exist.
+Exit codes: 0 done; 2 bad arguments or registry; 3 findings at or above ``--fail-on`` exist
+(``AuditGateFailed``).
 """
 
 from __future__ import annotations
@@ -8,20 +9,19 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from pipelines import audit_report
-from pipelines.audit import SEVERITIES, AuditOptions, AuditResult, parse_as_of, run_audit, severity_rank, write_outputs
-from pipelines.audit.site import SiteAuditError, audit_site
+from pipelines.cli._output import console, err_console
 from pipelines.config import Settings
-from pipelines.declarations import DeclarationError
-from pipelines.registry import RegistryError
+from pipelines.errors import GATE, USAGE, reported_as
+
+if TYPE_CHECKING:
+    from pipelines.audit import AuditResult
 
 FORMATS = ("table", "json", "csv")
-GATE_EXIT = 3
 SEVERITY_STYLES = {
     "critical": "bold white on red",
     "high": "bold red",
@@ -33,9 +33,6 @@ SEVERITY_STYLES = {
 HEADLINE = ("days_late", "days", "records_retained", "records", "organisation", "role", "since")
 CSV_COLUMNS = ("id", "kind", "severity", "deployment_id", "data_class", "period_start", "period_end", "policy_version")
 STAMP_COLUMNS = ("as_of", "as_of_date", "newest_event")
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _findings_table(result: AuditResult) -> Table:
@@ -80,6 +77,8 @@ def _lateness_table(result: AuditResult) -> Table:
 
 
 def _print_table(result: AuditResult) -> None:
+    from pipelines.audit import SEVERITIES
+
     console.print(_findings_table(result))
     if result.lateness.num_rows:
         console.print(_lateness_table(result))
@@ -120,6 +119,8 @@ def _print_csv(result: AuditResult) -> None:
 
 
 def _report_name(as_of: str | None, deployment: str | None, result: AuditResult) -> str:
+    from pipelines.audit import report as audit_report
+
     if not as_of and not deployment:
         return audit_report.REPORT_NAME
     stamp = result.as_of.strftime("%Y%m%dT%H%M%SZ")
@@ -135,7 +136,7 @@ def audit_cmd(
     deployment: str = typer.Option(None, "--deployment", help="Only this deployment id"),
     format: str = typer.Option("table", "--format", help="Output: table, json or csv"),
     fail_on: str = typer.Option(
-        None, "--fail-on", metavar="SEVERITY", help=f"Exit {GATE_EXIT} if a finding at or above it exists"
+        None, "--fail-on", metavar="SEVERITY", help=f"Exit {GATE} if a finding at or above it exists"
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the auditor's HTML report"),
     log: str = typer.Option(
@@ -156,6 +157,9 @@ def audit_cmd(
     declarations they are judged against are both in the log), with no SENSORLOG_HOME, and writes
     nothing: run `sensorlog verify` on the same folders to check they are the log's.
     """
+    from pipelines.audit import AuditOptions, parse_as_of, run_audit, severity_rank, write_outputs
+    from pipelines.audit import report as audit_report
+
     if format not in FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
     if fail_on is not None:
@@ -169,16 +173,9 @@ def audit_cmd(
         _audit_site(log, data, as_of, deployment, format, fail_on)
         return
     settings = Settings.from_env()
-    try:
+    with reported_as("audit", ValueError, exit_code=USAGE):  # a bad --as-of or SENSORLOG_NOW, an unknown deployment
         options = AuditOptions(as_of=parse_as_of(as_of, settings.timezone), deployment=deployment)
         result = run_audit(settings, options)
-    except RegistryError as err:
-        for problem in err.problems:
-            err_console.print(f"[red]registry:[/red] {problem}")
-        raise typer.Exit(2) from err
-    except ValueError as err:
-        err_console.print(f"[red]audit:[/red] {err}")
-        raise typer.Exit(2) from err
 
     written = write_outputs(settings, result) if not as_of and not deployment else {}
     if report:
@@ -201,11 +198,11 @@ def _print(result: AuditResult, format: str) -> None:
 
 def _audit_site(log: str, data: str, as_of: str | None, deployment: str | None, format: str,
                 fail_on: str | None) -> None:
-    try:
+    from pipelines.audit.site import audit_site
+
+    # SiteAuditError and DeclarationError are ValueErrors: folders that are not a site, a bad record
+    with reported_as("audit", ValueError, OSError, exit_code=USAGE):
         result = audit_site(log, data, as_of=as_of, deployment=deployment)
-    except (SiteAuditError, DeclarationError, ValueError, OSError) as err:
-        err_console.print(f"[red]audit:[/red] {err}")
-        raise typer.Exit(2) from err
     _print(result, format)
     err_console.print(
         f"audited the published site {data} against the declarations it logs"
@@ -215,8 +212,9 @@ def _audit_site(log: str, data: str, as_of: str | None, deployment: str | None, 
 
 
 def _gate(result: AuditResult, fail_on: str | None) -> None:
+    from pipelines.audit import AuditGateFailed
+
     if fail_on is not None:
         n = result.at_or_above(fail_on)
         if n:
-            err_console.print(f"[red]{n} finding(s) at or above {fail_on.lower()}[/red]")
-            raise typer.Exit(GATE_EXIT)
+            raise AuditGateFailed(f"{n} finding(s) at or above {fail_on.lower()}")  # exits 3

@@ -1,0 +1,49 @@
+"""Developer tools on the synthetic sample city: ``sensorlog generate`` and ``sensorlog demo``."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+
+from pipelines.cli._output import console, print_summary, progress_bars
+from pipelines.config import Settings
+from pipelines.errors import USAGE, UsageError, reported_as
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as err:
+        raise UsageError(f"generate: {option} must be an ISO date (YYYY-MM-DD), got {text!r}") from err
+
+
+def generate_cmd(
+    start: str = typer.Option("2026-07-01", help="First day (local), ISO date"),
+    end: str = typer.Option("2026-11-01", help="Day after the last one (local), ISO date"),
+    seed: int = typer.Option(7),
+    cadence: str = typer.Option("monthly", help="How often each vendor exports a file: daily, weekly or monthly"),
+    landing: str = typer.Option(None, help="Where to write (default: the configured landing zone)"),
+    inject: bool = typer.Option(True, help="Inject anomalies and malformed files (recorded as ground truth)"),
+):
+    """Write a synthetic city's vendor exports into the landing zone, plus its ground truth."""
+    from pipelines import generate
+    from pipelines.registry import load_registry
+
+    s = Settings.from_env()
+    registry = load_registry(s.registry)
+    first, stop = _day(start, "--start"), _day(end, "--end")
+    options = generate.options_for(first, stop, seed, cadence, s.timezone, inject)
+    with console.status("generating the city…"), reported_as("generate", ValueError, exit_code=USAGE):
+        truth = generate.write_city(registry, landing or s.landing, options)  # ValueError: e.g. a bad --cadence
+    console.print(f"wrote {truth.events:,} events in {len(truth.files)} files to {landing or s.landing}")
+
+
+def demo_cmd(
+    fresh: bool = typer.Option(False, help="Delete SENSORLOG_HOME first"),
+    airflow: bool = typer.Option(True, help="Drive the flow through the Airflow DAGs (else in-process)"),
+):
+    """Generate the sample city and run the whole flow end to end through Airflow."""
+    from pipelines import demo
+
+    demo.run_demo(Settings.from_env(), console, progress_bars, print_summary, fresh=fresh, through_airflow=airflow)

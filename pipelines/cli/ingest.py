@@ -1,0 +1,79 @@
+"""``sensorlog run`` and ``status``, and one batch's plumbing: ``discover``, ``stage``, ``commit``.
+
+A registry that is invalid stops each of them before anything is staged or published (exit 2, one
+``registry:`` line per problem, printed by the error boundary in ``pipelines.cli``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.markup import escape
+
+from pipelines.cli._output import console, err_console, print_summary, progress_bars
+from pipelines.config import Settings
+from pipelines.errors import UsageError
+
+
+def discover_cmd():
+    """List landed files that no manifest covers yet (and, on stderr, what the landing zone holds that
+    discovery set aside, with why)."""
+    from pipelines import flow
+    from pipelines.registry import load_registry
+
+    s = Settings.from_env()
+    load_registry(s.registry)  # what it lists is staged against the registry: check it first
+    for uri in flow.discover(s):
+        console.print(uri)
+    for skipped in flow.landing(s).skipped:
+        err_console.print(f"[yellow]skipped[/yellow] {escape(str(skipped))}")
+
+
+def stage_cmd(files: list[str]):
+    """Parse and validate files into staging (phase one); prints their batch ids."""
+    from pipelines import flow
+
+    for batch_id in flow.stage_files(Settings.from_env(), files):
+        console.print(batch_id)
+
+
+def commit_cmd(batch_ids: list[str]):
+    """Publish staged batches (phase two)."""
+    from pipelines import flow
+    from pipelines.registry import load_registry
+
+    s = Settings.from_env()
+    load_registry(s.registry)  # a stale staged batch is staged again against it
+    console.print_json(json.dumps(flow.commit_batches(s, batch_ids)))
+
+
+def run_cmd(
+    workers: int = typer.Option(
+        None, help="Staging processes (default: SENSORLOG_WORKERS, else one per core); 1 stages in-process"
+    ),
+):
+    """Discover, stage and publish everything landed, in-process (what the ingest DAG does)."""
+    from pipelines import flow
+
+    s = Settings.from_env()
+    if not workers:
+        try:
+            workers = flow.default_workers()
+        except ValueError as err:
+            raise UsageError(f"run: SENSORLOG_WORKERS must be a whole number of processes ({err})") from err
+    with progress_bars() as bars:
+        totals = flow.run(s, bars, workers=workers)
+    print_summary(s, totals)
+    failed = totals.get("failed") or []
+    for failure in failed:
+        what = next(key for key in failure if key != "error")  # file, batch or declarations
+        err_console.print(f"[red]not published this run:[/red] {what} {failure[what]}: {failure['error']}"
+                          " (the files after it were; the next run retries it)")
+    if failed:
+        raise typer.Exit(1)
+
+
+def status_cmd():
+    """Per-deployment totals of what is published and quarantined."""
+    print_summary(Settings.from_env(), None)

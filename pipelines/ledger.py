@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,6 +47,7 @@ import pyarrow as pa
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.locks import exclusive, fsync_path
+from pipelines.log_index import BatchIndexError, BatchRecord, parse_strict
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -71,17 +71,6 @@ class BatchConflict(LedgerError):
 
 class KeyMismatch(LedgerError):
     """The signing key does not match the log's published key or origin."""
-
-
-@dataclass(frozen=True)
-class BatchRecord:
-    batch_id: str
-    start: int
-    count: int
-
-    @property
-    def end(self) -> int:
-        return self.start + self.count
 
 
 # -- leaves ------------------------------------------------------------------------------------
@@ -169,24 +158,16 @@ def public_key(settings: Settings) -> str:
 
 
 def _read_batches(path: Path) -> tuple[list[BatchRecord], int]:
-    """Records in order, after supersession, and the byte length of the intact (newline-ended) part."""
+    """Records in order, after supersession (a record at an earlier one's start replaces it: step 1
+    of the module docstring), and the byte length of the intact (newline-ended) part."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return [], 0
-    intact = data.rfind(b"\n") + 1  # a torn last line is not a record
-    records: list[BatchRecord] = []
-    for line in data[:intact].splitlines():
-        obj = json.loads(line)
-        record = BatchRecord(str(obj["batch_id"]), int(obj["start"]), int(obj["count"]))
-        if records and record.start == records[-1].start:
-            # Only written when the earlier record's leaves never reached the tree (an intent
-            # left by a crash, step 1 of the module docstring): the new record replaces it.
-            records.pop()
-        if record.start != (records[-1].end if records else 0) or record.count <= 0:
-            raise LedgerError(f"{path} is corrupt: record {record} does not continue the log")
-        records.append(record)
-    return records, intact
+    try:
+        return parse_strict(data)
+    except BatchIndexError as exc:
+        raise LedgerError(f"{path} is corrupt: {exc}") from exc
 
 
 def batch_index(log_dir: Path) -> list[BatchRecord]:

@@ -77,17 +77,11 @@ def _vkey(settings: Settings) -> str:
 
 
 def _batch_of(settings: Settings, index: int) -> str:
-    """The batch whose leaves include ``index``, from the log's batch index."""
-    path = Path(settings.log) / BATCHES
-    found = None
-    for line in path.read_text().splitlines():
-        obj = json.loads(line)
-        start, count = int(obj["start"]), int(obj["count"])
-        if start <= index < start + count:
-            found = str(obj["batch_id"])  # a later record at the same start supersedes an earlier one
-    if found is None:
-        raise ProveError(f"no batch in {path} holds leaf {index}")
-    return found
+    """The batch whose leaves include ``index``, from the log's batch index (read as the writer does)."""
+    for record in ledger.batch_index(Path(settings.log)):
+        if record.start <= index < record.end:
+            return record.batch_id
+    raise ProveError(f"no batch in {Path(settings.log) / BATCHES} holds leaf {index}")
 
 
 def find_event(settings: Settings, source: str, event_id: str) -> list[tuple[str, int]]:

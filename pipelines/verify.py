@@ -63,6 +63,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import site_files, storage
+from pipelines.log_index import parse_tolerant
 from pipelines.logsource import HttpSource, Missing, Source, SourceError, StorageSource, open_source
 from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import cosignature, leaf, merkle, note
@@ -166,22 +167,13 @@ def _list_partition_files(data: Source) -> dict[str, int] | None:
 
 
 def read_batch_index(log: Source) -> list[tuple[int, int, str]]:
-    """``(start, end, batch_id)`` from ``batches.jsonl``: names missing batches, and lists the
-    manifests where the source cannot list."""
-    out: list[tuple[int, int, str]] = []
+    """``(start, end, batch_id)`` from ``batches.jsonl`` (read tolerantly: ``log_index``): names
+    missing batches, and lists the manifests where the source cannot list."""
     try:
-        lines = log.read(BATCHES).decode("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return out
-    for line in lines:
-        try:
-            obj = json.loads(line)
-            start = int(obj["start"])
-            out = [r for r in out if r[0] != start]  # a later record at the same start supersedes
-            out.append((start, start + int(obj["count"]), str(obj["batch_id"])))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
+        data = log.read(BATCHES)
+    except OSError:
+        return []
+    return [(r.start, r.end, r.batch_id) for r in parse_tolerant(data)]
 
 
 # -- the verifier ------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ from pipelines.tlog.layout import BATCHES, CHECKPOINT, CHECKPOINTS, STATE_FILE, 
 from pipelines.tlog.tiles import TileReader
 from pipelines.verify_tiles import BundleChecker, TileChecker
 
+LATEST_CHECKPOINT = f"log/{CHECKPOINT}"  # how problems and passes name the latest checkpoint
 PARTITION_PREFIX = "event_type="
 WHOLE_FILE_LIMIT = 16 << 20  # bytes: smaller files are read whole (one read for SHA-256 and Parquet)
 READ_AHEAD = 16  # files in flight; with WHOLE_FILE_LIMIT this bounds buffered bytes to 256 MiB
@@ -631,20 +632,20 @@ def verify_log(
         latest_text = log_src.read(CHECKPOINT)
         latest = open_checkpoint(latest_text, key)
     except Missing:
-        report.fail("checkpoint", "log/checkpoint", "is missing")
+        report.fail("checkpoint", LATEST_CHECKPOINT, "is missing")
     except (note.NoteError, CheckpointError) as exc:
-        report.fail("checkpoint", "log/checkpoint", f"does not verify with the log key {key.vkey()}: {exc}")
+        report.fail("checkpoint", LATEST_CHECKPOINT, f"does not verify with the log key {key.vkey()}: {exc}")
     except SourceError as exc:
-        report.fail("checkpoint", "log/checkpoint", str(exc))
+        report.fail("checkpoint", LATEST_CHECKPOINT, str(exc))
     if latest is not None:
         report.checkpoint = latest
         report.passed.append(
-            f"log/checkpoint is signed by {key.name}+{key.key_id:08x}: size {latest.size},"
+            f"{LATEST_CHECKPOINT} is signed by {key.name}+{key.key_id:08x}: size {latest.size},"
             f" root {_b64(latest.root_hash)}"
         )
-        v.expect_root(latest.size, "log/checkpoint", latest.root_hash)
+        v.expect_root(latest.size, LATEST_CHECKPOINT, latest.root_hash)
         if latest.size == 0:
-            report.fail("empty", "log/checkpoint", "signs an empty tree: there is nothing to verify")
+            report.fail("empty", LATEST_CHECKPOINT, "signs an empty tree: there is nothing to verify")
 
     # 2b. Witness cosignatures on the latest checkpoint.
     if witnesses or min_witnesses:
@@ -660,13 +661,13 @@ def verify_log(
         if saved is not None and latest is not None:
             if saved.size > latest.size:
                 report.fail(
-                    "rollback", "log/checkpoint",
+                    "rollback", LATEST_CHECKPOINT,
                     f"has tree size {latest.size}, older than the size {saved.size} of {since_name}: the log was"
                     " rolled back",
                 )
             elif saved.size == latest.size and saved.root_hash != latest.root_hash:
                 report.fail(
-                    "rollback", "log/checkpoint",
+                    "rollback", LATEST_CHECKPOINT,
                     f"signs a different root than {since_name} for the same size {saved.size}: the log forked",
                 )
         if saved is not None:
@@ -726,7 +727,7 @@ def verify_log(
         report.fail("checkpoint", subject, f"does not verify with the log key {key.vkey()}: {why}{more}")
     if larger and latest is not None:
         report.fail(
-            "rollback", "log/checkpoint",
+            "rollback", LATEST_CHECKPOINT,
             f"has size {latest.size}, but the log also signed log/{CHECKPOINTS}/{max(larger)} for a larger tree:"
             " the log was rolled back",
         )
@@ -794,12 +795,12 @@ def verify_log(
         missing = [bid for s, e, bid in index_records if e > end and s < latest.size]
         named = f"; batches.jsonl names {', '.join(missing)}" if missing else ""
         report.fail(
-            "truncated", "log/checkpoint",
+            "truncated", LATEST_CHECKPOINT,
             f"covers {latest.size} leaves, but the published manifests account for only {end}: leaves"
             f" [{end}, {latest.size}) were removed{named}",
         )
     if not v.tree_ok:
-        report.fail("root", "log/checkpoint", f"the root cannot be recomputed: {v.broken_at}")
+        report.fail("root", LATEST_CHECKPOINT, f"the root cannot be recomputed: {v.broken_at}")
     elif latest is not None and recomputed == latest.size and not any(p.check == "root" for p in report.problems):
         report.passed.append(
             f"the root recomputed from {report.leaves} published leaves equals the signed checkpoint's"
@@ -1028,21 +1029,21 @@ def _check_witnesses(report: Report, text: bytes | None, latest: Checkpoint | No
                      witnesses: tuple[str, ...], min_witnesses: int) -> None:
     need = min_witnesses or len(witnesses)
     if text is None or latest is None:
-        report.fail("witness", "log/checkpoint", "cannot be checked for cosignatures: it does not verify")
+        report.fail("witness", LATEST_CHECKPOINT, "cannot be checked for cosignatures: it does not verify")
         return
     try:
         cosigned = cosignature.verify_cosignatures(text.decode("utf-8"), list(witnesses))
     except (ValueError, note.NoteError) as exc:
-        report.fail("witness", "log/checkpoint", f"its cosignatures cannot be read: {exc}")
+        report.fail("witness", LATEST_CHECKPOINT, f"its cosignatures cannot be read: {exc}")
         return
     names = sorted({c.name for c in cosigned})
     if len(names) < need:
         have = ", ".join(names) if names else "none"
-        report.fail("witness", "log/checkpoint",
+        report.fail("witness", LATEST_CHECKPOINT,
                     f"carries {len(names)} valid cosignature(s) from the {len(witnesses)} witness(es) you named"
                     f" ({have}); {need} required: no witness vouches that this is the checkpoint everyone sees")
     else:
-        report.passed.append(f"log/checkpoint is cosigned by {len(names)} of your witnesses: {', '.join(names)}")
+        report.passed.append(f"{LATEST_CHECKPOINT} is cosigned by {len(names)} of your witnesses: {', '.join(names)}")
 
 
 def _stored_leaf_stream(store: TileReader, size: int) -> Iterator[bytes]:

@@ -25,7 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipelines import audit, audit_report
+from pipelines import audit
+from pipelines.audit import report as audit_report
 from pipelines.audit import retention
 from pipelines.audit.model import FINDINGS_SCHEMA, LEDGER_SCHEMA
 from pipelines.registry import RetentionRule

@@ -15,8 +15,9 @@ import pytest
 from audit_kit import day_deletion, deletion, deployment, hourly, local, publish, settings_for
 from typer.testing import CliRunner
 
-from pipelines import audit, audit_report
+from pipelines import audit
 from pipelines.audit import NOW_ENV, AuditOptions
+from pipelines.audit import report as audit_report
 
 
 def audit_at(s, now: datetime, **options):

@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from pipelines import audit, audit_report, flow, generate
+from pipelines import audit, flow, generate
+from pipelines.audit import report as audit_report
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.registry import load_registry
 

@@ -15,7 +15,7 @@ from conftest import make_event, ndjson
 from pipelines import flow
 from pipelines.config import Settings
 from pipelines.log_export import export_log
-from pipelines.portal.site import Site
+from pipelines.site import Site
 from pipelines.tlog import leaf
 from pipelines.verify import verify_log
 

@@ -338,7 +338,7 @@ def test_every_new_file_is_in_the_signed_list_and_verify_covers_it(site: Path) -
 def test_a_log_without_declarations_publishes_none(built: Path, tmp_path: Path) -> None:
     """A log from before declarations: nothing to read below the checkpoint, nothing published."""
     from pipelines.portal import declared
-    from pipelines.portal.site import Site
+    from pipelines.site import Site
 
     out = Site(str(tmp_path / "site"))
     shutil.copytree(built / "log", tmp_path / "site" / "log")

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from audit_kit import GRANT, access, deletion, deployment, hourly, publish, settings_for, write_registry
 
-from pipelines import audit, audit_report
+from pipelines import audit
+from pipelines.audit import report as audit_report
 from pipelines.audit.run import write_outputs
 from pipelines.portal import build_portal
 from pipelines.portal.csvsafe import NOTE

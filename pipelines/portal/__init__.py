@@ -51,7 +51,7 @@ from pipelines.schemas import DECLARATION_TABLE, EVENT_TABLES, schema_path
 from pipelines.site import Site, media_type
 from pipelines.tlog import note
 from pipelines.tlog.checkpoint import open_checkpoint
-from pipelines.tlog.layout import VKEY
+from pipelines.tlog.layout import CHECKPOINT, VKEY
 from pipelines.verify import fingerprint
 
 __all__ = ["PortalResult", "build_portal"]
@@ -339,7 +339,7 @@ def build_portal(
         deployments=len(build.registry),
         datasets=[d.name for d in build.datasets],
         missing=missing,
-        log_available="log/checkpoint" in build.site.files,
+        log_available=f"{log_export.LOG_DIR}/{CHECKPOINT}" in build.site.files,
         seconds=round(time.perf_counter() - started, 2),
         warnings=build.warnings,
     )

@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from pipelines.errors import SensorlogError
 
-class BatchIndexError(ValueError):
+
+class BatchIndexError(SensorlogError, ValueError):
     """The batch index does not describe one append-only sequence of batches."""
 
 

@@ -13,12 +13,11 @@ it never repeats the audit.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from pipelines import audit
+from pipelines import audit, config
 from pipelines.config import Settings
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 
@@ -42,7 +41,7 @@ def sensorlog_audit():
 
     @task(retries=0)
     def gate(published: dict) -> dict:
-        return audit.gate(Settings.from_env(), os.environ.get("SENSORLOG_AUDIT_FAIL_ON") or None)
+        return audit.gate(Settings.from_env(), config.audit_fail_on())
 
     gate(audit_and_publish())
 

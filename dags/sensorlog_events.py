@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from airflow.sdk import dag, task
 
 from pipelines import flow, witnessing
-from pipelines.config import Settings
+from pipelines.config import Settings, SqsSettings
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 from sensorlog_airflow.watchers import landing_asset
 
-LANDING = landing_asset()
+LANDING = landing_asset(SqsSettings.from_env())
 
 if LANDING is not None:
 

@@ -8,16 +8,15 @@ runs never fork the transparency log, and every task is safe to retry.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from pipelines import flow, witnessing
+from pipelines import config, flow, witnessing
 from pipelines.config import Settings
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 
-SWEEP_MINUTES = int(os.environ.get("SENSORLOG_SWEEP_MINUTES", "30"))
+SWEEP_MINUTES = config.sweep_minutes()  # when the file is parsed: the schedule is part of the DAG
 
 
 @dag(

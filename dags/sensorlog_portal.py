@@ -9,12 +9,11 @@ Output and base URL come from the environment (``SENSORLOG_PORTAL_OUT``, default
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from pipelines.config import Settings
+from pipelines.config import PortalSettings, Settings
 from sensorlog_airflow.assets import PUBLISHED
 
 
@@ -32,11 +31,8 @@ def sensorlog_portal():
     def build() -> dict:
         from pipelines.portal import build_portal
 
-        result = build_portal(
-            Settings.from_env(),
-            os.environ.get("SENSORLOG_PORTAL_OUT") or None,
-            lang=os.environ.get("SENSORLOG_PORTAL_LANG", "en"),
-        )
+        portal = PortalSettings.from_env()
+        result = build_portal(Settings.from_env(), portal.out, lang=portal.lang)
         # Small enough for XCom: where it went and what it holds.
         return {"out": result.out, "files": result.files, "datasets": result.datasets, "missing": result.missing}
 

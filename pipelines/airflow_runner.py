@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.config import PROJECT_DIR, Settings, resource_dir
+from pipelines.config import PROJECT_DIR, Settings, environment, resource_dir
 from pipelines.errors import SensorlogError
 
 DAGS_DIR = resource_dir("dags")
@@ -21,8 +21,10 @@ def airflow_home(settings: Settings) -> Path:
 
 
 def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an Airflow child process: ``base`` (default: this process's environment)
+    plus Airflow's home, DAG folder and metadata DB, and this ``SENSORLOG_HOME``."""
     home = airflow_home(settings)
-    env = dict(os.environ if base is None else base)
+    env = dict(environment(base))
     bin_dir = str(Path(sys.executable).parent)
     env.update(
         {

@@ -6,14 +6,11 @@ declaration is logged. ``SENSORLOG_NOW`` sets it (tests, replays, the sample cit
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-# The moment the audit treats as "now" (ISO date or datetime); unset means the system clock. Tests,
-# replays and the sample city's demo set it so that "today" is a known day.
-NOW_ENV = "SENSORLOG_NOW"
+from pipelines.config import NOW_ENV, now_override
 
 
 def parse_as_of(text: str | date | datetime | None, timezone: str) -> datetime | None:
@@ -34,7 +31,7 @@ def parse_as_of(text: str | date | datetime | None, timezone: str) -> datetime |
 def current_time(timezone: str, env: Mapping[str, str] | None = None) -> datetime:
     """Now, in UTC: ``SENSORLOG_NOW`` when set (read like ``--as-of``: a date is local midnight), else
     the system clock."""
-    text = (os.environ if env is None else env).get(NOW_ENV, "").strip()
+    text = now_override(env).strip()
     if text:
         try:
             moment = parse_as_of(text, timezone)

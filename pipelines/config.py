@@ -1,5 +1,11 @@
 """Settings from environment variables, with embedded defaults.
 
+This module is the only reader of the environment in ``pipelines``, ``dags`` and ``sensorlog_airflow``
+(``tests/test_configuration.py`` checks it, and that every ``SENSORLOG_*`` variable read here is in
+the README's Configuration table). ``Settings`` holds the locations and the log's identity; the groups
+below it are read by their own ``from_env`` when their one consumer needs them, so a malformed value
+fails only what uses it. Every ``from_env`` takes an explicit ``env`` mapping instead of the process's.
+
 Every location is a local path or an ``s3://`` URI; the storage layer resolves both.
 Nothing here touches the filesystem, so building settings is free and side-effect-less.
 """
@@ -7,6 +13,7 @@ Nothing here touches the filesystem, so building settings is free and side-effec
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +40,12 @@ def _join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
 
 
+def environment(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """Where configuration is read from: ``env`` when given (a test's dict, a child process's
+    environment), else this process's environment, read at the moment of the call."""
+    return os.environ if env is None else env
+
+
 @dataclass(frozen=True)
 class Settings:
     home: str
@@ -57,7 +70,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = dict(environment(env))
         home = env.get("SENSORLOG_HOME", "./.sensorlog")
         if "://" not in home:
             home = str(Path(home).resolve())
@@ -87,3 +100,131 @@ class Settings:
             duckdb_memory=env.get("SENSORLOG_DUCKDB_MEMORY", "1GB"),
             witnesses=where("SENSORLOG_WITNESSES", _join(home, "witnesses.txt")),
         )
+
+
+# -- Read where they are used ------------------------------------------------------------------------
+# Not fields of ``Settings``: each has one consumer, which reads it when it needs it, so
+# ``SENSORLOG_WORKERS=auto`` breaks ``sensorlog run`` and not ``sensorlog verify``, and a bad SQS value
+# never stops the ingest DAG from being parsed.
+
+# The moment treated as "now" (``pipelines.clock``): an ISO date or datetime; unset means the system
+# clock. Tests, replays and the sample city's demo set it so that "today" is a known day.
+NOW_ENV = "SENSORLOG_NOW"
+
+
+def now_override(env: Mapping[str, str] | None = None) -> str:
+    """``SENSORLOG_NOW`` exactly as set, ``""`` when unset. Read at every call, never at import, so a
+    variable set after the process started (a test's ``monkeypatch.setenv``) takes effect."""
+    return environment(env).get(NOW_ENV, "")
+
+
+def workers(env: Mapping[str, str] | None = None) -> int | None:
+    """``SENSORLOG_WORKERS``: staging processes for ``sensorlog run`` and the demo; ``None`` when unset
+    or empty (the caller then uses one per core)."""
+    value = environment(env).get("SENSORLOG_WORKERS")
+    return int(value) if value else None
+
+
+def sweep_minutes(env: Mapping[str, str] | None = None) -> int:
+    """``SENSORLOG_SWEEP_MINUTES``: the ``sensorlog_ingest`` DAG's sweep interval; 0 turns the sweep off.
+    Read when the DAG file is parsed: the schedule is part of the DAG."""
+    return int(environment(env).get("SENSORLOG_SWEEP_MINUTES", "30"))
+
+
+def audit_fail_on(env: Mapping[str, str] | None = None) -> str | None:
+    """``SENSORLOG_AUDIT_FAIL_ON``: the severity at or above which the audit DAG's gate fails the run;
+    ``None`` (unset or empty): report only."""
+    return environment(env).get("SENSORLOG_AUDIT_FAIL_ON") or None
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How ``pipelines.storage`` talks to S3. Endpoint and region are the standard AWS variables (boto3
+    reads the same ones; credentials are left to the AWS SDK); attempts and timeouts are sensorlog's."""
+
+    endpoint: str | None = None  # AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL; None: AWS itself
+    region: str | None = None  # AWS_DEFAULT_REGION, else AWS_REGION; None: us-east-1
+    # Transient errors (throttling, 5xx, dropped connections) are retried with exponential backoff.
+    max_attempts: int = 6
+    connect_timeout: float = 5.0  # seconds
+    request_timeout: float = 30.0  # seconds
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
+        env = environment(env)
+        return cls(
+            endpoint=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
+            max_attempts=int(env.get("SENSORLOG_S3_MAX_ATTEMPTS", "6")),
+            connect_timeout=float(env.get("SENSORLOG_S3_CONNECT_TIMEOUT", "5")),
+            request_timeout=float(env.get("SENSORLOG_S3_REQUEST_TIMEOUT", "30")),
+        )
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """Who publishes the open-data portal and under which licence (``pipelines.portal.options``), and
+    where the ``sensorlog_portal`` DAG writes it in which language (``sensorlog portal`` takes
+    ``--out``/``--lang`` instead)."""
+
+    base_url: str | None = None  # None: https://<log origin>/
+    publisher: str = "City of Riverton"
+    contact_name: str = "Riverton Surveillance Technology Transparency"
+    contact_email: str = "privacy@riverton.example"
+    license_url: str = "https://creativecommons.org/publicdomain/zero/1.0/"
+    # Above this many rows a table's CSV extract is split into one file per month (spreadsheet programs
+    # open about a million rows; a month of the busiest table stays well below that).
+    csv_month_rows: int = 100_000
+    out: str | None = None  # None: <home>/site
+    lang: str = "en"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PortalSettings:
+        env = environment(env)
+        return cls(
+            base_url=env.get("SENSORLOG_PORTAL_BASE_URL") or None,
+            publisher=env.get("SENSORLOG_PORTAL_PUBLISHER", cls.publisher),
+            contact_name=env.get("SENSORLOG_PORTAL_CONTACT_NAME", cls.contact_name),
+            contact_email=env.get("SENSORLOG_PORTAL_CONTACT_EMAIL", cls.contact_email),
+            license_url=env.get("SENSORLOG_PORTAL_LICENSE", cls.license_url),
+            csv_month_rows=int(env.get("SENSORLOG_PORTAL_CSV_MONTH_ROWS", cls.csv_month_rows)),
+            out=env.get("SENSORLOG_PORTAL_OUT") or None,
+            lang=env.get("SENSORLOG_PORTAL_LANG", cls.lang),
+        )
+
+
+@dataclass(frozen=True)
+class SqsSettings:
+    """The landing zone's SQS watcher (``sensorlog_airflow.watchers``): no queue URL, no watcher and no
+    ``sensorlog_events`` DAG, and the other three are then not read at all."""
+
+    queue_url: str = ""
+    aws_conn_id: str = "aws_default"  # the Airflow connection the trigger uses
+    wait_seconds: int = 5  # SQS long-poll wait per receive
+    poll_seconds: int = 2  # delay between receives
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SqsSettings:
+        env = environment(env)
+        queue_url = env.get("SENSORLOG_SQS_QUEUE_URL", "")
+        if not queue_url:
+            return cls()
+        return cls(
+            queue_url=queue_url,
+            aws_conn_id=env.get("SENSORLOG_AWS_CONN_ID", cls.aws_conn_id),
+            wait_seconds=int(env.get("SENSORLOG_SQS_WAIT_SECONDS", "5")),
+            poll_seconds=int(env.get("SENSORLOG_SQS_POLL_SECONDS", "2")),
+        )
+
+
+# Variables third-party libraries read themselves, given a value only when the operator set none.
+LIBRARY_DEFAULTS = {
+    "GX_ANALYTICS_ENABLED": "False",  # Great Expectations sends no usage analytics
+}
+
+
+def apply_library_defaults() -> None:
+    """Set each of ``LIBRARY_DEFAULTS`` the operator left unset, in this process's environment (and so
+    in any child's)."""
+    for name, value in LIBRARY_DEFAULTS.items():
+        os.environ.setdefault(name, value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -15,7 +14,7 @@ from rich.console import Console
 
 from pipelines import airflow_runner, flow, generate, storage
 from pipelines.audit import NOW_ENV, parse_as_of
-from pipelines.config import Settings
+from pipelines.config import Settings, now_override
 from pipelines.registry import load_registry
 from pipelines.tlog.layout import CHECKPOINT
 
@@ -92,7 +91,7 @@ def sample_city_clock(settings: Settings, console: Console) -> dict[str, str]:
     local midnight), unless ``SENSORLOG_NOW`` is set or the landing zone was not generated. Audited as of
     the real today, a sample city whose events stopped months ago is all silence and overdue records
     (``sensorlog audit`` shows exactly that)."""
-    if os.environ.get(NOW_ENV):
+    if now_override():
         return {}
     try:
         end = generate.load_ground_truth(settings.landing)["end"]

@@ -11,12 +11,12 @@ import json
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from pipelines import layout, locks, plausibility, publish, storage
+from pipelines import config, layout, locks, plausibility, publish, storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.ingest import SUFFIXES
@@ -92,9 +92,10 @@ def deployment_ids(settings: Settings) -> dict[str, datetime]:
     return plausibility.commissioning_instants(load_registry(settings.registry))
 
 
-def default_workers() -> int:
+def default_workers(env: Mapping[str, str] | None = None) -> int:
     """Staging processes for ``sensorlog run``: ``SENSORLOG_WORKERS``, else one per core."""
-    return max(1, int(os.environ.get("SENSORLOG_WORKERS") or os.cpu_count() or 1))
+    configured = config.workers(env)
+    return max(1, configured if configured is not None else (os.cpu_count() or 1))
 
 
 def _failure(failures: list[dict] | None, what: str, name: str, exc: BaseException) -> None:

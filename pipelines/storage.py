@@ -1,8 +1,9 @@
 """One filesystem layer for local paths and ``s3://`` URIs.
 
 Everything in ``pipelines`` reads and writes through these functions, so the same code runs on a
-laptop folder and on AWS S3 or MinIO. S3 settings come from the standard AWS environment variables
-(``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``...), as boto3 reads them.
+laptop folder and on AWS S3 or MinIO. S3 settings are ``pipelines.config.S3Settings``: the standard AWS
+environment variables (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``; credentials such as
+``AWS_ACCESS_KEY_ID`` are left to the AWS SDK), as boto3 reads them, plus sensorlog's retries and timeouts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from pipelines.config import S3Settings
+
 CHUNK = 1 << 20
 
 
@@ -32,18 +35,17 @@ def join(base: str, *parts: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+def _s3(s3: S3Settings) -> pafs.S3FileSystem:
     # Transient S3 errors (throttling, 5xx, dropped connections) are retried with exponential backoff by
     # the AWS SDK inside pyarrow; after the last attempt the caller gets the error naming the object.
-    attempts = int(os.environ.get("SENSORLOG_S3_MAX_ATTEMPTS", "6"))
     kwargs: dict = {
-        "region": region or "us-east-1",
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
-        "connect_timeout": float(os.environ.get("SENSORLOG_S3_CONNECT_TIMEOUT", "5")),
-        "request_timeout": float(os.environ.get("SENSORLOG_S3_REQUEST_TIMEOUT", "30")),
+        "region": s3.region or "us-east-1",
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=s3.max_attempts),
+        "connect_timeout": s3.connect_timeout,
+        "request_timeout": s3.request_timeout,
     }
-    if endpoint:
-        parsed = urlparse(endpoint)
+    if s3.endpoint:
+        parsed = urlparse(s3.endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
         kwargs["scheme"] = parsed.scheme or "https"
     return pafs.S3FileSystem(**kwargs)
@@ -52,9 +54,9 @@ def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and in-filesystem path for a URI."""
     if is_s3(uri):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
-        return _s3(endpoint, region), uri[len("s3://") :]
+        # Read at every call (as boto3 reads its variables), so a changed endpoint takes effect; one
+        # client per distinct setting is kept.
+        return _s3(S3Settings.from_env()), uri[len("s3://") :]
     return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 

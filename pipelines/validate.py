@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,14 +25,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import plausibility, privacy
-from pipelines.config import resource_dir
+from pipelines.config import apply_library_defaults, resource_dir
 from pipelines.schemas import EventTable
 
 EXPECTATIONS_DIR = resource_dir("expectations")
 CLOCK_SKEW = timedelta(minutes=5)
 ROW_KEY = "_ord"
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+apply_library_defaults()  # GX_ANALYTICS_ENABLED=False unless the operator set it
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 

@@ -8,25 +8,24 @@ any landed file no manifest covers — so a lost message or a failed run delays 
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import Asset, AssetWatcher
 
-QUEUE_URL = os.environ.get("SENSORLOG_SQS_QUEUE_URL", "")
+from pipelines.config import SqsSettings
 
 
-def landing_asset() -> Asset | None:
-    if not QUEUE_URL:
+def landing_asset(sqs: SqsSettings) -> Asset | None:
+    """The watched landing Asset, or None when no queue is configured (``pipelines.config.SqsSettings``)."""
+    if not sqs.queue_url:
         return None
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
     trigger = MessageQueueTrigger(
         scheme="sqs",
-        sqs_queue=QUEUE_URL,
-        aws_conn_id=os.environ.get("SENSORLOG_AWS_CONN_ID", "aws_default"),
+        sqs_queue=sqs.queue_url,
+        aws_conn_id=sqs.aws_conn_id,
         max_messages=10,
-        wait_time_seconds=int(os.environ.get("SENSORLOG_SQS_WAIT_SECONDS", "5")),
-        waiter_delay=int(os.environ.get("SENSORLOG_SQS_POLL_SECONDS", "2")),
+        wait_time_seconds=sqs.wait_seconds,
+        waiter_delay=sqs.poll_seconds,
     )
     return Asset(
         name="sensorlog.landing",

@@ -1,7 +1,8 @@
 """Portal settings: where the site will be served from, who publishes it, under which licence.
 
-They live here rather than in ``pipelines.config.Settings`` because only the portal needs them; like
-the rest of the configuration they come from environment variables with embedded defaults.
+They are not in ``pipelines.config.Settings`` because only the portal needs them; like the rest of
+the configuration they come from environment variables with embedded defaults
+(``pipelines.config.PortalSettings`` reads them).
 
 The base URL is the one place absolute URLs enter the site: data.json must give absolute download
 URLs (harvesters fetch them from elsewhere) and a printed QR code must name a full address. Every
@@ -10,12 +11,11 @@ link between pages stays relative, so the folder can be moved or served under an
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from pipelines.config import Settings
+from pipelines.config import PortalSettings, Settings
 from pipelines.taxonomy import SUPPORTED_LANGS
 
 # Licences a city is likely to choose for its open data, by URL: (SPDX id, title).
@@ -26,12 +26,10 @@ KNOWN_LICENSES = {
     "https://opendatacommons.org/licenses/by/1-0/": ("ODC-By-1.0", "Open Data Commons Attribution v1.0"),
     "https://opendatacommons.org/licenses/odbl/1-0/": ("ODbL-1.0", "Open Data Commons ODbL v1.0"),
 }
-DEFAULT_LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
 DTPR_LICENSE = ("CC-BY-4.0", "https://creativecommons.org/licenses/by/4.0/", "Creative Commons Attribution 4.0")
 
-# Above this many rows a table's CSV extract is split into one file per month (spreadsheet programs
-# open about a million rows; a month of the busiest table stays well below that).
-DEFAULT_CSV_MONTH_ROWS = 100_000
+# Above this many rows a table's CSV extract is split into one file per month (see PortalSettings).
+DEFAULT_CSV_MONTH_ROWS = PortalSettings.csv_month_rows
 
 
 def normalise_base_url(url: str) -> str:
@@ -73,19 +71,18 @@ class PortalOptions:
         env: Mapping[str, str] | None = None,
         csv_month_rows: int | None = None,
     ) -> PortalOptions:
-        env = os.environ if env is None else env
         if lang not in SUPPORTED_LANGS:
             raise ValueError(f"--lang must be one of {', '.join(SUPPORTED_LANGS)}, got {lang!r}")
+        portal = PortalSettings.from_env(env)
         # The log origin (``sensorlog.example/riverton``) names where the city serves its log, so
         # it is the natural default home of the portal too.
         default_base = f"https://{settings.log_origin}/"
-        email = env.get("SENSORLOG_PORTAL_CONTACT_EMAIL", "privacy@riverton.example")
         return cls(
-            base_url=normalise_base_url(base_url or env.get("SENSORLOG_PORTAL_BASE_URL") or default_base),
+            base_url=normalise_base_url(base_url or portal.base_url or default_base),
             lang=lang,
-            publisher=env.get("SENSORLOG_PORTAL_PUBLISHER", "City of Riverton"),
-            contact_name=env.get("SENSORLOG_PORTAL_CONTACT_NAME", "Riverton Surveillance Technology Transparency"),
-            contact_email=email.removeprefix("mailto:"),
-            license_url=env.get("SENSORLOG_PORTAL_LICENSE", DEFAULT_LICENSE),
-            csv_month_rows=csv_month_rows or int(env.get("SENSORLOG_PORTAL_CSV_MONTH_ROWS", DEFAULT_CSV_MONTH_ROWS)),
+            publisher=portal.publisher,
+            contact_name=portal.contact_name,
+            contact_email=portal.contact_email.removeprefix("mailto:"),
+            license_url=portal.license_url,
+            csv_month_rows=csv_month_rows or portal.csv_month_rows,
         )

@@ -57,6 +57,15 @@ def ndjson(events: list[dict]) -> bytes:
     return "".join(json.dumps(e) + "\n" for e in events).encode()
 
 
+def event_manifests(settings: Settings) -> list[str]:
+    """URIs of the manifests of landed files: not the registry's declaration batches, which the
+    publisher logs before the events (``pipelines.declarations``)."""
+    from pipelines import storage
+
+    uris = storage.list_files(settings.manifests, (".json",))
+    return [u for u in uris if json.loads(storage.read_bytes(u)).get("kind") != "declarations"]
+
+
 @pytest.fixture
 def write_file(tmp_path: Path) -> Callable[[str, bytes], str]:
     def write(name: str, data: bytes) -> str:

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import event_manifests
 from waiting import wait_for_state
 
 from pipelines import generate, storage, summary
@@ -117,7 +118,7 @@ def test_ingest_dag_on_postgres_with_celery_workers(postgres, redis, tmp_path):
         procs.append((subprocess.Popen([airflow, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True), out))
     try:
-        published = lambda: len(storage.list_files(settings.manifests, (".json",)))  # noqa: E731
+        published = lambda: len(event_manifests(settings))  # noqa: E731
 
         def died() -> str | None:
             for proc, _ in procs:

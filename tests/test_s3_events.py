@@ -11,7 +11,7 @@ import time
 
 import boto3
 import pytest
-from conftest import DEPLOYMENT, make_event, ndjson
+from conftest import DEPLOYMENT, event_manifests, make_event, ndjson
 
 from pipelines import flow, notifications, storage, summary
 from pipelines.config import PROJECT_DIR, Settings
@@ -61,12 +61,6 @@ def land(settings: Settings, name: str, events: list[dict]) -> str:
     return uri
 
 
-def event_manifests(settings) -> list[dict]:
-    """Manifests of landed files (the registry's declaration batch, logged first, is not one)."""
-    found = [json.loads(storage.read_bytes(u)) for u in storage.list_files(settings.manifests, (".json",))]
-    return [m for m in found if m.get("kind") != "declarations"]
-
-
 def published_count(settings: Settings) -> int:
     con = summary.connect(settings)
     return sum(con.sql(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("collection", "access"))
@@ -109,7 +103,7 @@ def test_event_path_publishes_once_and_the_sweep_catches_a_lost_message(s3_setti
     swept = flow.ingest_files(s3_settings, [])
     assert swept["published"] == 1 and published_count(s3_settings) == 6
     assert flow.discover(s3_settings) == []
-    manifest = event_manifests(s3_settings)[0]
+    manifest = json.loads(storage.read_bytes(event_manifests(s3_settings)[0]))
     for out in manifest["outputs"]:
         assert storage.sha256_of(storage.join(s3_settings.published, out["path"]))[0] == out["sha256"]
 

@@ -9,9 +9,7 @@ plaza cameras: video kept P30D; the police may access it as detectives) with the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import yaml
 from conftest import DEPLOYMENT, make_event, ndjson
 from hypothesis import given
 from hypothesis import strategies as st
+from outside import run
 
 from pipelines import audit, declarations, flow, log_export, publish, storage
 from pipelines.config import Settings
@@ -30,8 +29,6 @@ from pipelines.declarations import Declared, retroactive_span
 from pipelines.registry import check_deployment, from_checked, load_registry
 from pipelines.verify import verify_log
 
-BIN = Path(sys.executable).parent
-WAIT = 900  # seconds a subprocess may take on a loaded machine: a limit, never a measurement
 RPD = "Riverton Police Department"
 
 
@@ -202,14 +199,8 @@ def test_a_record_too_large_for_one_log_entry_is_a_registry_problem(device_regis
     assert any("canonical JSON" in p.expected for p in problems), problems
 
 
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENSORLOG_")}
-    return {**env, "PATH": f"{BIN}:{env.get('PATH', '')}", "SENSORLOG_NOW": "2026-08-15"}
-
-
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "sensorlog"), *args], cwd=cwd, env=clean_env(), capture_output=True,
-                          text=True, timeout=WAIT)
+    return run(["sensorlog", *args], cwd, SENSORLOG_NOW="2026-08-15")
 
 
 def test_the_published_site_alone_gives_the_operators_findings_and_verify_catches_an_edited_declaration(

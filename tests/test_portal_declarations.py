@@ -13,11 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from datetime import date
 from html import unescape
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import rfc8785
+from outside import run
 
 from pipelines import declarations, flow, generate, site_files
 from pipelines.config import PROJECT_DIR, Settings
@@ -38,8 +37,7 @@ from pipelines.tlog.checkpoint import open_checkpoint
 from pipelines.verify import verify_log
 
 BASE_URL = "https://data.riverton.example/sensors/"
-BIN = Path(sys.executable).parent
-WAIT = 600  # seconds a subprocess may take on a loaded machine: a limit, never a measurement
+
 ALPR, CCTV, NEW = "alpr-harbor-boulevard", "cctv-city-hall-plaza", "cctv-central-library-entrance"
 DAYS = ("2026-07-03", "2026-07-10", "2026-07-12")
 
@@ -95,17 +93,6 @@ def site(built: Path, tmp_path: Path) -> Path:
 
 def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENSORLOG_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def run(args: list[str] | str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=WAIT,
-                          shell=isinstance(args, str))
 
 
 def check_proof(site: Path, proof: Path | str, *extra: str) -> subprocess.CompletedProcess[str]:

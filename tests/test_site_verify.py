@@ -13,7 +13,6 @@ import functools
 import hashlib
 import http.server
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from outside import clean_env, run
 from test_verify import City, published_city
 from test_witness import free_port, wait_until_listening
 
@@ -57,17 +57,6 @@ def built(city: City, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def site(built: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(built, tmp_path / "copy"))
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENSORLOG_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def run(args: list[str] | str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=WAIT,
-                          shell=isinstance(args, str))
 
 
 def verify_site(site: Path, **kwargs: object) -> Report:

@@ -701,9 +701,3 @@ def options_for(
         timezone=timezone or base.timezone,
         inject=inject,
     )
-
-
-def write_landing_file(landing: str, name: str, events: list[dict]) -> str:
-    uri = storage.join(landing, name)
-    storage.write_bytes(uri, _ndjson(events))
-    return uri

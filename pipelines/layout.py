@@ -10,10 +10,6 @@ def published_file(settings: Settings, table: str, event_date: str, batch_id: st
     return join(settings.published, f"event_type={table}", f"event_date={event_date}", f"{batch_id}.parquet")
 
 
-def published_table_glob(settings: Settings, table: str) -> str:
-    return join(settings.published, f"event_type={table}", "**", "*.parquet")
-
-
 def manifest_file(settings: Settings, batch_id: str) -> str:
     return join(settings.manifests, f"{batch_id}.json")
 

@@ -459,10 +459,6 @@ def _write_quarantine(settings: Settings, batch_id: str, conflicts: list[dict]) 
     return {"rows": rows, "path": layout.relative(settings.quarantine, uri), "sha256": digest}
 
 
-def stage_result_for(settings: Settings, batch_id: str) -> StageResult | None:
-    return load_stage(settings, batch_id)
-
-
 # -- declarations ---------------------------------------------------------------------------------
 
 

@@ -102,10 +102,6 @@ def event_table(name: str) -> EventTable:
     return EventTable(name, schema, fields, required, schema["x-partition-time"])
 
 
-def event_tables() -> list[EventTable]:
-    return [event_table(name) for name in EVENT_TABLES]
-
-
 def table_for_type(cloudevent_type: str) -> EventTable | None:
     if not cloudevent_type.startswith(TYPE_PREFIX):
         return None

@@ -81,8 +81,9 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
 def per_deployment(settings: Settings) -> list[DeploymentSummary]:
     registry = load_registry(settings.registry)
     con = connect(settings)
-    rows = con.execute(
-        """
+    try:
+        rows = con.execute(
+            """
         WITH c AS (SELECT deployment_id, sum(records) AS n, count(*) AS e FROM collection GROUP BY 1),
              d AS (SELECT deployment_id, sum(records) AS n, count(*) AS e FROM deletion GROUP BY 1),
              a AS (SELECT deployment_id, count(*) AS e FROM access GROUP BY 1),
@@ -98,7 +99,9 @@ def per_deployment(settings: Settings) -> list[DeploymentSummary]:
              LEFT JOIN a USING (deployment_id) LEFT JOIN l USING (deployment_id)
              LEFT JOIN q USING (deployment_id)
         """
-    ).fetchall()
+        ).fetchall()
+    finally:
+        con.close()
     found = {r[0]: r for r in rows}
     out = []
     for dep_id in sorted(set(found) | set(registry.ids())):
@@ -112,7 +115,10 @@ def per_deployment(settings: Settings) -> list[DeploymentSummary]:
 def unattributed_quarantine(settings: Settings) -> int:
     """Quarantined rows and files with no deployment id (unreadable lines and whole files)."""
     con = connect(settings)
-    return int(con.execute("SELECT count(*) FROM quarantine WHERE deployment_id IS NULL").fetchone()[0])
+    try:
+        return int(con.execute("SELECT count(*) FROM quarantine WHERE deployment_id IS NULL").fetchone()[0])
+    finally:
+        con.close()
 
 
 def manifest_totals(settings: Settings) -> dict:

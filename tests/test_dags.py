@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import sqlite3
 import subprocess
@@ -35,11 +36,46 @@ def test_every_dag_imports_without_errors():
     assert {"sensorlog_ingest", "sensorlog_audit", "sensorlog_portal"} <= set(bag.dag_ids)
 
 
+def _pipelines_modules() -> dict[str, Path]:
+    """Every module of ``pipelines`` and its subpackages (``cli/``, ``audit/``, ``portal/``, ``tlog/``…)."""
+    root = PROJECT_DIR / "pipelines"
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(PROJECT_DIR).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _airflow_imports(path: Path) -> list[str]:
+    """Each import of ``airflow`` in a file, wherever it is written (also inside a function)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)
+              and ast.unparse(node.func) in {"__import__", "importlib.import_module", "import_module"}):
+            names = [node.args[0].value]
+        else:
+            continue
+        found += [f"{path.relative_to(PROJECT_DIR)}:{node.lineno} {name}"
+                  for name in names if name.split(".")[0] == "airflow"]
+    return found
+
+
+def test_pipelines_never_imports_airflow_in_any_module():
+    modules = _pipelines_modules()
+    assert {"pipelines.cli", "pipelines.audit", "pipelines.portal", "pipelines.tlog"} <= set(modules)
+    assert [hit for path in modules.values() for hit in _airflow_imports(path)] == []
+
+
 def test_pipelines_never_imports_airflow():
-    modules = sorted(p.stem for p in (PROJECT_DIR / "pipelines").glob("*.py") if p.stem != "__init__")
+    modules = sorted(_pipelines_modules())
     code = (
         "import importlib, sys\n"
-        f"for m in {modules!r}: importlib.import_module('pipelines.' + m)\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
         "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] == 'airflow')))"
     )
     out = subprocess.run(

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pipelines import storage
-from pipelines.registry import Deployment, Registry, RetentionRule
+from pipelines.registry import Deployment, PolicyVersion, Registry, RetentionRule
 from pipelines.schemas import event_table
 
 GROUND_TRUTH_NAME = "ground_truth.json"
@@ -104,6 +104,14 @@ def _event(kind: str, source: str, event_id: str, time: datetime, data: dict) ->
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+def _declared_rule(policy: PolicyVersion, data_class: str) -> RetentionRule:
+    """The retention rule of a data class the policy declares (every declared class has one)."""
+    rule = policy.rule_for(data_class)
+    if rule is None:
+        raise ValueError(f"no retention rule for declared data class {data_class!r}")
+    return rule
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -223,6 +231,8 @@ class _City:
             return
         start, end = span
         due = end if rule.kind == "none" else rule.due(end)
+        # Only a case_closed rule gets here without a due date; the generator cannot place its deletion.
+        assert due is not None
         deleted_at = due + PURGE_DELAY + timedelta(days=self.late.get(key, 0))
         data = {
             "deployment_id": deployment.id,
@@ -374,13 +384,14 @@ class _City:
         for d in deps:  # informational: every indefinite policy in force during the period
             for data_class in d.data_classes:
                 if (
-                    d.policy_at(self.options.end - timedelta(days=1)).rule_for(data_class).kind
+                    _declared_rule(d.policy_at(self.options.end - timedelta(days=1)), data_class).kind
                     == "indefinite"
                 ):
                     self.finding("indefinite_retention", d, data_class, self.begin, self.as_of)
 
         decommissioned = [d for d in deps if d.decommissioned and d.decommissioned < mid + timedelta(days=30)]
         for d in decommissioned[:1]:
+            assert d.decommissioned is not None  # the filter above
             first = d.decommissioned + timedelta(days=5)
             last = first + timedelta(days=15)
             self.after_decommission[d.id] = (first, last)
@@ -412,8 +423,9 @@ class _City:
             for c in d.data_classes
             if d.decommissioned is None
             and d.id not in self.silent
-            and d.current_policy.rule_for(c).kind == "duration"
-            and d.current_policy.rule_for(c).duration <= timedelta(days=35)
+            and _declared_rule(d.current_policy, c).kind == "duration"
+            and (kept := _declared_rule(d.current_policy, c).duration) is not None  # always, for a duration
+            and kept <= timedelta(days=35)
         ]
         chooser.shuffle(timed)
         for n, (d, c) in enumerate(timed[:3]):
@@ -432,7 +444,7 @@ class _City:
             for c in d.data_classes
             if d.decommissioned is None
             and d.id not in self.silent
-            and d.current_policy.rule_for(c).kind == "none"
+            and _declared_rule(d.current_policy, c).kind == "none"
         ]
         for n, (d, c) in enumerate(nothing_kept[:2]):
             day = self.options.start + timedelta(days=45 + 7 * n)
@@ -490,11 +502,11 @@ class _City:
             d
             for d in deps
             if d.decommissioned is None
-            and any(d.current_policy.rule_for(c).kind == "duration" for c in d.data_classes)
+            and any(_declared_rule(d.current_policy, c).kind == "duration" for c in d.data_classes)
         ]
         if timed:
             d = timed[len(timed) // 2]
-            c = next(c for c in d.data_classes if d.current_policy.rule_for(c).kind == "duration")
+            c = next(c for c in d.data_classes if _declared_rule(d.current_policy, c).kind == "duration")
             day = self.options.start - timedelta(days=20)  # before the log starts: never collected here
             start, end = self.local_midnight(day), self.local_midnight(day + timedelta(days=1))
             deleted_at = self.begin + timedelta(days=2, hours=3)

@@ -206,6 +206,7 @@ class _ChunkBuilder:
         if reasons:
             self.reject(line, raw, reasons, event if isinstance(event, dict) else None)
             return
+        assert table is not None  # event_to_row gives a reason whenever it finds no table
         # _ord (the event's position in the file) is unique even when a JSON array puts many
         # events on one line; _line is what a person needs to find the event.
         row["_ord"], row["_line"], row["_raw"] = ord_, line, raw[:MAX_RAW]
@@ -774,7 +775,7 @@ def _csv(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
             builder.reject(record.line, record.raw, [f"csv: expected {len(header)} cells, found {len(record.cells)}"])
         else:
             fields = dict(zip(header, record.cells, strict=True))
-            event = {k: fields.pop(k) for k in list(fields) if k in ENVELOPE_KEYS}
+            event: dict[str, object] = {k: fields.pop(k) for k in list(fields) if k in ENVELOPE_KEYS}
             event["data"] = fields
             event.setdefault("specversion", "1.0")
             builder.add(record.line, record.raw, event, from_text=True)

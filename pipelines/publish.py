@@ -326,7 +326,8 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> dict:
     start = ledger_log.batch_start(batch_id)
     next_index = start
     leaf_hashes: list[bytes] = []
-    outputs, conflicts = [], []
+    outputs: list[dict] = []
+    conflicts: list[dict] = []
     duplicates = 0
     con = _index(settings)
     try:
@@ -443,15 +444,16 @@ def _check_conservation(manifest: dict) -> None:
 def _write_quarantine(settings: Settings, batch_id: str, conflicts: list[dict]) -> dict:
     staged = Path(layout.staging_dir(settings, batch_id)) / "quarantine.parquet"
     table = pq.read_table(staged) if staged.exists() else QUARANTINE_SCHEMA.empty_table()
+    stage = load_stage(settings, batch_id)
+    assert stage is not None  # only a staged batch is published
     if conflicts:
-        stage = load_stage(settings, batch_id)
         extra = pa.Table.from_pylist(
             [{"batch_id": batch_id, "source_file": stage.source_uri, **c} for c in conflicts],
             schema=QUARANTINE_SCHEMA,
         )
         table = pa.concat_tables([table, extra])
     # A whole-file error is one quarantine entry but no event rows.
-    rows = table.num_rows - (1 if load_stage(settings, batch_id).file_error else 0)
+    rows = table.num_rows - (1 if stage.file_error else 0)
     if table.num_rows == 0:
         return {"rows": 0, "path": None, "sha256": None}
     uri = layout.quarantine_file(settings, batch_id)

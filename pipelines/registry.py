@@ -558,10 +558,13 @@ def _describe(value: Any) -> str:
 def _schema_expected(error: ValidationError) -> str:
     """The 'expected ...' wording for one schema error (required/additionalProperties are elsewhere)."""
     hint = error.schema.get("x-expected") if isinstance(error.schema, dict) else None
-    kind, limit, got = error.validator, error.validator_value, _describe(error.instance)
+    # jsonschema's stubs type these as "Any | Unset"; a reported error always has them set.
+    instance: Any = error.instance
+    limit: Any = error.validator_value
+    kind, got = error.validator, _describe(instance)
     if kind in ("pattern", "format", "oneOf", "anyOf", "not", "minProperties") and hint:
         # For a mapping, "got a mapping" says nothing: the hint names the fields that are wrong.
-        return hint if isinstance(error.instance, dict) else f"{hint} (got {got})"
+        return hint if isinstance(instance, dict) else f"{hint} (got {got})"
     if kind == "type":
         words = [_TYPE_WORDS.get(t, t) for t in ([limit] if isinstance(limit, str) else limit)]
         return f"{' or '.join(words)} (got {got})"
@@ -570,13 +573,13 @@ def _schema_expected(error: ValidationError) -> str:
     if kind == "minItems":
         return f"at least {limit} item{'s' if limit != 1 else ''}"
     if kind == "maxItems":
-        return f"at most {limit} items (got {len(error.instance)})"
+        return f"at most {limit} items (got {len(instance)})"
     if kind == "minLength":
         return "non-empty text" if limit == 1 else f"text of at least {limit} characters"
     if kind == "maxLength":
-        return f"text of at most {limit} characters (got {len(error.instance)})"
+        return f"text of at most {limit} characters (got {len(instance)})"
     if kind == "uniqueItems":
-        repeated = next((v for i, v in enumerate(error.instance) if v in error.instance[:i]), None)
+        repeated = next((v for i, v in enumerate(instance) if v in instance[:i]), None)
         return f"a list without repeated items ({_describe(repeated)} is repeated)"
     if kind in ("minimum", "maximum"):
         return f"a number {'>=' if kind == 'minimum' else '<='} {limit} (got {got})"
@@ -594,12 +597,16 @@ def _schema_problems(doc: Any, name: str) -> list[Problem]:
 
 def _problems_for_error(error: ValidationError, name: str) -> list[Problem]:
     where = _field_path(error.absolute_path)
+    # jsonschema's stubs type these as "... | Unset"; a reported error always has them set.
+    instance: Any = error.instance
+    schema: Any = error.schema
+    limit: Any = error.validator_value
     if error.validator == "required":
-        missing = [p for p in error.validator_value if p not in error.instance]
+        missing = [p for p in limit if p not in instance]
         return [Problem(name, _join_field(where, p), "a value (required field is missing)") for p in missing]
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
+        allowed = sorted(schema.get("properties", {}))
+        extra = [k for k in instance if k not in allowed]
         text = f"no such field (allowed fields: {', '.join(allowed)})"
         return [Problem(name, _join_field(where, str(k)), text) for k in extra]
     return [Problem(name, where or "(document)", _schema_expected(error))]
@@ -671,9 +678,10 @@ def _declared_classes(doc: Mapping[str, Any]) -> list[str] | None:
     if not isinstance(items, list):
         return None
     slugs = [_dict(i).get("slug") for i in items]
-    if not all(isinstance(s, str) and _DATA_CLASS_RE.fullmatch(s) for s in slugs):
+    valid = [s for s in slugs if isinstance(s, str) and _DATA_CLASS_RE.fullmatch(s)]
+    if len(valid) != len(slugs):
         return None  # the schema has reported the bad slug; checking rules against it would only echo it
-    return slugs
+    return valid
 
 
 def _check_data_classes(doc: Mapping[str, Any], report: Report) -> None:

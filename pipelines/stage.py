@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from pipelines import layout, rowhash, storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
-from pipelines.ingest import DEFAULT_CHUNK_ROWS, SUFFIXES, UnparseableFile, parse_file, parsed_schema
+from pipelines.ingest import DEFAULT_CHUNK_ROWS, SUFFIXES, ParsedChunk, UnparseableFile, parse_file, parsed_schema
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
 from pipelines.validate import validate_chunk
 
@@ -156,6 +156,7 @@ def stage_file(
         try:
             if size == 0:
                 raise UnparseableFile(uri, 0, "file is empty")
+            chunk: ParsedChunk | None  # None once a chunk is done, so its memory can be freed
             for chunk in parse_file(uri, chunk_rows):
                 result.rows_in += chunk.rows_in
                 result.rejected_at_parse += len(chunk.rejected)

@@ -65,8 +65,12 @@ class Decoder:
         obj = dict(pairs)
         if len(obj) != len(pairs):
             seen: set[str] = set()
-            repeated = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
-            self.problems.append(f"json: duplicate key(s) {repeated} in one object")
+            repeated: set[str] = set()
+            for k, _ in pairs:
+                if k in seen:
+                    repeated.add(k)
+                seen.add(k)
+            self.problems.append(f"json: duplicate key(s) {sorted(repeated)} in one object")
         return obj
 
     def _constant(self, name: str) -> None:

@@ -59,7 +59,9 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     quarantine. Data is handed to DuckDB as Arrow datasets, so local folders and S3 work the same way
     without DuckDB extensions. DuckDB's memory is bounded (``SENSORLOG_DUCKDB_MEMORY``); larger
     intermediate results spill to a folder under the local state."""
-    con = duckdb.connect(config=duckdb_config(settings))
+    # duckdb.connect takes a dict of any config value type (dict is invariant, so a dict[str, str] is not one).
+    options: dict[str, str | bool | int | float | list[str]] = {**duckdb_config(settings)}
+    con = duckdb.connect(config=options)
     for table in ("collection", "deletion", "access", "lifecycle"):
         dataset = table_dataset(settings, table)
         if dataset is None:
@@ -116,7 +118,9 @@ def unattributed_quarantine(settings: Settings) -> int:
     """Quarantined rows and files with no deployment id (unreadable lines and whole files)."""
     con = connect(settings)
     try:
-        return int(con.execute("SELECT count(*) FROM quarantine WHERE deployment_id IS NULL").fetchone()[0])
+        row = con.execute("SELECT count(*) FROM quarantine WHERE deployment_id IS NULL").fetchone()
+        assert row is not None  # a count(*) always returns one row
+        return int(row[0])
     finally:
         con.close()
 

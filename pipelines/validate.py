@@ -68,14 +68,18 @@ class _GX:
 
         self.context = gx.get_context(mode="ephemeral")
         try:
-            self.context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+            # GX annotates this setting as its ProgressBarsConfig class, but its validator reads it as a
+            # mapping ("globally" in progress_bars), so the plain dict is what takes effect.
+            self.context.variables.progress_bars = {  # type: ignore[assignment]
+                "globally": False, "metric_calculations": False
+            }
         except Exception:  # noqa: BLE001 - cosmetic only; older configs lack the setting
             pass
         source = self.context.data_sources.add_pandas("sensorlog")
         self.batch_definition = source.add_dataframe_asset("chunk").add_batch_definition_whole_dataframe(
             "all"
         )
-        self.suites = {}
+        self.suites: dict[str, ExpectationSuite] = {}
         self._suite_cls = ExpectationSuite
 
     def suite(self, table: str):

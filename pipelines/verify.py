@@ -153,6 +153,11 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _named(text: str) -> Callable[[int], str]:
+    """A leaf namer that gives every leaf the same name (for a single leaf)."""
+    return lambda _i: text
+
+
 def _safe_rel(path: str) -> bool:
     parts = PurePosixPath(path).parts
     return bool(parts) and not path.startswith("/") and "://" not in path and ".." not in parts
@@ -426,7 +431,7 @@ class _Verifier:
                 with storage.open_random_access(self.data.describe(out.rel)) as handle:
                     meta = pq.ParquetFile(handle).metadata
                 num_rows, names = meta.num_rows, meta.schema.to_arrow_schema().names
-            elif error is None:
+            elif error is None and table is not None:
                 num_rows, names = table.num_rows, table.schema.names
         except (pa.ArrowException, OSError) as exc:
             error = f"is not a readable Parquet file ({exc})"
@@ -557,8 +562,8 @@ class _Verifier:
                     self.check_file(out, None if future is None else future.result())
                 self.flush()
                 mleaf = leaf.manifest_leaf_hash(b.manifest)
-                self.compare_stored(b.manifest_leaf, [mleaf], lambda _i, b=b: f"manifest leaf {b.manifest_leaf}"
-                                    f" (manifests/{b.name})")
+                self.compare_stored(b.manifest_leaf, [mleaf], _named(f"manifest leaf {b.manifest_leaf}"
+                                                                     f" (manifests/{b.name})"))
                 if self.tree_ok and self.frontier.size != b.manifest_leaf:
                     self.break_tree(f"the rows of manifests/{b.name} do not end at its manifest leaf")
                 self.fold([mleaf])

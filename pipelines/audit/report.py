@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from pipelines import layout, storage
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 from pipelines.audit.model import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso
 from pipelines.config import Settings
 from pipelines.registry import Registry, RetentionRule, data_class_label, load_registry
@@ -41,7 +44,7 @@ STATUS_COLOURS = {
 LINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 # Chart text is plain text: a data class such as "$x^{$" is drawn as written, never parsed as TeX.
-PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+PLAIN_TEXT: dict[RcKeyType, Any] = {"text.parse_math": False, "text.usetex": False}
 
 
 def _limit_days(period: str | None) -> float | None:

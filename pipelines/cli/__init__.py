@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import typer
 from typer.core import TyperGroup
@@ -29,6 +30,9 @@ from typer.core import TyperGroup
 from pipelines.cli import audit, dev, ingest, log, portal, registry
 from pipelines.cli._output import print_error
 from pipelines.errors import FAILURE, SensorlogError
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # the type TyperGroup.invoke declares
 
 # name on the command line -> the function in its noun's module.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -70,7 +74,7 @@ def _is_spec_error(err: BaseException) -> bool:
 class _Commands(TyperGroup):
     """Every sub-command, whichever module defines it, runs inside this one error boundary."""
 
-    def invoke(self, ctx: typer.Context) -> object:
+    def invoke(self, ctx: ClickContext) -> object:
         try:
             return super().invoke(ctx)
         except SensorlogError as err:

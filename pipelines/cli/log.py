@@ -119,14 +119,15 @@ def verify_cmd(
         line(f"[bold]sensorlog verify[/bold]  log {log_where}  data {data_where}"
              + (f"  site {site_where}" if site_where else ""))
     with reported_as("verify", logsource.SourceError, exit_code=USAGE):
-        wheres = (log_where, data_where, manifests_where, site_where)
-        sources = [logsource.open_source(w) if w else None for w in wheres]
+        # The log and the data always have a place (an option or the configured default).
+        log_source, data_source = logsource.open_source(log_where), logsource.open_source(data_where)
+        manifests_source, site_source = (logsource.open_source(w) if w else None for w in (manifests_where, site_where))
     with leaf_progress(quiet) as progress:
         report = verify.verify_log(
-            sources[0], sources[1], sources[2],
+            log_source, data_source, manifests_source,
             since=since_text, since_name=f"--since {since}" if since else "--since checkpoint",
             expected_vkey=expected, witnesses=witness_keys, min_witnesses=min_witnesses, strict=strict,
-            site=sources[3], progress=progress,
+            site=site_source, progress=progress,
         )
     if not quiet:
         for passed in report.passed:

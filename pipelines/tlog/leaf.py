@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -101,7 +102,7 @@ def _leaf_object(table_name: str, row: Mapping[str, object]) -> dict[str, object
 
 def row_leaf_bytes(table_name: str, row: Mapping[str, object]) -> bytes:
     """Leaf bytes of one row (the reference implementation of the encoding)."""
-    return rfc8785.dumps(_leaf_object(table_name, row))
+    return _canonical(_leaf_object(table_name, row))
 
 
 def row_leaf_hash(table_name: str, row: Mapping[str, object]) -> bytes:
@@ -118,9 +119,16 @@ def manifest_leaf_bytes(manifest: Mapping[str, object]) -> bytes:
         if OUTPUTS_DIGEST in manifest:
             raise LeafEncodingError(f"a manifest may not have a top-level {OUTPUTS_DIGEST!r} member")
         body = {k: v for k, v in manifest.items() if k != "outputs"}
-        body[OUTPUTS_DIGEST] = hashlib.sha256(rfc8785.dumps(manifest.get("outputs"))).hexdigest()
-        return rfc8785.dumps({TABLE_KEY: MANIFEST_TABLE, **body})
-    return rfc8785.dumps({TABLE_KEY: MANIFEST_TABLE, **manifest})
+        body[OUTPUTS_DIGEST] = hashlib.sha256(_canonical(manifest.get("outputs"))).hexdigest()
+        return _canonical({TABLE_KEY: MANIFEST_TABLE, **body})
+    return _canonical({TABLE_KEY: MANIFEST_TABLE, **manifest})
+
+
+def _canonical(value: object) -> bytes:
+    """RFC 8785 bytes of a decoded-JSON-shaped value. rfc8785 types its argument as its own private
+    recursive JSON union, which a ``Mapping[str, object]`` cannot be narrowed to statically; it
+    checks every value at run time (and raises on one it cannot encode), so the cast only hands over."""
+    return rfc8785.dumps(cast(Any, value))
 
 
 def fit_manifest_leaf(manifest: dict) -> dict:

@@ -21,10 +21,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/system-packages.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipelines import config, layout, locks, plausibility, publish, storage
+from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.ingest import SUFFIXES
@@ -42,13 +43,11 @@ def _processed(settings: Settings) -> dict[str, dict]:
 def _remember(settings: Settings, entries: dict[str, dict]) -> None:
     # A cache only: losing it costs a re-hash of landed files, never correctness, because the
     # manifest named by the batch id is what decides whether a file is published.
-    # Two runs on one home may both remember: merge under a lock, through a temporary name of our own.
+    # Two runs on one home may both remember: merge under a lock, written atomically.
     path = _processed_path(settings)
     with locks.exclusive(path.with_suffix(".lock")):
         merged = {**_processed(settings), **entries}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(merged, indent=1, sort_keys=True).encode())
 
 
 def _fingerprint(info: storage.FileInfo) -> dict:

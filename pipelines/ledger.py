@@ -44,6 +44,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.locks import exclusive, fsync_path
@@ -94,18 +95,6 @@ def _local_dir(uri: str, what: str) -> Path:
     return Path(uri)
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
-
-
 def _locked(directory: Path):
     return exclusive(directory / LOCK)
 
@@ -118,19 +107,10 @@ def _load_or_create_signer(settings: Settings) -> note.Signer:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         skey, _ = note.generate_key(settings.log_origin)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(skey + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)  # create-if-absent, atomically: a concurrent first run keeps one key
+        try:  # create-if-absent, atomically: a concurrent first run keeps one key
+            write_atomic(path, (skey + "\n").encode(), 0o600, exclusive=True)
         except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-        fsync_path(path.parent)
+            fsync_path(path.parent)  # the other run's key, durable before this run signs with it
     signer = note.Signer.from_skey(path.read_text())
     if signer.name != settings.log_origin:
         raise KeyMismatch(
@@ -203,7 +183,7 @@ class Log:
                     f"the signing key ({self.vkey}) is not the log's published key ({published}); "
                     "refusing to sign with a different key"
                 )
-        _write_atomic(path, (self.vkey + "\n").encode())
+        write_atomic(path, (self.vkey + "\n").encode())
 
     def _batches(self) -> tuple[dict[str, BatchRecord], BatchRecord | None, int]:
         """(committed records by batch id, the pending record if any, intact byte length)."""
@@ -291,8 +271,8 @@ class Log:
             ):
                 raise LedgerError(f"the tree is not consistent with the checkpoint at size {latest.size}")
         signed = sign_checkpoint(current, self.signer).encode()
-        _write_atomic(self.directory / checkpoint_path(current.size), signed)
-        _write_atomic(self.directory / CHECKPOINT, signed)
+        write_atomic(self.directory / checkpoint_path(current.size), signed)
+        write_atomic(self.directory / CHECKPOINT, signed)
         return current
 
     def _latest(self) -> Checkpoint | None:

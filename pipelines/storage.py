@@ -17,10 +17,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from pipelines.atomicfile import write_atomic
 from pipelines.config import S3Settings
 
 CHUNK = 1 << 20
@@ -111,8 +113,9 @@ def temp_sibling(uri: str) -> str:
 def write_bytes(uri: str, data: bytes, content_type: str | None = None, *, durable: bool = True) -> None:
     """Write an object so that readers see the old bytes or the new bytes, never a part.
 
-    Locally: write a temporary sibling, fsync, rename. On S3 a PUT is already all-or-nothing.
-    ``durable=False`` skips the fsync (still atomic for readers): for derived outputs of thousands
+    Locally: write a temporary sibling, fsync, rename, fsync the directory (``atomicfile.write_atomic``).
+    On S3 a PUT is already all-or-nothing.
+    ``durable=False`` skips the fsyncs (still atomic for readers): for derived outputs of thousands
     of files, such as the portal, that are rebuilt rather than recovered and synced once at the end.
     """
     fs, path = filesystem(uri)
@@ -121,13 +124,13 @@ def write_bytes(uri: str, data: bytes, content_type: str | None = None, *, durab
         with fs.open_output_stream(path, metadata=metadata) as f:
             f.write(data)
         return
+    if durable:
+        write_atomic(Path(path), data, 0o666, tmp=Path(temp_sibling(path)))
+        return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = temp_sibling(path)
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        if durable:
-            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import sys
 import threading
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 from pipelines.atomicfile import write_atomic
 from pipelines.errors import USAGE, SensorlogError
-from pipelines.locks import exclusive, fsync_path
+from pipelines.locks import exclusive
 from pipelines.tlog import checkpoint, merkle, note
 from pipelines.tlog.cosignature import Cosigner
 from pipelines.tlog.witness_protocol import (
@@ -165,19 +164,10 @@ def init_witness(directory: str | Path, name: str) -> Witness:
         raise WitnessError(f"{root / KEY} already exists: this directory already holds a witness")
     cosigner = Cosigner.generate(name)  # checks the name
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = root / f".{KEY}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(cosigner.skey() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        os.link(tmp, root / KEY)  # create-if-absent: two concurrent inits keep one key
+    try:  # create-if-absent: two concurrent inits keep one key
+        write_atomic(root / KEY, (cosigner.skey() + "\n").encode(), 0o600, exclusive=True)
     except FileExistsError:
         raise WitnessError(f"{root / KEY} already exists: this directory already holds a witness") from None
-    finally:
-        tmp.unlink()
-    fsync_path(root)
     write_atomic(root / VKEY, (cosigner.vkey() + "\n").encode())
     with _file_lock(root):
         if not (root / LOGS).exists():

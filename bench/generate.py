@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.generate import BYTES_PER_RECORD, source_of
+from pipelines.dev.synthetic import BYTES_PER_RECORD, source_of
 from pipelines.registry import Registry, load_registry
 
 START = date(2026, 4, 1)

@@ -140,7 +140,9 @@ class _Timers:
 
 def sensorlog(args: argparse.Namespace) -> dict:
     """``flow.discover`` → ``flow.stage_files`` → ``flow.commit_batches``, as ``sensorlog run`` does."""
-    from pipelines import flow, ledger, publish, rowhash, stage
+    from pipelines import flow, publish
+    from pipelines.ingest import stage
+    from pipelines.log import rowhash, writer
 
     timers = _Timers()
     # Stage = ingest (parse) + validate (GX + registry/clock) + row hashes + the rest (hash of the landed file,
@@ -149,11 +151,11 @@ def sensorlog(args: argparse.Namespace) -> dict:
     timers.wrap_generator(stage, "parse_file", "stage.ingest")
     timers.wrap(stage, "validate_chunk", "stage.validate")
     timers.wrap(publish, "_classify", "publish.dedupe")
-    # Content and leaf hashes of each row are computed while staging (pipelines.rowhash).
+    # Content and leaf hashes of each row are computed while staging (pipelines.log.rowhash).
     timers.wrap(rowhash, "content_hashes", "stage.row_hashes")
     timers.wrap(rowhash, "published_leaf_hashes", "stage.row_hashes")
     timers.wrap(publish, "_write_parquet", "publish.parquet")
-    timers.wrap(ledger.Log, "append", "publish.ledger_append", keep_calls=True)
+    timers.wrap(writer.Log, "append", "publish.ledger_append", keep_calls=True)
     timers.wrap(publish, "commit_batch", "publish.batch", keep_calls=True)
 
     settings = settings_for(args.home, args.landing)
@@ -259,7 +261,7 @@ def _concatenated(strings) -> str:
 
 def ledger_append(args: argparse.Namespace) -> dict:
     """Append ``--batch`` leaves ``--repeat`` times to a copy of the log (the published one is left as is)."""
-    from pipelines import ledger
+    from pipelines.log import writer
 
     settings = settings_for(args.home, args.landing)
     scratch = Path(args.scratch)
@@ -270,7 +272,7 @@ def ledger_append(args: argparse.Namespace) -> dict:
     shutil.copy2(settings.key_file, key)
     copy = dataclasses.replace(settings, log=str(scratch / "log"), key_file=str(key))
     t = time.perf_counter()
-    log = ledger.open_log(copy)
+    log = writer.open_log(copy)
     opened = time.perf_counter() - t
     size_before = log.size
     appends = _timed_appends(log, "bench-append", args.repeat, args.batch)

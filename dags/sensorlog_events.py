@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from pipelines import flow, witnessing
+from pipelines import flow
 from pipelines.config import Settings, SqsSettings
+from pipelines.log import witnessing
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 from sensorlog_airflow.watchers import landing_asset
 

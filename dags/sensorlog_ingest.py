@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from pipelines import config, flow, witnessing
+from pipelines import config, flow
 from pipelines.config import Settings
+from pipelines.log import witnessing
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 
 SWEEP_MINUTES = config.sweep_minutes()  # when the file is parsed: the schedule is part of the DAG

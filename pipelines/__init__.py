@@ -1,19 +1,24 @@
 """sensorlog: published, verifiable transparency logs for city sensors.
 
-How data flows, one line per stage (module or package):
+How data flows, one line per stage (each a folder):
 
-- ``registry`` (+ ``taxonomy``): the city's deployments, declared in YAML and checked against ``schemas/``.
-- ``ingest`` (+ ``landed``, ``strictjson``, ``limits``): a landed vendor file → canonical Arrow tables.
-- ``validate`` (+ ``plausibility``, ``privacy``): GX suites from ``expectations/`` → valid and rejected rows.
-- ``stage``: phase one of a batch, parse and validate a landed file into a staging folder (pure, parallel).
-- ``publish``: phase two, de-duplicate, write Parquet, append to the log, write the manifest (one writer).
-- ``ledger`` (+ ``declarations``, ``tlog/``): the transparency log (RFC 9162 tree, C2SP tiles and checkpoints).
+- ``registry/``: the city's deployments, declared in YAML and checked against ``schemas/``; the DTPR
+  ``taxonomy``; ``declarations``, each deployment's record as the log holds it.
+- ``ingest/``: phase one, a landed file → a staged batch (pure, parallel): ``landed`` (discover, read),
+  ``parsing`` (vendor formats → canonical Arrow tables), ``validate`` (GX suites from ``expectations/``,
+  with ``plausibility`` and ``privacy``), ``stage``; ``notifications`` turns S3/SQS messages into files.
+- ``publish/``: phase two, the one writer: de-duplicate, write Parquet, append to the log, write the manifest.
+- ``log/``: sensorlog's transparency log: ``writer``, ``reader``, ``batch_index``, ``rowhash``, ``verify``,
+  ``prove``, ``export`` (the static log a site carries) and ``witness``/``witnessing``.
+- ``tlog/``: the spec library (RFC 9162 tree, C2SP tiles, checkpoints, proofs); imports nothing else.
 - ``flow``: the ingest flow (discover → stage → publish) that the DAGs in ``dags/`` and ``sensorlog run`` call.
-- ``verify``, ``prove`` (+ ``logsource``, ``prove_static``): independent checks and proofs over a published log.
-- ``audit/``: declared against observed retention and access, and the auditor's HTML report (``audit.report``).
+- ``audit/``: declared against observed retention and access, and the auditor's HTML report.
 - ``portal/``: the open-data site built from the published logs and the registry.
-- ``witness``, ``witnessing``: witnesses cosign the log's checkpoints.
-- ``cli``: the ``sensorlog`` command; every sub-command calls the function a DAG task calls.
+- ``cli/``: the ``sensorlog`` command; every sub-command calls the function a DAG task calls.
+- ``dev/``: not production code: the synthetic city, the demo, the Airflow runner.
+
+Cross-cutting: ``config`` (the only reader of the environment), ``storage`` (local or S3), ``layout``
+(every path under the home), ``schemas`` (the tables), ``errors``, ``summary``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

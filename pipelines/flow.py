@@ -16,13 +16,14 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from pipelines import config, layout, locks, plausibility, publish, storage
+from pipelines import config, layout, locks, publish, storage
 from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
-from pipelines.ingest import SUFFIXES
+from pipelines.ingest import plausibility
+from pipelines.ingest.parsing import SUFFIXES
+from pipelines.ingest.stage import stage_file
 from pipelines.registry import RegistryError, load_registry
-from pipelines.stage import stage_file
 
 DEFAULT_GROUP_FILES = 12
 DEFAULT_GROUP_BYTES = 256 * 1024 * 1024
@@ -87,7 +88,7 @@ def group_files(uris: Iterable[str], max_files: int = DEFAULT_GROUP_FILES) -> li
 
 def deployment_ids(settings: Settings) -> dict[str, datetime]:
     """The registry's deployment ids, each with the instant it was commissioned (validation
-    quarantines rows dated before it: ``pipelines.plausibility``)."""
+    quarantines rows dated before it: ``pipelines.ingest.plausibility``)."""
     return plausibility.commissioning_instants(load_registry(settings.registry))
 
 
@@ -228,7 +229,7 @@ def run(settings: Settings, progress: Callable[[str, int], Progress] | None = No
 
 def notified_files(settings: Settings, asset_event_extras: Iterable[object]) -> list[str]:
     """Landed files named by S3 notifications carried in asset events (logged, never raising)."""
-    from pipelines.notifications import bodies_from_asset_events, parse_messages
+    from pipelines.ingest.notifications import bodies_from_asset_events, parse_messages
 
     found = parse_messages(bodies_from_asset_events(asset_event_extras), settings.landing)
     for line in found.ignored:

@@ -18,7 +18,7 @@ from pipelines.config import resource_dir
 
 SCHEMA_DIR = resource_dir("schemas")
 EVENT_TABLES = ("collection", "deletion", "access", "lifecycle")
-# What the city declared is logged too, as rows of its own table (``pipelines.declarations``); it is
+# What the city declared is logged too, as rows of its own table (``pipelines.registry.declarations``); it is
 # never an event type a feed may send.
 DECLARATION_TABLE = "declaration"
 LOGGED_TABLES = (*EVENT_TABLES, DECLARATION_TABLE)

@@ -127,7 +127,7 @@ def unattributed_quarantine(settings: Settings) -> int:
 
 def manifest_totals(settings: Settings) -> dict:
     """Conservation over every committed event batch, from the manifests (the commit points); the
-    declaration batches (``pipelines.declarations``) are counted apart, and ``leaves`` is every leaf
+    declaration batches (``pipelines.registry.declarations``) are counted apart, and ``leaves`` is every leaf
     the manifests account for (rows and manifests of both kinds: the signed tree's size)."""
     totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0,
               "declarations": 0, "declaration_batches": 0, "leaves": 0}

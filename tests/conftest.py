@@ -59,7 +59,7 @@ def ndjson(events: list[dict]) -> bytes:
 
 def event_manifests(settings: Settings) -> list[str]:
     """URIs of the manifests of landed files: not the registry's declaration batches, which the
-    publisher logs before the events (``pipelines.declarations``)."""
+    publisher logs before the events (``pipelines.registry.declarations``)."""
     from pipelines import storage
 
     uris = storage.list_files(settings.manifests, (".json",))

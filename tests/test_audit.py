@@ -687,7 +687,7 @@ def test_window_start_and_case_closed_triggers(tmp_path):
 
 
 def test_only_rows_the_latest_checkpoint_covers_are_audited(tmp_path, monkeypatch):
-    from pipelines import ledger
+    from pipelines.log import writer
     from pipelines.tlog.checkpoint import Checkpoint
 
     s = settings_for(tmp_path, [deployment("cam", {"video": "P2D"})])
@@ -697,7 +697,7 @@ def test_only_rows_the_latest_checkpoint_covers_are_audited(tmp_path, monkeypatc
     later = hourly("cam", "video", "2026-07-02")
     publish(s, "collection", [{**r, "leaf_index": 24 + n} for n, r in enumerate(later)])
     checkpoint = Checkpoint("sensorlog.test/log", 24, bytes(range(32)))
-    monkeypatch.setattr(ledger, "latest_checkpoint", lambda settings: checkpoint)
+    monkeypatch.setattr(writer, "latest_checkpoint", lambda settings: checkpoint)
     result = run(s, "2026-07-05")
     assert result.checkpoint["size"] == 24
     assert sum(result.ledger["collected"].to_pylist()) == 240
@@ -706,7 +706,7 @@ def test_only_rows_the_latest_checkpoint_covers_are_audited(tmp_path, monkeypatc
     def broken(settings):
         raise ValueError("signature does not verify")
 
-    monkeypatch.setattr(ledger, "latest_checkpoint", broken)
+    monkeypatch.setattr(writer, "latest_checkpoint", broken)
     result = run(s, "2026-07-05")
     assert result.checkpoint == {"error": "ValueError: signature does not verify"}
     assert sum(result.ledger["collected"].to_pylist()) == 480  # reported, and every row read

@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from pipelines import audit, flow, generate
+from pipelines import audit, flow
 from pipelines.audit import report as audit_report
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
 from pipelines.registry import load_registry
 
 # Three months are enough for every injection (the last, a deletion 11 days late, lands in late
@@ -21,7 +22,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit-demo")
     settings = Settings.from_env({"SENSORLOG_HOME": str(root), "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")})
     registry = load_registry(settings.registry)
-    truth = generate.write_city(registry, settings.landing, generate.options_for(start=START, end=END))
+    truth = synthetic.write_city(registry, settings.landing, synthetic.options_for(start=START, end=END))
     flow.run(settings)
     # As of the generator's end (its ground truth is computed as of that local midnight), not today.
     as_of = audit.parse_as_of(END, settings.timezone)

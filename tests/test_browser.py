@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import flow, generate, layout, storage
+from pipelines import flow, layout, storage
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
 from pipelines.registry import dtpr_card, load_registry
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,8 +28,8 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     settings = Settings.from_env({"SENSORLOG_HOME": str(root / "home"),
                                   "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")})
-    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 22), cadence="monthly")
-    generate.write_city(load_registry(settings.registry), settings.landing, options)
+    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 22), cadence="monthly")
+    synthetic.write_city(load_registry(settings.registry), settings.landing, options)
     flow.run(settings)
     audit_publish(settings, now=datetime(2026, 7, 22, 12, tzinfo=UTC))  # "today" is the city's last day
     build_portal(settings)

@@ -116,8 +116,9 @@ def test_help_imports_no_command_code():
 
 
 def test_exit_codes_of_the_error_tree():
-    from pipelines import publish, witness
+    from pipelines import publish
     from pipelines.audit import AuditGateFailed
+    from pipelines.log import witness
     from pipelines.registry import Problem, RegistryError
 
     assert SensorlogError("x").exit_code == FAILURE

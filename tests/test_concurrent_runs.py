@@ -10,16 +10,18 @@ from datetime import date
 
 import duckdb
 
-from pipelines import generate, ledger, storage, summary
+from pipelines import storage, summary
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
+from pipelines.log import writer
 from pipelines.registry import load_registry
 
 
 def test_two_runs_at_once_publish_everything_exactly_once(tmp_path):
     env = {"SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")}
     settings = Settings.from_env(env)
-    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8), cadence="weekly")
-    truth = generate.write_city(load_registry(settings.registry), settings.landing, options)
+    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8), cadence="weekly")
+    truth = synthetic.write_city(load_registry(settings.registry), settings.landing, options)
     # Both start before either has done anything: they discover the same files, stage the same
     # batches, and take turns at the writer lock.
     runs = [
@@ -43,4 +45,4 @@ def test_two_runs_at_once_publish_everything_exactly_once(tmp_path):
     ).fetchall()
     assert totals["declarations"] == len(load_registry(settings.registry))  # logged once, by one of the two
     assert rows == keys == leaves == totals["published"] + totals["declarations"]  # no row twice
-    assert ledger.latest_checkpoint(settings).size == totals["leaves"]
+    assert writer.latest_checkpoint(settings).size == totals["leaves"]

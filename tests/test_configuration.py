@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from pipelines import airflow_runner, clock, config, demo, flow, generate, storage
+from pipelines import clock, config, flow, storage
 from pipelines.config import PROJECT_DIR, PortalSettings, S3Settings, Settings, SqsSettings
+from pipelines.dev import airflow_runner, demo, synthetic
 from pipelines.portal.options import PortalOptions
 
 SCANNED = ("pipelines", "dags", "sensorlog_airflow")
@@ -113,7 +114,7 @@ def test_sensorlog_now_takes_effect_at_call_time(monkeypatch, tmp_path):
     assert clock.current_time("UTC", {clock.NOW_ENV: "2030-01-01"}).year == 2030
     # the demo audits as of the sample city's end date, unless the operator set a clock
     settings = Settings.from_env({"SENSORLOG_HOME": str(tmp_path)})
-    (tmp_path / generate.GROUND_TRUTH_NAME).write_text('{"end": "2026-07-15"}')
+    (tmp_path / synthetic.GROUND_TRUTH_NAME).write_text('{"end": "2026-07-15"}')
     console = Console(file=io.StringIO())
     assert demo.sample_city_clock(settings, console) == {}
     monkeypatch.delenv(clock.NOW_ENV)

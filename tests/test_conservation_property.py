@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from pipelines import layout, publish, storage
 from pipelines.config import Settings
-from pipelines.stage import stage_file
+from pipelines.ingest.stage import stage_file
 
 EXAMPLES = hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ODD_TEXT = st.text(

@@ -13,8 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import airflow_runner, flow, generate, layout, storage
+from pipelines import flow, layout, storage
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import airflow_runner, synthetic
 from pipelines.registry import load_registry
 
 DAGS = PROJECT_DIR / "dags"
@@ -100,8 +101,8 @@ def airflow_run(tmp_path_factory):
         {"SENSORLOG_HOME": str(root / "home"), "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")}
     )
     registry = load_registry(settings.registry)
-    options = generate.options_for(start=generate.date(2026, 7, 1), end=generate.date(2026, 7, 15))
-    truth = generate.write_city(registry, settings.landing, options)
+    options = synthetic.options_for(start=synthetic.date(2026, 7, 1), end=synthetic.date(2026, 7, 15))
+    truth = synthetic.write_city(registry, settings.landing, options)
     log = root / "airflow.log"
     airflow_runner.migrate(settings, log)
     airflow_runner.dags_test(settings, "sensorlog_ingest", log)

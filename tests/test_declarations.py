@@ -23,11 +23,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from outside import run
 
-from pipelines import audit, declarations, flow, log_export, publish, storage
+from pipelines import audit, flow, publish, storage
 from pipelines.config import Settings
-from pipelines.declarations import Declared, retroactive_span
-from pipelines.registry import check_deployment, from_checked, load_registry
-from pipelines.verify import verify_log
+from pipelines.log import export
+from pipelines.log.verify import verify_log
+from pipelines.registry import check_deployment, declarations, from_checked, load_registry
+from pipelines.registry.declarations import Declared, retroactive_span
 
 RPD = "Riverton Police Department"
 
@@ -211,7 +212,7 @@ def test_the_published_site_alone_gives_the_operators_findings_and_verify_catche
     publish_at(home, "2026-08-15", monkeypatch)
     operator = audit.run_audit(home)  # as of today, 15 August, from the operator's home
     site = tmp_path / "site"
-    log_export.export_to(home, str(site), with_data=True)
+    export.export_to(home, str(site), with_data=True)
 
     out = cli("audit", "--log", "log", "--data", "data", "--format", "json", cwd=site)
     assert out.returncode == 0, out.stderr

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from pipelines import flow, generate, ledger
+from pipelines import flow
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
+from pipelines.log import writer
 from pipelines.registry import load_registry
 
 
@@ -30,8 +32,8 @@ def _published(settings: Settings) -> list[tuple[int, str, str, str]]:
 def test_parallel_staging_publishes_the_same_rows_in_the_same_order(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("SENSORLOG_NOW", "2026-07-05")  # both runs log the registry at the same moment
     landing = tmp_path / "landing"
-    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 5))
-    generate.write_city(load_registry(PROJECT_DIR / "registry"), str(landing), options)
+    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 5))
+    synthetic.write_city(load_registry(PROJECT_DIR / "registry"), str(landing), options)
     files = sorted(landing.rglob("*.*"))
     shutil.copy(files[0], landing / f"zz-same-bytes-again{files[0].suffix}")
     (landing / "zz-broken.ndjson").write_bytes(b'{"specversion": "1.0", "id": "x"\n{not json\n')
@@ -45,9 +47,9 @@ def test_parallel_staging_publishes_the_same_rows_in_the_same_order(tmp_path: Pa
     assert one["batches"] == len(files) + 1  # the copy is the same batch as its original
     assert one["rows_in"] == one["published"] + one["quarantined"] + one["duplicates"]
     assert _published(serial) == _published(parallel)
-    assert ledger.latest_checkpoint(parallel).size == ledger.latest_checkpoint(serial).size
+    assert writer.latest_checkpoint(parallel).size == writer.latest_checkpoint(serial).size
 
-    before = ledger.latest_checkpoint(parallel)
+    before = writer.latest_checkpoint(parallel)
     flow.run(parallel, workers=2)  # a re-run publishes nothing new; it finds the copy already published
-    assert ledger.latest_checkpoint(parallel).root_hash == before.root_hash
+    assert writer.latest_checkpoint(parallel).root_hash == before.root_hash
     assert flow.discover(parallel) == []  # and remembers it: the sweep does not hash it again

@@ -17,11 +17,12 @@ from audit_kit import deployment, write_registry
 from conftest import DEPLOYMENT, make_event, ndjson
 from typer.testing import CliRunner
 
-from pipelines import flow, ingest, layout, storage, strictjson
+from pipelines import flow, layout, storage
 from pipelines.config import Settings
-from pipelines.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_RAW
+from pipelines.ingest import parsing, strictjson
+from pipelines.ingest.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_RAW
+from pipelines.ingest.validate import load_suite_json
 from pipelines.schemas import EVENT_TABLES, SCHEMA_DIR, event_table
-from pipelines.validate import load_suite_json
 
 NEXT = "zz-next.ndjson"  # lands after every hostile file, so it is published after it
 CSV_HEADER = "id,source,type,time,deployment_id,data_class,window_start,window_end,records,bytes,storage_location"
@@ -125,7 +126,7 @@ def test_an_over_long_line_without_a_newline_is_cut_and_quarantined(home):
 
 
 def test_a_json_array_larger_than_the_limit_is_quarantined_whole(home, monkeypatch):
-    monkeypatch.setattr(ingest, "MAX_JSON_ARRAY_BYTES", 1000)
+    monkeypatch.setattr(parsing, "MAX_JSON_ARRAY_BYTES", 1000)
     manifest, _, _ = run_hostile(home, "big.json", json.dumps([make_event(n=i) for i in range(20)]).encode())
     assert "larger than 1000 bytes" in manifest["file_error"]
 
@@ -368,5 +369,5 @@ def test_an_event_with_every_field_at_its_maximum_is_within_the_event_limit(writ
             event["data"][name] = "\u00e9" * spec["maxLength"]  # two bytes each in UTF-8
     line = json.dumps(event, ensure_ascii=False).encode()
     assert len(line) < MAX_EVENT_BYTES
-    chunks = list(ingest.parse_file(write_file("max.ndjson", line + b"\n")))
+    chunks = list(parsing.parse_file(write_file("max.ndjson", line + b"\n")))
     assert [c.rejected for c in chunks] == [[]] and chunks[0].tables[table].num_rows == 1

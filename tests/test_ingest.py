@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from conftest import make_event, ndjson
 
-from pipelines.ingest import UnparseableFile, parse_file
+from pipelines.ingest.parsing import UnparseableFile, parse_file
 from pipelines.schemas import TIMESTAMP, event_table
 
 

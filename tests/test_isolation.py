@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import make_event, ndjson
 
-from pipelines import flow, publish, stage
+from pipelines import flow, publish
 from pipelines.config import Settings
+from pipelines.ingest import stage
 
 
 def _land(write_file, n: int) -> list[str]:

@@ -13,16 +13,18 @@ from datetime import date
 import pyarrow.parquet as pq
 from waiting import wait_for_state
 
-from pipelines import flow, generate, ledger, storage, summary
+from pipelines import flow, storage, summary
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
+from pipelines.log import writer
 from pipelines.registry import load_registry
 
 
 def test_sigkill_during_publish_then_retry(tmp_path):
     env = {"SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")}
     settings = Settings.from_env(env)
-    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 29), cadence="weekly")
-    truth = generate.write_city(load_registry(settings.registry), settings.landing, options)
+    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 29), cadence="weekly")
+    truth = synthetic.write_city(load_registry(settings.registry), settings.landing, options)
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run"], env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     published = lambda: len(storage.list_files(settings.manifests, (".json",)))  # noqa: E731
@@ -46,13 +48,13 @@ def test_sigkill_during_publish_then_retry(tmp_path):
     leaves = sorted(i for f in storage.list_files(settings.published, (".parquet",))
                     for i in pq.read_table(f, columns=["leaf_index"]).column(0).to_pylist())
     assert len(leaves) == totals["published"] + totals["declarations"] == len(set(leaves))
-    checkpoint = ledger.latest_checkpoint(settings)
+    checkpoint = writer.latest_checkpoint(settings)
     assert checkpoint.size == totals["leaves"]  # every row (events, declarations) + one leaf per manifest
     assert set(leaves) <= set(range(checkpoint.size))
     assert flow.discover(settings) == []
     before = checkpoint
     flow.run(settings)  # and once more: nothing changes
-    assert ledger.latest_checkpoint(settings) == before
+    assert writer.latest_checkpoint(settings) == before
     # a half-written file left by the kill is hidden and never ends in .parquet: readers only see
     # the files the manifests list
     listed = {storage.join(settings.published, out["path"])

@@ -27,20 +27,20 @@ import yaml
 from conftest import DEPLOYMENT, make_event, ndjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pipelines import declarations, flow, site_files
-from pipelines import witness as witness_module
+from pipelines import flow, site_files
 from pipelines.audit import context, findings, retention
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.log import witness as witness_module
+from pipelines.log.prove_static import check_proof
+from pipelines.log.verify import fingerprint, verify_log
 from pipelines.portal import build_portal
-from pipelines.prove_static import check_proof
-from pipelines.registry import MAX_RECORD_BYTES, Registry, check_deployment, load_registry
+from pipelines.registry import MAX_RECORD_BYTES, Registry, check_deployment, declarations, load_registry
 from pipelines.schemas import LOGGED_TABLES, event_table
 from pipelines.tlog import bundles, cosignature, leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from pipelines.tlog.tiles import tile_path
 from pipelines.tlog.witness_protocol import format_add_checkpoint, parse_add_checkpoint
-from pipelines.verify import fingerprint, verify_log
 
 DOC = PROJECT_DIR / "docs" / "log-format.md"
 ORIGIN = "sensorlog.example/riverton"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipelines.log_index import BatchIndexError, BatchRecord, parse_strict, parse_tolerant
+from pipelines.log.batch_index import BatchIndexError, BatchRecord, parse_strict, parse_tolerant
 
 
 def _line(batch_id: str, start: int, count: int) -> bytes:

@@ -12,12 +12,13 @@ from pathlib import Path
 import rfc8785
 from conftest import event_manifests, make_event, ndjson
 
-from pipelines import declarations, flow
+from pipelines import flow
 from pipelines.config import Settings
-from pipelines.log_export import export_log
+from pipelines.log.export import export_log
+from pipelines.log.verify import verify_log
+from pipelines.registry import declarations
 from pipelines.site import Site
 from pipelines.tlog import leaf
-from pipelines.verify import verify_log
 
 DAYS = 400  # about 400 partitions: a full manifest leaf would be about 100 kB
 

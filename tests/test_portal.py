@@ -20,15 +20,16 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import flow, generate, site_files, storage
+from pipelines import flow, site_files, storage
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
 from pipelines.portal import build_portal
 from pipelines.portal.datapackage import validate_datapackage
 from pipelines.portal.dcat import validate_catalog
 from pipelines.portal.i18n import STRINGS
 from pipelines.portal.signs import qr_matrix
 from pipelines.registry import load_registry
-from pipelines.taxonomy import CATEGORY_ORDER, load_taxonomy
+from pipelines.registry.taxonomy import CATEGORY_ORDER, load_taxonomy
 
 BASE_URL = "https://data.riverton.example/sensors/"
 # Spans a month boundary, so the small CSV threshold below splits tables into monthly files.
@@ -55,7 +56,7 @@ def city(tmp_path_factory) -> Settings:
     """Two weeks of the sample city, ingested, logged and audited."""
     settings = _settings(tmp_path_factory.mktemp("city") / "home")
     registry = load_registry(settings.registry)
-    generate.write_city(registry, settings.landing, generate.options_for(start=START, end=END))
+    synthetic.write_city(registry, settings.landing, synthetic.options_for(start=START, end=END))
     flow.run(settings)
     from pipelines.audit import AuditOptions, parse_as_of
     from pipelines.audit.run import run_audit, write_outputs

@@ -25,16 +25,17 @@ import pytest
 import rfc8785
 from outside import run
 
-from pipelines import declarations, flow, generate, site_files
+from pipelines import flow, site_files
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
+from pipelines.log.verify import verify_log
 from pipelines.portal import build_portal
 from pipelines.portal.datapackage import validate_datapackage
 from pipelines.portal.dcat import validate_catalog
 from pipelines.portal.i18n import STRINGS
-from pipelines.registry import load_registry
+from pipelines.registry import declarations, load_registry
 from pipelines.tlog import merkle
 from pipelines.tlog.checkpoint import open_checkpoint
-from pipelines.verify import verify_log
 
 BASE_URL = "https://data.riverton.example/sensors/"
 
@@ -64,8 +65,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     for name in (ALPR, CCTV):
         shutil.copy(PROJECT_DIR / "registry" / f"{name}.yaml", registry)
     settings = Settings.from_env({"SENSORLOG_HOME": str(root / "home"), "SENSORLOG_REGISTRY": str(registry)})
-    generate.write_city(load_registry(registry), settings.landing,
-                        generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 3)))
+    synthetic.write_city(load_registry(registry), settings.landing,
+                        synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 3)))
     _publish_at(settings, DAYS[0])
     _edit(registry, ALPR, "period: P30D", "period: P90D")
     _publish_at(settings, DAYS[1])

@@ -20,8 +20,10 @@ import yaml
 from conftest import make_event, ndjson
 from jsonschema import Draft202012Validator
 
-from pipelines import flow, generate, privacy, storage
+from pipelines import flow, storage
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
+from pipelines.ingest import privacy
 from pipelines.registry import deployment_schema, validate_registry
 from pipelines.schemas import EVENT_TABLES, load_json_schema, table_for_type
 
@@ -205,8 +207,8 @@ def test_nothing_the_demo_generator_writes_is_flagged(tmp_path):
 
     registry = load_registry(PROJECT_DIR / "registry")
     # Two weeks around the sample's policy change, with every injected anomaly.
-    options = generate.options_for(start=date(2026, 7, 25), end=date(2026, 8, 8))
-    generate.write_city(registry, str(tmp_path / "landing"), options)
+    options = synthetic.options_for(start=date(2026, 7, 25), end=date(2026, 8, 8))
+    synthetic.write_city(registry, str(tmp_path / "landing"), options)
     checked = 0
     for name, rows in _landed_text_rows(tmp_path / "landing").items():
         assert rows, name

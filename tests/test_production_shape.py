@@ -20,8 +20,9 @@ import pytest
 from conftest import event_manifests
 from waiting import wait_for_state
 
-from pipelines import generate, storage, summary
+from pipelines import storage, summary
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.dev import synthetic
 from pipelines.registry import load_registry
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
@@ -83,8 +84,8 @@ def test_ingest_dag_on_postgres_with_celery_workers(postgres, redis, tmp_path):
     root.mkdir()
     env_settings = {"SENSORLOG_HOME": str(root / "home"), "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")}
     settings = Settings.from_env(env_settings)
-    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8), cadence="weekly")
-    truth = generate.write_city(load_registry(settings.registry), settings.landing, options)
+    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8), cadence="weekly")
+    truth = synthetic.write_city(load_registry(settings.registry), settings.landing, options)
     api_port = free_port()
     bin_dir = Path(sys.executable).parent
     env = {

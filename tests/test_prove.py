@@ -21,7 +21,7 @@ from test_verify import City, change_records, pick, published_city
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.prove import ProveError, split_event
+from pipelines.log.prove import ProveError, split_event
 from pipelines.tlog import merkle
 
 runner = CliRunner()

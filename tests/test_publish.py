@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from pipelines import flow, layout, ledger, publish, storage
+from pipelines import flow, layout, publish, storage
 from pipelines.config import Settings
-from pipelines.stage import stage_file
+from pipelines.ingest.stage import stage_file
+from pipelines.log import writer
 
 IDS = [DEPLOYMENT]
 
@@ -100,7 +101,7 @@ def test_reprocessing_the_same_file_changes_nothing(settings, write_file):
     assert second == first
     after = {f: storage.sha256_of(f) for f in storage.list_files(settings.home)}
     assert after == files
-    assert ledger.latest_checkpoint(settings).size == 7
+    assert writer.latest_checkpoint(settings).size == 7
 
 
 def test_published_tables_read_back_in_duckdb_with_documented_types(settings, write_file):
@@ -123,7 +124,7 @@ class Crash(Exception):
 def test_a_crash_mid_publish_recovers_on_the_next_run(settings, write_file, monkeypatch, crash_at):
     uri = write_file("c.ndjson", ndjson([make_event(n=i) for i in range(3)] + [make_event("deletion")]))
     batch = stage_file(uri, settings, IDS).batch_id
-    real_write, real_open = storage.write_bytes, ledger.open_log
+    real_write, real_open = storage.write_bytes, writer.open_log
     calls = {"n": 0}
 
     def flaky_write(target, data, content_type=None):
@@ -143,7 +144,7 @@ def test_a_crash_mid_publish_recovers_on_the_next_run(settings, write_file, monk
         return log
 
     monkeypatch.setattr(storage, "write_bytes", flaky_write)
-    monkeypatch.setattr(ledger, "open_log", flaky_log)
+    monkeypatch.setattr(writer, "open_log", flaky_log)
     with pytest.raises(Crash):
         publish.commit_batch(settings, batch)
     assert not storage.exists(layout.manifest_file(settings, batch))
@@ -152,7 +153,7 @@ def test_a_crash_mid_publish_recovers_on_the_next_run(settings, write_file, monk
     assert manifest["published"] == 4
     rows = published_rows(settings)
     assert sorted(r["leaf_index"] for r in rows) == [0, 1, 2, 3]
-    assert ledger.latest_checkpoint(settings).size == 5  # four rows + the manifest leaf
+    assert writer.latest_checkpoint(settings).size == 5  # four rows + the manifest leaf
     assert not [f for f in Path(settings.home).rglob("*.partial")]
 
 
@@ -189,18 +190,18 @@ def test_conservation_and_idempotence_hold_for_any_mix(tmp_path_factory, spec):
     # idempotence: the same bytes again are the same batch; nothing changes (the first flow run also
     # logs the registry, which commit_batch alone does not)
     flow.commit_batches(s, flow.stage_files(s, [str(path)]))
-    before = ledger.latest_checkpoint(s)
+    before = writer.latest_checkpoint(s)
     assert flow.commit_batches(s, flow.stage_files(s, [str(path)]))["published"] == m["published"]
-    assert ledger.latest_checkpoint(s) == before
+    assert writer.latest_checkpoint(s) == before
     assert len(published_rows(s)) == m["published"]
 
 
 def test_rows_staged_without_their_hashes_publish_the_same_leaves(tmp_path, write_file):
     """Staging stores each row's content and leaf hash; a batch staged before it did (no such
     columns) is published with both computed by the publisher, to the same bytes."""
-    from pipelines import rowhash
-    from pipelines.stage import staged_files
-    from pipelines.verify import verify_log
+    from pipelines.ingest.stage import staged_files
+    from pipelines.log import rowhash
+    from pipelines.log.verify import verify_log
 
     events = [make_event(n=i) for i in range(6)] + [make_event("access", n=1), make_event("deletion", n=2)]
     uri = write_file("hashes.ndjson", ndjson([*events, events[0]]))

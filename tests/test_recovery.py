@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from pipelines import cli, flow, layout, publish, storage
 from pipelines.config import Settings
-from pipelines.stage import staged_files
+from pipelines.ingest.stage import staged_files
 
 EVENTS = [
     make_event(n=0), make_event(n=1), make_event(n=2),

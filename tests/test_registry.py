@@ -28,7 +28,7 @@ from pipelines.registry import (
     render_retention_text,
     validate_registry,
 )
-from pipelines.taxonomy import CATEGORY_ORDER
+from pipelines.registry.taxonomy import CATEGORY_ORDER
 
 SAMPLE_REGISTRY = PROJECT_DIR / "registry"
 BOSTON_PILOTS = {

@@ -13,8 +13,9 @@ import boto3
 import pytest
 from conftest import DEPLOYMENT, event_manifests, make_event, ndjson
 
-from pipelines import flow, notifications, storage, summary
+from pipelines import flow, storage, summary
 from pipelines.config import PROJECT_DIR, Settings
+from pipelines.ingest import notifications
 
 
 @pytest.fixture

@@ -31,12 +31,12 @@ from test_witness import free_port, wait_until_listening
 
 from pipelines import site_files
 from pipelines.config import Settings
-from pipelines.logsource import HttpSource, StorageSource
+from pipelines.log.reader import HttpSource, StorageSource
+from pipelines.log.verify import Report, verify_log
 from pipelines.portal import build_portal
 from pipelines.tlog import bundles, leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from pipelines.tlog.tiles import TILE_WIDTH, tile_path
-from pipelines.verify import Report, verify_log
 
 BIN = Path(sys.executable).parent
 WAIT = 600  # seconds a subprocess may take on a loaded machine: a limit, never a measurement
@@ -500,7 +500,7 @@ def test_verify_a_log_exported_to_s3(city: City, bucket: str) -> None:
     layer; a removed object is named."""
     import boto3
 
-    from pipelines.log_export import export_to
+    from pipelines.log.export import export_to
 
     s = Settings.from_env({"SENSORLOG_HOME": str(city.home)})
     out = f"s3://{bucket}/riverton"

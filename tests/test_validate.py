@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 from conftest import DEPLOYMENT, make_event, ndjson
 
-from pipelines import validate
-from pipelines.ingest import parse_file
+from pipelines.ingest import validate
+from pipelines.ingest.parsing import parse_file
 from pipelines.schemas import event_table
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)

@@ -20,14 +20,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import flow, generate
-from pipelines import verify as verify_module
+from pipelines import flow
 from pipelines.cli import app
 from pipelines.config import Settings
+from pipelines.dev import synthetic
+from pipelines.log import verify as verify_module
+from pipelines.log.verify import Problem, Report, verify_log
 from pipelines.registry import load_registry
 from pipelines.tlog import leaf, note
 from pipelines.tlog.checkpoint import Checkpoint, sign_checkpoint
-from pipelines.verify import Problem, Report, verify_log
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ def published_city(tmp_path_factory: pytest.TempPathFactory) -> City:
         return city
     shutil.rmtree(base, ignore_errors=True)
     s = settings_for(city.home)
-    options = generate.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8))
-    generate.write_city(load_registry(s.registry), s.landing, options)
+    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8))
+    synthetic.write_city(load_registry(s.registry), s.landing, options)
     landed = flow.discover(s)
     held = [(Path(uri), base / "held" / f"{i}") for i, uri in enumerate(landed[len(landed) // 2:])]
     for src, dst in held:

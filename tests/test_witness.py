@@ -21,16 +21,17 @@ import pytest
 from conftest import DEPLOYMENT, make_event, ndjson
 from typer.testing import CliRunner
 
-from pipelines import ledger, publish, verify, witness, witnessing
+from pipelines import publish
 from pipelines.cli import app
 from pipelines.config import PROJECT_DIR, Settings
-from pipelines.stage import stage_file
+from pipelines.ingest.stage import stage_file
+from pipelines.log import verify, witness, witnessing, writer
+from pipelines.log.witness_client import WitnessRefused, WitnessUnavailable, request_cosignature
 from pipelines.tlog import checkpoint, cosignature, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, sign_checkpoint
 from pipelines.tlog.tiles import TileStore
 from pipelines.tlog.witness_protocol import SIZE_CONTENT_TYPE, format_add_checkpoint
-from pipelines.witness_client import WitnessRefused, WitnessUnavailable, request_cosignature
 
 W1 = "witness.test/w1"
 
@@ -46,26 +47,26 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def log(settings: Settings) -> ledger.Log:
-    return ledger.open_log(settings)
+def log(settings: Settings) -> writer.Log:
+    return writer.open_log(settings)
 
 
 @pytest.fixture
-def w(tmp_path: Path, log: ledger.Log) -> witness.Witness:
+def w(tmp_path: Path, log: writer.Log) -> witness.Witness:
     created = witness.init_witness(tmp_path / "w1", W1)
     witness.add_log(tmp_path / "w1", log.vkey)
     return created
 
 
-def grow(log: ledger.Log, n: int, salt: str) -> str:
+def grow(log: writer.Log, n: int, salt: str) -> str:
     """Append n leaves; the new signed checkpoint note."""
     log.append(salt, log.size, hashes(n, salt))
-    return ledger.signed_checkpoint(log.settings)
+    return writer.signed_checkpoint(log.settings)
 
 
 def body(settings: Settings, old: int, signed: str) -> bytes:
     size = checkpoint.parse(note.parse_note(signed)[0]).size
-    proof = ledger.consistency_proof(settings, old, size) if 0 < old < size else []
+    proof = writer.consistency_proof(settings, old, size) if 0 < old < size else []
     return format_add_checkpoint(old, proof, signed)
 
 
@@ -117,7 +118,7 @@ def test_the_state_is_recorded_before_the_cosignature_is_returned(settings, log,
         w.add_checkpoint(body(settings, 0, grow(log, 5, "a")))
     monkeypatch.undo()
     assert w.state(settings.log_origin) is None
-    w.add_checkpoint(body(settings, 0, ledger.signed_checkpoint(settings)))
+    w.add_checkpoint(body(settings, 0, writer.signed_checkpoint(settings)))
     assert w.state(settings.log_origin).size == 5
 
 
@@ -125,7 +126,7 @@ def test_growth_needs_a_valid_consistency_proof(settings, log, w) -> None:
     w.add_checkpoint(body(settings, 0, grow(log, 5, "a")))
     signed = grow(log, 7, "b")
     good = body(settings, 5, signed)
-    proof = ledger.consistency_proof(settings, 5, 12)
+    proof = writer.consistency_proof(settings, 5, 12)
     bad = format_add_checkpoint(5, [proof[0], merkle.leaf_hash(b"tampered"), *proof[2:]], signed)
     with pytest.raises(witness.Inconsistent, match="does not show that size 12") as err:
         w.add_checkpoint(bad)
@@ -151,7 +152,7 @@ def test_a_wrong_old_size_is_a_conflict_carrying_the_recorded_size(settings, log
     with pytest.raises(witness.Conflict) as err:  # never cosigned: the recorded size is 0
         w.add_checkpoint(body(settings, 3, grow(log, 5, "a")))
     assert (err.value.status, err.value.recorded_size) == (409, 0)
-    w.add_checkpoint(body(settings, 0, ledger.signed_checkpoint(settings)))
+    w.add_checkpoint(body(settings, 0, writer.signed_checkpoint(settings)))
     with pytest.raises(witness.Conflict) as err:
         w.add_checkpoint(body(settings, 0, grow(log, 2, "b")))
     assert err.value.recorded_size == 5 and "retry from 5" in err.value.message
@@ -319,7 +320,7 @@ def test_client_retries_once_on_conflict_with_the_reported_size(settings, log, w
 
     def proof(m: int, n: int) -> list[bytes]:
         asked.append((m, n))
-        return ledger.consistency_proof(settings, m, n)
+        return writer.consistency_proof(settings, m, n)
 
     lines = request_cosignature(server.url, signed, proof, old_size=3)  # a wrong guess: 409 says 5
     assert asked == [(3, 12), (5, 12)]
@@ -334,7 +335,7 @@ def test_client_errors_are_clear(settings, log, w, server) -> None:
     small = grow(log, 5, "a")
     w.add_checkpoint(body(settings, 0, grow(log, 3, "b")))
     with pytest.raises(WitnessRefused, match="already cosigned size 8.*rolled back") as err:
-        request_cosignature(server.url, small, lambda m, n: ledger.consistency_proof(settings, m, n))
+        request_cosignature(server.url, small, lambda m, n: writer.consistency_proof(settings, m, n))
     assert err.value.status == 409
     fork = forged(settings, 8, merkle.leaf_hash(b"f"))
     with pytest.raises(WitnessRefused, match="HTTP 422.*fork"):
@@ -357,7 +358,7 @@ def test_no_witnesses_configured_is_a_no_op(settings, log) -> None:
     signed = grow(log, 3, "a")
     result = witnessing.collect_cosignatures(settings)
     assert (result.outcomes, result.written) == ((), False) and "no witnesses" in result.message
-    assert ledger.signed_checkpoint(settings) == signed
+    assert writer.signed_checkpoint(settings) == signed
     Path(settings.witnesses).write_text("# only comments\n")
     assert witnessing.collect_cosignatures(settings).outcomes == ()
 
@@ -383,7 +384,7 @@ def test_a_witness_that_is_down_does_not_stop_the_others(settings, log, w, serve
     assert result.cosigned == [W1] and result.written and result.cosignatures == 1
     [failed] = result.failed
     assert failed.witness == "witness.test/down" and "unreachable" in failed.message
-    signed = ledger.signed_checkpoint(settings)
+    signed = writer.signed_checkpoint(settings)
     assert [c.name for c in cosignature.verify_cosignatures(signed, [w.vkey, down_vkey])] == [W1]
     assert json.dumps(result.to_dict())  # serialisable (the Airflow task returns it)
 
@@ -395,7 +396,7 @@ def test_a_response_that_does_not_verify_is_reported(settings, log, w, server, t
     result = witnessing.collect_cosignatures(settings)
     [failed] = result.failed
     assert "does not verify" in failed.message and not result.written
-    assert cosignature.verify_cosignatures(ledger.signed_checkpoint(settings), [w.vkey]) == []
+    assert cosignature.verify_cosignatures(writer.signed_checkpoint(settings), [w.vkey]) == []
 
 
 def test_a_newer_checkpoint_signed_meanwhile_is_not_overwritten(settings, log, w, server, monkeypatch) -> None:
@@ -405,13 +406,13 @@ def test_a_newer_checkpoint_signed_meanwhile_is_not_overwritten(settings, log, w
 
     def slow_request(*args, **kwargs):
         lines = real(*args, **kwargs)
-        grow(ledger.open_log(settings), 2, "meanwhile")  # the publisher appends while witnesses answer
+        grow(writer.open_log(settings), 2, "meanwhile")  # the publisher appends while witnesses answer
         return lines
 
     monkeypatch.setattr(witnessing, "request_cosignature", slow_request)
     result = witnessing.collect_cosignatures(settings)
     assert result.cosigned == [W1] and not result.written and "newer checkpoint" in result.message
-    latest = ledger.signed_checkpoint(settings)
+    latest = writer.signed_checkpoint(settings)
     assert checkpoint.open_checkpoint(latest, log.vkey).size == 7
     assert cosignature.verify_cosignatures(latest, [w.vkey]) == []
 
@@ -424,20 +425,20 @@ def test_everything_that_reads_log_checkpoint_accepts_cosignatures(tmp_path, wri
     publish.commit_batch(s, stage_file(uri, s, [DEPLOYMENT]).batch_id)
     wdir = tmp_path / "w1"
     wit = witness.init_witness(wdir, W1)
-    witness.add_log(wdir, ledger.public_key(s))
+    witness.add_log(wdir, writer.public_key(s))
     srv = witness.make_server(wit, "127.0.0.1", 0, quiet=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         write_witnesses(s, (wit.vkey, srv.url))
         assert witnessing.collect_cosignatures(s).written
-        signed = ledger.signed_checkpoint(s)
+        signed = writer.signed_checkpoint(s)
         assert len(cosignature.verify_cosignatures(signed, [wit.vkey])) == 1
         # ledger readers, the verifier and the portal's log section
-        latest = ledger.latest_checkpoint(s)
+        latest = writer.latest_checkpoint(s)
         assert latest is not None and latest.size == 5
-        proof_text = ledger.tlog_proof(s, 0)  # carries the cosigned checkpoint, and still verifies
+        proof_text = writer.tlog_proof(s, 0)  # carries the cosigned checkpoint, and still verifies
         first_leaf = TileStore(Path(s.log)).leaf_hashes(0, 1)[0]
-        assert tlog_proof.verify(proof_text, first_leaf, ledger.public_key(s)).size == 5
+        assert tlog_proof.verify(proof_text, first_leaf, writer.public_key(s)).size == 5
         assert len(cosignature.verify_cosignatures(tlog_proof.parse(proof_text).checkpoint, [wit.vkey])) == 1
         report = verify.verify_log(s.log, s.published, s.manifests)
         assert report.ok, [p.message for p in report.problems]
@@ -448,7 +449,7 @@ def test_everything_that_reads_log_checkpoint_accepts_cosignatures(tmp_path, wri
         # The publisher's next append opens the cosigned checkpoint, checks consistency, signs the next one.
         uri = write_file("b.ndjson", ndjson([make_event(n=i) for i in range(10, 13)]))
         publish.commit_batch(s, stage_file(uri, s, [DEPLOYMENT]).batch_id)
-        assert ledger.latest_checkpoint(s).size == 9
+        assert writer.latest_checkpoint(s).size == 9
         assert witnessing.collect_cosignatures(s).cosigned == [W1]
         assert verify.verify_log(s.log, s.published, s.manifests, since=signed).ok
     finally:
@@ -467,7 +468,7 @@ def test_cli_init_add_log_and_offline_cosign(settings, log, tmp_path) -> None:
     vkey = witness.Witness(wdir).vkey
     assert vkey in result.output
     assert runner.invoke(app, ["witness", "init", "--dir", wdir, "--name", W1]).exit_code == 2
-    vkey_file = Path(settings.log) / ledger.VKEY
+    vkey_file = Path(settings.log) / writer.VKEY
     result = runner.invoke(app, ["witness", "add-log", "--dir", wdir, "--vkey", str(vkey_file)])
     assert result.exit_code == 0 and settings.log_origin in result.output
     signed = grow(log, 4, "a")
@@ -542,7 +543,7 @@ def test_two_witness_processes_cosign_a_growing_log_and_refuse_a_fork(settings, 
             done = runner.invoke(app, ["witness", "init", "--dir", str(wdir), "--name", name])
             assert done.exit_code == 0, done.output
             done = runner.invoke(app, ["witness", "add-log", "--dir", str(wdir),
-                                       "--vkey", str(Path(settings.log) / ledger.VKEY)])
+                                       "--vkey", str(Path(settings.log) / writer.VKEY)])
             assert done.exit_code == 0, done.output
             port = free_port()
             with (tmp_path / f"{wdir.name}.out").open("w") as handle:
@@ -564,7 +565,7 @@ def test_two_witness_processes_cosign_a_growing_log_and_refuse_a_fork(settings, 
         # 1. First collection: both witnesses see the log for the first time (old size 0).
         result = witnessing.collect_cosignatures(settings)
         assert result.cosigned == ["witness.test/alpha", "witness.test/beta"], result.failed
-        signed = ledger.signed_checkpoint(settings)
+        signed = writer.signed_checkpoint(settings)
         assert checkpoint.open_checkpoint(signed, log.vkey).size == 5
         assert [c.name for c in cosignature.verify_cosignatures(signed, vkeys)] == [
             "witness.test/alpha", "witness.test/beta"]
@@ -575,7 +576,7 @@ def test_two_witness_processes_cosign_a_growing_log_and_refuse_a_fork(settings, 
         result = cli("cosign", env={"SENSORLOG_HOME": settings.home, "SENSORLOG_WITNESSES": settings.witnesses})
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.count("ok   witness.test/") == 2
-        signed = ledger.signed_checkpoint(settings)
+        signed = writer.signed_checkpoint(settings)
         head = checkpoint.open_checkpoint(signed, log.vkey)
         assert head.size == 14
         assert len(cosignature.verify_cosignatures(signed, vkeys)) == 2

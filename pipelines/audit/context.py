@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from pipelines.declarations import SOURCE, Declared
 from pipelines.registry import Registry, RetentionRule, local_day
+from pipelines.registry.declarations import SOURCE, Declared
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 

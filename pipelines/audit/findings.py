@@ -19,7 +19,7 @@ One line per kind (periods are half-open, local days are whole [local midnight, 
 * ``deleted_without_collection``: a deletion whose window overlaps no collection window of its
   deployment and class; period = the deletion's window.
 * ``retroactive_policy_change``: a logged declaration that changed the retention or access terms
-  in force on days before the local day it was logged (``pipelines.declarations``); period = the
+  in force on days before the local day it was logged (``pipelines.registry.declarations``); period = the
   days it rewrote; evidence = the earlier version, then the new one (declaration rows of the log).
   Those days stay judged by the earlier version.
 * ``indefinite_retention``: a collected class whose policy in force on the last audited day is

@@ -1,7 +1,7 @@
 """Declared against observed retention, in DuckDB: which collected records were deleted, when, and
 whether that was on time; the per-day retention ledger; lateness statistics.
 
-Semantics (the generator in ``pipelines.generate`` follows the same ones):
+Semantics (the generator in ``pipelines.dev.synthetic`` follows the same ones):
 
 * A collection window belongs to the **local day** its ``window_start`` falls in, and is judged by
   the policy version in force on that day (the policy in force when it was collected). A window

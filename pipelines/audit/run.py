@@ -12,13 +12,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import declarations, layout, ledger, storage, summary
+from pipelines import layout, storage, summary
 from pipelines.audit import context, findings, retention
 from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, default_as_of, iso, severity_rank
 from pipelines.config import Settings
-from pipelines.declarations import Declared
 from pipelines.errors import GATE, SensorlogError
-from pipelines.registry import Registry, load_registry
+from pipelines.log import writer
+from pipelines.registry import Registry, declarations, load_registry
+from pipelines.registry.declarations import Declared
 
 NO_LIMIT = 2**62  # leaf_index bound when there is no checkpoint to bound it
 
@@ -36,7 +37,7 @@ def checkpoint_info(settings: Settings) -> dict[str, Any] | None:
     hidden.
     """
     try:
-        checkpoint = ledger.latest_checkpoint(settings)
+        checkpoint = writer.latest_checkpoint(settings)
     except Exception as exc:  # noqa: BLE001 - any failure to verify is itself what the auditor must see
         return {"error": f"{type(exc).__name__}: {exc}"}
     if checkpoint is None:

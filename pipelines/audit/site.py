@@ -14,12 +14,12 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from pipelines import declarations
 from pipelines.audit.model import AuditOptions, AuditResult
 from pipelines.audit.run import run_audit
 from pipelines.clock import parse_as_of
 from pipelines.config import Settings
 from pipelines.errors import USAGE, SensorlogError
+from pipelines.registry import declarations
 from pipelines.tlog.checkpoint import CheckpointError, open_checkpoint
 from pipelines.tlog.layout import CHECKPOINT, VKEY
 from pipelines.tlog.note import NoteError

@@ -23,7 +23,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
-    from pipelines.prove import ConsistencyProof, EventProof
+    from pipelines.log.prove import ConsistencyProof, EventProof
 
 console = Console() if sys.stdout.isatty() else Console(width=130)
 # soft_wrap: a path or hash cut in two by the terminal width could not be copied or grepped.

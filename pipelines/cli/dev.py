@@ -27,15 +27,15 @@ def generate_cmd(
     inject: bool = typer.Option(True, help="Inject anomalies and malformed files (recorded as ground truth)"),
 ):
     """Write a synthetic city's vendor exports into the landing zone, plus its ground truth."""
-    from pipelines import generate
+    from pipelines.dev import synthetic
     from pipelines.registry import load_registry
 
     s = Settings.from_env()
     registry = load_registry(s.registry)
     first, stop = _day(start, "--start"), _day(end, "--end")
-    options = generate.options_for(first, stop, seed, cadence, s.timezone, inject)
+    options = synthetic.options_for(first, stop, seed, cadence, s.timezone, inject)
     with console.status("generating the city…"), reported_as("generate", ValueError, exit_code=USAGE):
-        truth = generate.write_city(registry, landing or s.landing, options)  # ValueError: e.g. a bad --cadence
+        truth = synthetic.write_city(registry, landing or s.landing, options)  # ValueError: e.g. a bad --cadence
     console.print(f"wrote {truth.events:,} events in {len(truth.files)} files to {landing or s.landing}")
 
 
@@ -44,6 +44,6 @@ def demo_cmd(
     airflow: bool = typer.Option(True, help="Drive the flow through the Airflow DAGs (else in-process)"),
 ):
     """Generate the sample city and run the whole flow end to end through Airflow."""
-    from pipelines import demo
+    from pipelines.dev import demo
 
     demo.run_demo(Settings.from_env(), console, progress_bars, print_summary, fresh=fresh, through_airflow=airflow)

@@ -69,11 +69,12 @@ def _key_text(value: str, what: str) -> str:
 
 def _default_site(log: str) -> str | None:
     """A site's root, when ``log`` is its ``log/`` folder and the signed file list sits next to it."""
-    from pipelines import logsource, site_files
+    from pipelines import site_files
+    from pipelines.log import reader
 
-    root = logsource.parent(log)
+    root = reader.parent(log)
     try:
-        logsource.open_source(root).read(site_files.FILE_NAME)
+        reader.open_source(root).read(site_files.FILE_NAME)
     except OSError:
         return None
     return root
@@ -98,11 +99,11 @@ def verify_cmd(
 ) -> None:
     """Recompute the log from the published Parquet and check it against the signed checkpoints,
     tiles, entry bundles, signed file list and witness cosignatures."""
-    from pipelines import logsource, verify
+    from pipelines.log import reader, verify
 
     if log:
         log_where = log
-        data_where = data or logsource.parent(log).rstrip("/") + "/data"
+        data_where = data or reader.parent(log).rstrip("/") + "/data"
         manifests_where = manifests
         site_where = site or _default_site(log)
     else:
@@ -118,10 +119,10 @@ def verify_cmd(
     if not quiet:
         line(f"[bold]sensorlog verify[/bold]  log {log_where}  data {data_where}"
              + (f"  site {site_where}" if site_where else ""))
-    with reported_as("verify", logsource.SourceError, exit_code=USAGE):
+    with reported_as("verify", reader.SourceError, exit_code=USAGE):
         # The log and the data always have a place (an option or the configured default).
-        log_source, data_source = logsource.open_source(log_where), logsource.open_source(data_where)
-        manifests_source, site_source = (logsource.open_source(w) if w else None for w in (manifests_where, site_where))
+        log_source, data_source = reader.open_source(log_where), reader.open_source(data_where)
+        manifests_source, site_source = (reader.open_source(w) if w else None for w in (manifests_where, site_where))
     with leaf_progress(quiet) as progress:
         report = verify.verify_log(
             log_source, data_source, manifests_source,
@@ -169,7 +170,7 @@ def prove_cmd(
     manifests: str = typer.Option(None, "--manifests", help="Manifest directory of the operator's home"),
 ) -> None:
     """Print an event's leaf and inclusion proof (C2SP tlog-proof), or a consistency proof."""
-    from pipelines import logsource, prove, prove_static
+    from pipelines.log import prove, prove_static, reader
     from pipelines.tlog.tiles import StoreError
 
     chosen = [x is not None for x in (event, source or event_id, index, consistency)]
@@ -179,8 +180,8 @@ def prove_cmd(
         if event is not None:
             source, event_id = prove.split_event(event)
         if log:
-            static = prove_static.StaticLog.open(logsource.open_source(log))
-            data_src = logsource.open_source(data) if data else None
+            static = prove_static.StaticLog.open(reader.open_source(log))
+            data_src = reader.open_source(data) if data else None
             if consistency is not None:
                 typer.echo(consistency_text(prove_static.consistency(static, *consistency), hex_hashes=hex_hashes),
                            nl=False)
@@ -208,7 +209,7 @@ def check_proof_cmd(
     min_witnesses: int = typer.Option(0, "--min-witnesses", help="Cosignatures required (default: every --witness)"),
 ) -> None:
     """Check a proof someone handed you: no log, no data, only the log's key."""
-    from pipelines import prove, prove_static
+    from pipelines.log import prove, prove_static
 
     text = _read(Path(proof), "proof")
     key = _key_text(vkey, "--vkey")
@@ -244,10 +245,10 @@ def log_export_cmd(
     with_data: bool = typer.Option(False, "--with-data", help="Also copy the logged Parquet files under data/"),
 ) -> None:
     """Write the complete static log (tlog-tiles tiles and entry bundles, checkpoints, key, manifests)."""
-    from pipelines import log_export
+    from pipelines.log import export
 
-    with reported_as("log export", log_export.ExportError, OSError, ValueError):
-        result = log_export.export_to(Settings.from_env(), out, with_data=with_data)
+    with reported_as("log export", export.ExportError, OSError, ValueError):
+        result = export.export_to(Settings.from_env(), out, with_data=with_data)
     line(f"ok tree size {result.size}: {result.files} files ({result.entries} entries,"
          f" {result.data_files} data files) → {out}/log in {result.seconds} s")
 
@@ -256,8 +257,8 @@ def cosign_cmd(
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for each witness"),
 ) -> None:
     """Ask the configured witnesses (SENSORLOG_WITNESSES) to cosign the log's latest checkpoint."""
-    from pipelines import witnessing
-    from pipelines.ledger import LedgerError
+    from pipelines.log import witnessing
+    from pipelines.log.writer import LedgerError
     from pipelines.tlog import note
 
     settings = Settings.from_env()
@@ -276,7 +277,7 @@ def cosign_cmd(
 
 
 def _open_witness(directory: str):
-    from pipelines import witness
+    from pipelines.log import witness
     from pipelines.tlog import note
 
     with reported_as("witness", witness.WitnessError, note.NoteError, OSError, exit_code=USAGE):
@@ -289,7 +290,7 @@ def witness_init_cmd(
     name: str = typer.Option(..., "--name", help="The witness's key name, a schema-less URL (witness.example/w1)"),
 ) -> None:
     """Create a witness: a new cosigner key (mode 0600) and an empty list of accepted logs."""
-    from pipelines import witness
+    from pipelines.log import witness
     from pipelines.tlog import note
 
     with reported_as("witness init", witness.WitnessError, note.NoteError, OSError, exit_code=USAGE):
@@ -304,7 +305,7 @@ def witness_add_log_cmd(
     origin: str = typer.Option(None, "--origin", help="The log's origin line (default: the key's name)"),
 ) -> None:
     """Accept checkpoints of a log signed by the given key."""
-    from pipelines import witness
+    from pipelines.log import witness
     from pipelines.tlog import note
 
     try:
@@ -322,7 +323,7 @@ def witness_cosign_cmd(
     request: str = typer.Argument("-", help="An add-checkpoint request body (file, or - for stdin)"),
 ) -> None:
     """Offline add-checkpoint: check a request body and print the cosignature line (exit 1 on refusal)."""
-    from pipelines import witness
+    from pipelines.log import witness
 
     w = _open_witness(directory)
     try:
@@ -343,7 +344,7 @@ def witness_serve_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not log each request to stderr"),
 ) -> None:
     """Serve POST /add-checkpoint (and GET /<sha256(origin)>/checkpoint) over HTTP until interrupted."""
-    from pipelines import witness
+    from pipelines.log import witness
 
     w = _open_witness(directory)
     if not 0 <= port <= 65535:

@@ -7,7 +7,7 @@ import typer
 from pipelines.cli._output import console, err_console
 from pipelines.config import Settings
 from pipelines.errors import USAGE, reported_as
-from pipelines.taxonomy import SUPPORTED_LANGS
+from pipelines.registry.taxonomy import SUPPORTED_LANGS
 
 
 def portal_cmd(

@@ -10,7 +10,7 @@
     data/registry/deployments.{json,csv}
     schemas/<table>.tableschema.json    explicit Table Schemas (DCAT describedBy)
     schemas/events/*.schema.json    the CloudEvent payload JSON Schemas
-    log/                            the complete static log (pipelines.log_export): checkpoints, key,
+    log/                            the complete static log (pipelines.log.export): checkpoints, key,
                                     tlog-tiles hash tiles and entry bundles, manifests, batch index
     declarations/<id>.json          every logged version of a deployment record (pipelines.portal.declared),
     declarations/<id>/<n>.{json,tlog-proof}   with each version's record and its inclusion proof
@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from pipelines import layout, ledger, log_export, site_files, storage, summary
+from pipelines import layout, site_files, storage, summary
 from pipelines.config import PACKAGE_DIR, Settings
+from pipelines.log import export, writer
+from pipelines.log.verify import fingerprint
 from pipelines.portal import declared
 from pipelines.portal.activity import collect_activity, finding_counts
 from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
@@ -52,7 +54,6 @@ from pipelines.site import Site, media_type
 from pipelines.tlog import note
 from pipelines.tlog.checkpoint import open_checkpoint
 from pipelines.tlog.layout import CHECKPOINT, VKEY
-from pipelines.verify import fingerprint
 
 __all__ = ["PortalResult", "build_portal"]
 
@@ -81,13 +82,13 @@ class PortalResult:
 def _log_info(settings: Settings, warnings: list[str]) -> LogInfo | None:
     """The latest checkpoint (verified against the published key) and the key; None if there is none."""
     try:
-        if ledger.latest_checkpoint(settings) is None:
+        if writer.latest_checkpoint(settings) is None:
             return None
-        checkpoint = ledger.signed_checkpoint(settings)
+        checkpoint = writer.signed_checkpoint(settings)
         vkey = storage.read_bytes(storage.join(settings.log, VKEY)).decode("utf-8").strip()
         key = note.Verifier.from_vkey(vkey)
         _, signatures = note.parse_note(checkpoint)
-    except (OSError, ValueError, ledger.LedgerError) as exc:
+    except (OSError, ValueError, writer.LedgerError) as exc:
         # Never publish a checkpoint that does not verify: say so and leave the section out.
         warnings.append(f"transparency log not published: {exc}")
         return None
@@ -100,8 +101,8 @@ def _export_log(build: _Build, log: LogInfo | None) -> LogInfo | None:
     if log is None:
         return None
     try:
-        log_export.export_log(build.settings, build.site)
-    except (log_export.ExportError, OSError, ValueError) as exc:
+        export.export_log(build.settings, build.site)
+    except (export.ExportError, OSError, ValueError) as exc:
         build.warnings.append(f"transparency log not published: {exc}")
         return None
     return log
@@ -115,8 +116,8 @@ def _sign_file_list(build: _Build, log: LogInfo | None) -> None:
         return
     checkpoint = open_checkpoint(log.checkpoint, log.vkey)
     try:
-        signer = ledger.load_signer(build.settings)
-    except ledger.LedgerError as exc:
+        signer = writer.load_signer(build.settings)
+    except writer.LedgerError as exc:
         build.warnings.append(f"{SUMS} is not signed: {exc}")
         build.site.write(SUMS, site_files.sums(files))
         return
@@ -255,7 +256,7 @@ def _publish_declarations(build: _Build, log: LogInfo | None) -> dict[str, decla
         return {}
     try:
         published = declared.publish(build.settings, build.site, log.vkey, build.registry)
-    except (declared.DeclaredError, ledger.LedgerError, OSError, ValueError) as exc:
+    except (declared.DeclaredError, writer.LedgerError, OSError, ValueError) as exc:
         build.warnings.append(f"declarations not published: {exc}")
         return {}
     if published.table is not None:
@@ -339,7 +340,7 @@ def build_portal(
         deployments=len(build.registry),
         datasets=[d.name for d in build.datasets],
         missing=missing,
-        log_available=f"{log_export.LOG_DIR}/{CHECKPOINT}" in build.site.files,
+        log_available=f"{export.LOG_DIR}/{CHECKPOINT}" in build.site.files,
         seconds=round(time.perf_counter() - started, 2),
         warnings=build.warnings,
     )

@@ -29,11 +29,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines import declarations, ledger, storage
+from pipelines import storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
+from pipelines.log import writer
 from pipelines.portal.tableschema import arrow_table_schema
-from pipelines.registry import Registry, local_day
+from pipelines.registry import Registry, declarations, local_day
 from pipelines.site import Site
 from pipelines.tlog import leaf, merkle
 from pipelines.tlog import proof as tlog_proof
@@ -169,7 +170,7 @@ def _proof(settings: Settings, row: dict[str, Any], checkpoint: str, vkey: str, 
     if leaf_hash.hex() != row["leaf_hash"]:
         raise DeclaredError(f"declaration leaf {index} ({row['event_id']}) does not re-encode to its leaf_hash:"
                             " run sensorlog verify")
-    text = tlog_proof.format_proof(index, ledger.inclusion_proof(settings, index, size), checkpoint, extra=data)
+    text = tlog_proof.format_proof(index, writer.inclusion_proof(settings, index, size), checkpoint, extra=data)
     try:
         tlog_proof.verify(text, leaf_hash, vkey)
     except ValueError as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from pipelines.config import PortalSettings, Settings
-from pipelines.taxonomy import SUPPORTED_LANGS
+from pipelines.registry.taxonomy import SUPPORTED_LANGS
 
 # Licences a city is likely to choose for its open data, by URL: (SPDX id, title).
 KNOWN_LICENSES = {

@@ -27,7 +27,7 @@ from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path
 from pipelines.portal.svg import MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
 from pipelines.registry import Deployment, Registry, data_class_label, dtpr_card, render_retention_text
-from pipelines.taxonomy import load_taxonomy
+from pipelines.registry.taxonomy import load_taxonomy
 
 TEMPLATE_DIR = PACKAGE_DIR / "templates" / "portal"
 # The retention ledger columns a resident needs, in this order (others stay in the downloads).

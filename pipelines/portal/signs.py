@@ -16,7 +16,7 @@ from markupsafe import escape
 
 from pipelines.portal.i18n import Translator
 from pipelines.registry import Deployment, data_class_label, render_retention_text
-from pipelines.taxonomy import load_taxonomy
+from pipelines.registry.taxonomy import load_taxonomy
 
 QUIET_ZONE = 4
 # Average glyph widths of a sans-serif face, in ems, to wrap lines. Generous: the printer's fallback font

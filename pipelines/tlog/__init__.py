@@ -9,5 +9,5 @@
 * ``leaf``: the canonical leaf encoding of published rows and manifests.
 
 The package imports nothing from the rest of ``pipelines`` (``tests/test_layering.py``);
-``pipelines.ledger`` puts its parts together for the publisher.
+``pipelines.log.writer`` puts its parts together for the publisher.
 """

@@ -1,6 +1,6 @@
-"""Every file name and path of a log directory, in one place: the writer (``pipelines.ledger``,
-``tlog.tiles``), the exporter (``pipelines.log_export``) and the readers (``pipelines.verify``,
-``pipelines.prove``, ``pipelines.prove_static``) all build their paths from here.
+"""Every file name and path of a log directory, in one place: the writer (``pipelines.log.writer``,
+``tlog.tiles``), the exporter (``pipelines.log.export``) and the readers (``pipelines.log.verify``,
+``pipelines.log.prove``, ``pipelines.log.prove_static``) all build their paths from here.
 
 A log directory (and the ``log/`` folder of a published site) holds::
 

@@ -4,7 +4,7 @@ Tiles have height 8: ``tile/<L>/<N>`` holds 256 consecutive Merkle tree hashes a
 ``8 * L`` (level 0 = leaf hashes), and the rightmost, incomplete tile of each level is written as
 ``tile/<L>/<N>.p/<W>`` (W = 1..255 hashes). ``N`` is written in 3-digit path elements, all but the
 last prefixed by ``x`` (1234067 -> ``x001/x234/067``). The directory can be served as-is as the tile
-part of a static tlog-tiles log; ``pipelines.log_export`` adds the entry bundles (re-derived from
+part of a static tlog-tiles log; ``pipelines.log.export`` adds the entry bundles (re-derived from
 the published Parquet) when the log is published.
 
 Durability and atomicity (one writer at a time; the caller holds the lock):

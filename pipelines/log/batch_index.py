@@ -1,5 +1,5 @@
 """The log's batch index, ``batches.jsonl`` (``tlog.layout.BATCHES``): one
-``{"batch_id", "start", "count"}`` line per appended batch, written by ``ledger.Log`` (see its steps 1-3)
+``{"batch_id", "start", "count"}`` line per appended batch, written by ``writer.Log`` (see its steps 1-3)
 and read here, by the writer, ``prove``, ``verify`` and ``prove_static``, in one of two modes:
 
 * ``parse_strict`` (the writer, and ``prove`` on the operator's own log): a torn last line (no newline

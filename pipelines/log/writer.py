@@ -48,7 +48,7 @@ from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.locks import exclusive, fsync_path
-from pipelines.log_index import BatchIndexError, BatchRecord, parse_strict
+from pipelines.log.batch_index import BatchIndexError, BatchRecord, parse_strict
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint

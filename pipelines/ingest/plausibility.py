@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.limits import EARLIEST_PLAUSIBLE
+from pipelines.ingest.limits import EARLIEST_PLAUSIBLE
 from pipelines.tlog.leaf import MAX_SAFE_INTEGER
 
 ROW_KEY = "_ord"

@@ -1,4 +1,4 @@
-"""JSON decoding within the limits of ``pipelines.limits``, reporting what ``json`` would resolve silently.
+"""JSON decoding within the limits of ``pipelines.ingest.limits``, reporting what ``json`` would resolve silently.
 
 * Nesting depth is measured on the bytes (strings skipped exactly as a JSON tokenizer skips them)
   before ``json`` (a recursive decoder) sees the text, so a value nested 100,000 deep is a reason,

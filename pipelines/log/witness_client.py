@@ -2,7 +2,7 @@
 
 ``request_cosignature(url, checkpoint_note, proof)`` POSTs ``<url>/add-checkpoint`` with the old size
 the caller believes the witness has (0 by default), a consistency proof from it (``proof(m, n)``, e.g.
-``ledger.consistency_proof``) and the signed checkpoint. On 409 Conflict the witness says which size
+``writer.consistency_proof``) and the signed checkpoint. On 409 Conflict the witness says which size
 it last cosigned; the client retries once from that size. It returns the response's signature lines
 unverified: check them with the witness's vkey (``cosignature.verify_response``).
 """

@@ -35,7 +35,8 @@ CATEGORY_ORDER: tuple[str, ...] = (
 )
 ID_SEPARATOR = "__"
 
-DATA_FILE = Path(__file__).with_name("data") / "dtpr_device_taxonomy.json"
+# pipelines/data/, beside the attribution the portal ships with it
+DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "dtpr_device_taxonomy.json"
 
 
 def _localised(texts: Mapping[str, str], lang: str) -> str:

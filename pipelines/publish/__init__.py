@@ -38,14 +38,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import clock, declarations, layout, ledger, locks, plausibility, rowhash, storage
+from pipelines import clock, layout, locks, storage
 from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
-from pipelines.registry import load_registry
-from pipelines.rowhash import LEAF_HASH
+from pipelines.ingest import plausibility
+from pipelines.ingest.stage import (
+    StageResult,
+    StaleStage,
+    check_stage,
+    find_landed,
+    load_stage,
+    stage_file,
+    staged_files,
+)
+from pipelines.log import rowhash, writer
+from pipelines.log.rowhash import LEAF_HASH
+from pipelines.registry import declarations, load_registry
 from pipelines.schemas import DECLARATIONS_KIND, QUARANTINE_SCHEMA, event_table
-from pipelines.stage import StageResult, StaleStage, check_stage, find_landed, load_stage, stage_file, staged_files
 from pipelines.tlog import leaf
 
 PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
@@ -141,7 +151,7 @@ def _classify(con: duckdb.DuckDBPyConnection, table_name: str, paths: list[Path]
     One query per table and batch (not per partition): the ``seen`` index is scanned once per call, so
     fewer, larger calls keep the cost linear in the log's size rather than in partitions × size.
     The rows are read with pyarrow in publishing order (``_date``, ``_ord``) with the content and leaf
-    hashes staging computed (``pipelines.rowhash``); DuckDB only sees the keys and returns per row the
+    hashes staging computed (``pipelines.log.rowhash``); DuckDB only sees the keys and returns per row the
     facts the decision needs, in row order. ``_raw`` is read only for conflicting rows."""
     canonical = event_table(table_name).staged_schema
     stored = [c for c in ("content_hash", LEAF_HASH) if c in pq.read_schema(paths[0]).names]
@@ -322,7 +332,7 @@ def _restage(settings: Settings, batch_id: str, source_uri: str | None, reason: 
 
 def _publish(settings: Settings, batch_id: str, stage: StageResult) -> dict:
     """Steps 1–4 of the module's docstring for a checked staged batch (the writer lock is held)."""
-    ledger_log = ledger.open_log(settings)
+    ledger_log = writer.open_log(settings)
     start = ledger_log.batch_start(batch_id)
     next_index = start
     leaf_hashes: list[bytes] = []
@@ -362,7 +372,7 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> dict:
         }
         _check_conservation(manifest)
         manifest = leaf.fit_manifest_leaf(manifest)  # a batch of many partitions: its leaf holds a digest
-        leaf_hashes.append(ledger.manifest_leaf_hash(manifest))
+        leaf_hashes.append(writer.manifest_leaf_hash(manifest))
         ledger_log.append(batch_id, start, leaf_hashes)
         con.execute("COMMIT")
     except BaseException:
@@ -471,7 +481,7 @@ def commit_declarations(settings: Settings, now: datetime | None = None) -> list
 
     The rows (with the moment they are logged) are saved in the state folder before their leaves are
     appended, so a crash before the manifest is finished by the next run with the same rows, hence
-    the same batch id and leaves. See ``pipelines.declarations``."""
+    the same batch id and leaves. See ``pipelines.registry.declarations``."""
     manifests = []
     with writer_lock(settings):
         _recover(settings)
@@ -509,7 +519,7 @@ def _publish_declarations(settings: Settings, rows: list[dict], plan: Path) -> d
     if storage.exists(manifest_uri):  # published before a crash removed the plan
         plan.unlink(missing_ok=True)
         return json.loads(storage.read_bytes(manifest_uri))
-    ledger_log = ledger.open_log(settings)
+    ledger_log = writer.open_log(settings)
     start = ledger_log.batch_start(batch_id)
     table = pa.Table.from_pylist(rows, schema=declarations.ROW_SCHEMA)
     table = table.append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), table.num_rows))
@@ -543,7 +553,7 @@ def _publish_declarations(settings: Settings, rows: list[dict], plan: Path) -> d
             ],
             "leaves": {"first": start, "rows_end": start + len(rows), "manifest_leaf": start + len(rows)},
         }
-        ledger_log.append(batch_id, start, [*hashes, ledger.manifest_leaf_hash(manifest)])
+        ledger_log.append(batch_id, start, [*hashes, writer.manifest_leaf_hash(manifest)])
     except BaseException:
         _discard_pending(settings, batch_id)
         raise

@@ -1,5 +1,5 @@
 """Checks of a static log's stored tiles and entry bundles against the leaf hashes a verifier
-recomputed from the published data (``pipelines.verify`` feeds them in leaf order).
+recomputed from the published data (``pipelines.log.verify`` feeds them in leaf order).
 
 * :class:`TileChecker`: every hash tile above level 0 (level-0 hashes are compared leaf by leaf by
   the verifier itself, which can name the row), full and partial, and the level-0 partial tiles of

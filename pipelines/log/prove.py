@@ -5,7 +5,7 @@ Inclusion (``prove --event SOURCE/ID``): DuckDB finds the event's row in the pub
 row is read back from the file its batch's manifest lists, re-encoded into its leaf bytes
 (``tlog.leaf``), and its leaf hash is checked against the row's ``leaf_hash`` column and the leaf
 hash the log stored, so that ``prove`` never hands out a proof for a row that does not match the
-log. The proof is ``ledger.tlog_proof`` (c2sp.org/tlog-proof@v1 against the latest signed
+log. The proof is ``writer.tlog_proof`` (c2sp.org/tlog-proof@v1 against the latest signed
 checkpoint) with the leaf bytes in its ``extra`` line: the spec's place for the unauthenticated data
 a verifier needs to recompute the leaf hash, which makes the proof file self-contained.
 
@@ -24,9 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import ledger, storage, summary
+from pipelines import storage, summary
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
+from pipelines.log import writer
 from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import leaf, merkle
 from pipelines.tlog import proof as tlog_proof_format
@@ -78,7 +79,7 @@ def _vkey(settings: Settings) -> str:
 
 def _batch_of(settings: Settings, index: int) -> str:
     """The batch whose leaves include ``index``, from the log's batch index (read as the writer does)."""
-    for record in ledger.batch_index(Path(settings.log)):
+    for record in writer.batch_index(Path(settings.log)):
         if record.start <= index < record.end:
             return record.batch_id
     raise ProveError(f"no batch in {Path(settings.log) / BATCHES} holds leaf {index}")
@@ -150,7 +151,7 @@ def prove_index(settings: Settings, index: int) -> EventProof:
             " (run sensorlog verify)"
         )
     vkey = _vkey(settings)
-    parsed = tlog_proof_format.parse(ledger.tlog_proof(settings, index))
+    parsed = tlog_proof_format.parse(writer.tlog_proof(settings, index))
     text = tlog_proof_format.TlogProof(parsed.index, parsed.path, parsed.checkpoint, extra=leaf_bytes).to_text()
     try:
         checkpoint = tlog_proof_format.verify(text, leaf_hash, vkey)
@@ -176,7 +177,7 @@ def prove_event(settings: Settings, source: str, event_id: str) -> EventProof:
 
 def consistency(settings: Settings, old_size: int, new_size: int) -> ConsistencyProof:
     """PROOF(old_size, D[new_size]), checked against the roots the log signed for both sizes."""
-    latest = ledger.latest_checkpoint(settings)
+    latest = writer.latest_checkpoint(settings)
     if latest is None:
         raise ProveError("the log has no checkpoint yet")
     if not 0 < old_size <= new_size <= latest.size:
@@ -189,8 +190,8 @@ def consistency(settings: Settings, old_size: int, new_size: int) -> Consistency
         if size == latest.size:
             return latest.root_hash, True
         try:
-            return open_checkpoint(ledger.signed_checkpoint(settings, size), vkey).root_hash, True
-        except ledger.LedgerError:
+            return open_checkpoint(writer.signed_checkpoint(settings, size), vkey).root_hash, True
+        except writer.LedgerError:
             # Not every size has a checkpoint (only batch ends do): fall back to the stored hashes.
             return store.root(size), False
 

@@ -15,8 +15,8 @@ per-line reference path below (``strictjson`` + ``event_to_row``), which decides
 before: the fast path only ever accepts lines the reference path would accept with the same values,
 and every rejected line gets its per-line reasons and line number from the reference path.
 
-Every form is read within ``pipelines.limits`` (event size, nesting depth, array size) checked on the
-bytes first; a ``.gz`` file is read decompressed (``pipelines.landed``); a UTF-8 byte order mark at
+Every form is read within ``pipelines.ingest.limits`` (event size, nesting depth, array size) checked on the
+bytes first; a ``.gz`` file is read decompressed (``pipelines.ingest.landed``); a UTF-8 byte order mark at
 the start of a file is ignored. Nothing is resolved silently: a repeated JSON key, a non-finite
 number, a timestamp finer than microseconds or outside years 0001-9999 in UTC rejects the event.
 """
@@ -37,9 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from pipelines import landed, strictjson
 from pipelines.errors import SensorlogError
-from pipelines.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_JSON_ARRAY_BYTES, MAX_RAW
+from pipelines.ingest import landed, strictjson
+from pipelines.ingest.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_JSON_ARRAY_BYTES, MAX_RAW
 from pipelines.schemas import EVENT_TABLES, EventTable, event_table, table_for_type
 
 DEFAULT_CHUNK_ROWS = 250_000  # events per chunk: GX costs ~0.15 s per call, so chunks are large

@@ -22,12 +22,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import layout, rowhash, storage
+from pipelines import layout, storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
-from pipelines.ingest import DEFAULT_CHUNK_ROWS, SUFFIXES, ParsedChunk, UnparseableFile, parse_file, parsed_schema
+from pipelines.ingest.parsing import (
+    DEFAULT_CHUNK_ROWS,
+    SUFFIXES,
+    ParsedChunk,
+    UnparseableFile,
+    parse_file,
+    parsed_schema,
+)
+from pipelines.ingest.validate import validate_chunk
+from pipelines.log import rowhash
 from pipelines.schemas import QUARANTINE_SCHEMA, event_table
-from pipelines.validate import validate_chunk
 
 STAGE_COLUMNS = ("_ord", "_line", "_raw")
 

@@ -1,12 +1,12 @@
 """Independent verification of a published log: what ``sensorlog verify`` runs.
 
-Everything is read through ``pipelines.logsource`` (a folder, ``http(s)://`` or ``s3://``), so the
+Everything is read through ``pipelines.log.reader`` (a folder, ``http(s)://`` or ``s3://``), so the
 same checks run on the operator's home and on a copy of the published site. An auditor trusts
 nothing the city publishes except, optionally, a verifier key they pinned (``--vkey``), a checkpoint
 they saved earlier (``--since``) and witnesses' keys (``--witness``); with none of them the key is
 trusted on first use, which the report says (``--strict`` fails). Everything else is re-derived
 (the steps below; on a site also every tile above level 0 and every entry bundle,
-``pipelines.verify_tiles``, the signed file list ``SHA256SUMS``, witness cosignatures on the latest
+``pipelines.log.verify_tiles``, the signed file list ``SHA256SUMS``, witness cosignatures on the latest
 checkpoint, and the portal's one-file extracts):
 
 1. the log key: ``log.vkey`` must parse, and equal the pinned key when one is given;
@@ -63,14 +63,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import site_files, storage
-from pipelines.log_index import parse_tolerant
-from pipelines.logsource import HttpSource, Missing, Source, SourceError, StorageSource, open_source
+from pipelines.log.batch_index import parse_tolerant
+from pipelines.log.reader import HttpSource, Missing, Source, SourceError, StorageSource, open_source
+from pipelines.log.verify_tiles import BundleChecker, TileChecker
 from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import cosignature, leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from pipelines.tlog.layout import BATCHES, CHECKPOINT, CHECKPOINTS, STATE_FILE, VKEY
 from pipelines.tlog.tiles import TileReader
-from pipelines.verify_tiles import BundleChecker, TileChecker
 
 LATEST_CHECKPOINT = f"log/{CHECKPOINT}"  # how problems and passes name the latest checkpoint
 PARTITION_PREFIX = "event_type="

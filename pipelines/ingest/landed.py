@@ -18,7 +18,7 @@ from typing import Protocol
 
 from pipelines import storage
 from pipelines.errors import SensorlogError
-from pipelines.limits import MAX_RAW
+from pipelines.ingest.limits import MAX_RAW
 
 FORMS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json", ".csv": "csv"}
 GZIP = ".gz"

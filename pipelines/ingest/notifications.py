@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from pipelines import storage
-from pipelines.ingest import SUFFIXES
+from pipelines.ingest.parsing import SUFFIXES
 
 
 @dataclass

@@ -29,15 +29,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import ledger, storage
+from pipelines import storage
 from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import USAGE, SensorlogError
 from pipelines.locks import exclusive
+from pipelines.log import writer
+from pipelines.log.witness_client import WitnessClientError, request_cosignature
 from pipelines.tlog import cosignature, note
 from pipelines.tlog.checkpoint import CheckpointError, open_checkpoint
 from pipelines.tlog.layout import CHECKPOINT, VKEY
-from pipelines.witness_client import WitnessClientError, request_cosignature
 
 REMEMBERED = "witnesses.json"  # under settings.state: {witness vkey: size it last cosigned}
 
@@ -143,7 +144,7 @@ def _ask(settings: Settings, witness: WitnessConfig, submitted: str, text: str, 
     """One witness: (outcome, its verified cosignature line(s), '' on failure)."""
     try:
         lines = request_cosignature(
-            witness.url, submitted, lambda m, n: ledger.consistency_proof(settings, m, n),
+            witness.url, submitted, lambda m, n: writer.consistency_proof(settings, m, n),
             old_size=old, timeout=timeout,
         )
         cosigned = cosignature.verify_response(text, lines, witness.vkey)
@@ -180,7 +181,7 @@ def collect_cosignatures(settings: Settings, *, timeout: float = 30.0) -> Result
         cp = open_checkpoint(signed, vkey)
         text, log_lines = _log_lines(signed, vkey)
     except (note.NoteError, CheckpointError) as exc:
-        raise ledger.LedgerError(f"{path} does not verify with the log key {vkey}: {exc}") from exc
+        raise writer.LedgerError(f"{path} does not verify with the log key {vkey}: {exc}") from exc
     submitted = text + "\n" + log_lines
     remembered = _remembered(settings)
 
@@ -191,12 +192,12 @@ def collect_cosignatures(settings: Settings, *, timeout: float = 30.0) -> Result
     outcomes = tuple(outcome for outcome, _ in answers)
     fresh = {w.vkey: lines for w, (outcome, lines) in zip(witnesses, answers, strict=True) if outcome.ok}
 
-    with exclusive(directory / ledger.LOCK):  # the publisher appends (and rewrites this file) under it
+    with exclusive(directory / writer.LOCK):  # the publisher appends (and rewrites this file) under it
         current = path.read_text()
         try:
             current_text, current_log_lines = _log_lines(current, vkey)
         except note.NoteError as exc:
-            raise ledger.LedgerError(f"{path} no longer verifies with the log key: {exc}") from exc
+            raise writer.LedgerError(f"{path} no longer verifies with the log key: {exc}") from exc
         if current_text != text:
             return Result(
                 f"the log signed a newer checkpoint while witnesses were asked; {path} was left as it is"

@@ -24,8 +24,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines import plausibility, privacy
 from pipelines.config import apply_library_defaults, resource_dir
+from pipelines.ingest import plausibility, privacy
 from pipelines.schemas import EventTable
 
 EXPECTATIONS_DIR = resource_dir("expectations")
@@ -146,7 +146,7 @@ def validate_chunk(
     """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons.
 
     ``known_deployments`` may map each id to its commissioning instant (``flow.deployment_ids``):
-    then rows dated before it are quarantined too (``pipelines.plausibility``)."""
+    then rows dated before it are quarantined too (``pipelines.ingest.plausibility``)."""
     now = now or datetime.now(UTC)
     commissioned = known_deployments if isinstance(known_deployments, Mapping) else None
     frame = table.drop_columns(["_raw", "_line"]).to_pandas()

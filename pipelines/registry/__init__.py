@@ -37,10 +37,10 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from pipelines import privacy
 from pipelines.config import resource_dir
 from pipelines.errors import USAGE, SensorlogError
-from pipelines.taxonomy import ID_SEPARATOR, Taxonomy, load_taxonomy
+from pipelines.ingest import privacy
+from pipelines.registry.taxonomy import ID_SEPARATOR, Taxonomy, load_taxonomy
 
 SCHEMA_FILE = resource_dir("schemas") / "deployment.schema.json"
 REGISTRY_SUFFIXES = (".yaml", ".yml")

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipelines import airflow_runner, flow, generate, storage
+from pipelines import flow, storage
 from pipelines.audit import NOW_ENV, parse_as_of
 from pipelines.config import Settings, now_override
+from pipelines.dev import airflow_runner, synthetic
 from pipelines.registry import load_registry
 from pipelines.tlog.layout import CHECKPOINT
 
@@ -44,8 +45,8 @@ def run_demo(
     console.print(f"registry: {len(registry.ids())} deployments from {settings.registry}")
     if not storage.list_files(settings.landing, (".ndjson", ".json", ".csv")):
         with console.status("generating the sample city (months of vendor exports)…"):
-            options = generate.options_for(timezone=settings.timezone)
-            truth = generate.write_city(registry, settings.landing, options)
+            options = synthetic.options_for(timezone=settings.timezone)
+            truth = synthetic.write_city(registry, settings.landing, options)
         console.print(f"generated {truth.events:,} events in {len(truth.files)} files → {settings.landing}")
     pending = flow.discover(settings)
     console.print(f"{len(pending)} landed files to process")
@@ -94,7 +95,7 @@ def sample_city_clock(settings: Settings, console: Console) -> dict[str, str]:
     if now_override():
         return {}
     try:
-        end = generate.load_ground_truth(settings.landing)["end"]
+        end = synthetic.load_ground_truth(settings.landing)["end"]
     except (OSError, KeyError, ValueError):
         return {}
     console.print(f"audit as of {end}, the sample city's end date (set {NOW_ENV} to audit as of another day)")

@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.logsource import Missing, Source, SourceError
-from pipelines.prove import ConsistencyProof, EventProof, ProveError
+from pipelines.log.prove import ConsistencyProof, EventProof, ProveError
+from pipelines.log.reader import Missing, Source, SourceError
+from pipelines.log.verify import read_batch_index
 from pipelines.tlog import bundles, cosignature, leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from pipelines.tlog.layout import BATCHES, CHECKPOINT, VKEY, checkpoint_path
 from pipelines.tlog.tiles import TILE_WIDTH, TileReader
-from pipelines.verify import read_batch_index
 
 
 @dataclass

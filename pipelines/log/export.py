@@ -30,9 +30,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import ledger, storage
+from pipelines import storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
+from pipelines.log import writer
 from pipelines.site import Site
 from pipelines.tlog import bundles, leaf, merkle
 from pipelines.tlog.checkpoint import open_checkpoint
@@ -166,7 +167,7 @@ def export_log(settings: Settings, site: Site, *, data: str | None = DATA_DIR, l
     batches = load_batches(settings.manifests, size)
     for b in batches:
         site.write(f"{log}/{MANIFESTS}/{b.name}", storage.read_bytes(storage.join(settings.manifests, b.name)))
-    records = ledger.batch_index(log_dir)
+    records = writer.batch_index(log_dir)
     site.write(f"{log}/{BATCHES}", "".join(
         json.dumps({"batch_id": r.batch_id, "start": r.start, "count": r.count}) + "\n"
         for r in records if r.end <= size

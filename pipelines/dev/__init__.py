@@ -1,0 +1,1 @@
+"""Not production code: the synthetic city, the demo and the Airflow runner."""

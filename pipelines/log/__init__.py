@@ -1,0 +1,1 @@
+"""sensorlog's transparency log: the writer, the reader, verify, prove, the static export and witnessing."""

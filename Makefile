@@ -22,7 +22,7 @@ test: $(STAMP)
 	bash scripts/system-packages.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q --durations=40
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,30 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # program. Properties here decide on behaviour only, never on speed.
 hypothesis.settings.register_profile("sensorlog", deadline=None)
 hypothesis.settings.load_profile("sensorlog")
+
+
+TIERS = ("unit", "integration", "system")  # `make test-fast` runs the first two, `make test` all three
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is in exactly one tier (its module's ``pytestmark``), so no test escapes `make test-fast`'s
+    choice by accident: a module without a tier fails collection, naming it."""
+    for item in items:
+        tiers = [name for name in TIERS if item.get_closest_marker(name)]
+        if len(tiers) != 1:
+            raise pytest.UsageError(f"{item.nodeid}: needs exactly one tier marker of {TIERS}, has {tiers}")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test that starts a process belongs in a higher tier: make that an error, not a slow surprise."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} is marked unit but starts a process: mark its module integration")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 def make_event(kind: str = "collection", n: int = 0, **data: object) -> dict:

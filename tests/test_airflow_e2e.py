@@ -22,6 +22,8 @@ from pipelines import storage
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.registry import load_registry
 
+pytestmark = pytest.mark.system
+
 
 def free_port() -> int:
     with socket.socket() as s:

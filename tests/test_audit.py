@@ -31,6 +31,8 @@ from pipelines.audit import retention
 from pipelines.audit.model import FINDINGS_SCHEMA, LEDGER_SCHEMA
 from pipelines.registry import RetentionRule
 
+pytestmark = pytest.mark.integration
+
 QUIET = 365  # silence threshold for tests about something else
 
 

@@ -19,6 +19,8 @@ from pipelines import audit
 from pipelines.audit import NOW_ENV, AuditOptions
 from pipelines.audit import report as audit_report
 
+pytestmark = pytest.mark.integration
+
 
 def audit_at(s, now: datetime, **options):
     """The audit with no --as-of, on a day when the clock says ``now``."""

@@ -12,6 +12,8 @@ from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import synthetic
 from pipelines.registry import load_registry
 
+pytestmark = pytest.mark.integration
+
 # Three months are enough for every injection (the last, a deletion 11 days late, lands in late
 # September; the decommissioned camera's extra collection ends 20 September) and keep the run short.
 START, END = date(2026, 7, 1), date(2026, 10, 1)

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipelines.config import PROJECT_DIR
+
+pytestmark = pytest.mark.system
 
 N = 20_000
 

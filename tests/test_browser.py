@@ -14,10 +14,14 @@ import pytest
 from pipelines import flow, layout, storage
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import synthetic
-from pipelines.registry import dtpr_card, load_registry
+from pipelines.portal.dtpr_card import dtpr_card
+from pipelines.registry import load_registry
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"),
+]
 
 
 @pytest.fixture(scope="module")

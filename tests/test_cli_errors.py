@@ -18,6 +18,8 @@ import pytest
 import pipelines
 from pipelines.errors import FAILURE, GATE, USAGE, SensorlogError, UsageError, reported_as
 
+pytestmark = pytest.mark.integration
+
 SENSORLOG = Path(sys.executable).parent / "sensorlog"  # the console script installed next to this Python
 
 

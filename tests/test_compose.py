@@ -12,6 +12,8 @@ import yaml
 
 from pipelines.config import PROJECT_DIR
 
+pytestmark = pytest.mark.system
+
 COMPOSE = PROJECT_DIR / "docker-compose.yml"
 AIRFLOW = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker")
 

@@ -9,12 +9,15 @@ import sys
 from datetime import date
 
 import duckdb
+import pytest
 
 from pipelines import storage, summary
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import synthetic
 from pipelines.log import writer
 from pipelines.registry import load_registry
+
+pytestmark = pytest.mark.system
 
 
 def test_two_runs_at_once_publish_everything_exactly_once(tmp_path):

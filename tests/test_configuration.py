@@ -18,6 +18,8 @@ from pipelines.config import PROJECT_DIR, PortalSettings, S3Settings, Settings, 
 from pipelines.dev import airflow_runner, demo, synthetic
 from pipelines.portal.options import PortalOptions
 
+pytestmark = pytest.mark.integration
+
 SCANNED = ("pipelines", "dags", "sensorlog_airflow")
 READER = Path("pipelines/config.py")
 # What reads or writes the process environment: ``os.environ`` (``.get``, ``[...]``, ``.setdefault``...),

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from conftest import DEPLOYMENT, make_event
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -21,6 +22,8 @@ from hypothesis import strategies as st
 from pipelines import layout, publish, storage
 from pipelines.config import Settings
 from pipelines.ingest.stage import stage_file
+
+pytestmark = pytest.mark.unit
 
 EXAMPLES = hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ODD_TEXT = st.text(

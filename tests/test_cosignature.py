@@ -13,6 +13,8 @@ from pipelines.tlog import checkpoint, cosignature, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, sign_checkpoint
 from pipelines.tlog.cosignature import BadCosignature, Cosigner
 
+pytestmark = pytest.mark.unit
+
 VECTORS = Path(__file__).parent / "vectors"
 ORIGIN = "sensorlog.test/log"
 

@@ -18,6 +18,8 @@ from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import airflow_runner, synthetic
 from pipelines.registry import load_registry
 
+pytestmark = pytest.mark.system
+
 DAGS = PROJECT_DIR / "dags"
 
 

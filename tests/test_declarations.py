@@ -30,6 +30,8 @@ from pipelines.log.verify import verify_log
 from pipelines.registry import check_deployment, declarations, from_checked, load_registry
 from pipelines.registry.declarations import Declared, retroactive_span
 
+pytestmark = pytest.mark.integration
+
 RPD = "Riverton Police Department"
 
 

@@ -7,12 +7,15 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow.dataset as ds
+import pytest
 
 from pipelines import flow
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import synthetic
 from pipelines.log import writer
 from pipelines.registry import load_registry
+
+pytestmark = pytest.mark.integration
 
 
 def _settings(home: Path, landing: Path) -> Settings:

@@ -24,6 +24,8 @@ from pipelines.ingest.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_RAW
 from pipelines.ingest.validate import load_suite_json
 from pipelines.schemas import EVENT_TABLES, SCHEMA_DIR, event_table
 
+pytestmark = pytest.mark.integration
+
 NEXT = "zz-next.ndjson"  # lands after every hostile file, so it is published after it
 CSV_HEADER = "id,source,type,time,deployment_id,data_class,window_start,window_end,records,bytes,storage_location"
 

@@ -11,6 +11,8 @@ from conftest import make_event, ndjson
 from pipelines.ingest.parsing import UnparseableFile, parse_file
 from pipelines.schemas import TIMESTAMP, event_table
 
+pytestmark = pytest.mark.unit
+
 
 def parse_all(uri: str, chunk_rows: int = 1000):
     chunks = list(parse_file(uri, chunk_rows))

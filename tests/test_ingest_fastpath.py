@@ -10,6 +10,8 @@ from conftest import make_event
 
 from pipelines.ingest import parsing
 
+pytestmark = pytest.mark.unit
+
 KINDS = ("collection", "deletion", "access", "lifecycle")
 
 

@@ -13,6 +13,8 @@ from pipelines import flow, publish
 from pipelines.config import Settings
 from pipelines.ingest import stage
 
+pytestmark = pytest.mark.integration
+
 
 def _land(write_file, n: int) -> list[str]:
     return [write_file(f"f{i}.ndjson", ndjson([make_event("collection", 100 * i + k) for k in range(3)]))

@@ -11,6 +11,7 @@ import sys
 from datetime import date
 
 import pyarrow.parquet as pq
+import pytest
 from waiting import wait_for_state
 
 from pipelines import flow, storage, summary
@@ -18,6 +19,8 @@ from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import synthetic
 from pipelines.log import writer
 from pipelines.registry import load_registry
+
+pytestmark = pytest.mark.system
 
 
 def test_sigkill_during_publish_then_retry(tmp_path):

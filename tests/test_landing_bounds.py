@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from pipelines import cli, flow, storage
 from pipelines.config import Settings
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def registry(device_registry: Path) -> Path:

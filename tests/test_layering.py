@@ -12,7 +12,11 @@ import ast
 from collections import deque
 from pathlib import Path
 
+import pytest
+
 from pipelines.config import PROJECT_DIR
+
+pytestmark = pytest.mark.integration
 
 PACKAGE = PROJECT_DIR / "pipelines"
 

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from pipelines.schemas import event_table
 from pipelines.tlog import leaf
 
+pytestmark = pytest.mark.unit
+
 UTC = dt.UTC
 
 

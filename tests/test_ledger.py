@@ -13,6 +13,8 @@ from pipelines.config import Settings
 from pipelines.log import writer
 from pipelines.tlog import checkpoint, leaf, merkle, note, proof, tiles
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

@@ -42,6 +42,8 @@ from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoi
 from pipelines.tlog.tiles import tile_path
 from pipelines.tlog.witness_protocol import format_add_checkpoint, parse_add_checkpoint
 
+pytestmark = pytest.mark.integration
+
 DOC = PROJECT_DIR / "docs" / "log-format.md"
 ORIGIN = "sensorlog.example/riverton"
 EXCLUDED = ("leaf_index", "leaf_hash")

@@ -8,6 +8,8 @@ import pytest
 
 from pipelines.log.batch_index import BatchIndexError, BatchRecord, parse_strict, parse_tolerant
 
+pytestmark = pytest.mark.unit
+
 
 def _line(batch_id: str, start: int, count: int) -> bytes:
     return json.dumps({"batch_id": batch_id, "start": start, "count": count}).encode() + b"\n"

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import rfc8785
 from conftest import event_manifests, make_event, ndjson
 
@@ -19,6 +20,8 @@ from pipelines.log.verify import verify_log
 from pipelines.registry import declarations
 from pipelines.site import Site
 from pipelines.tlog import leaf
+
+pytestmark = pytest.mark.integration
 
 DAYS = 400  # about 400 partitions: a full manifest leaf would be about 100 kB
 

@@ -31,6 +31,8 @@ from pipelines.portal.signs import qr_matrix
 from pipelines.registry import load_registry
 from pipelines.registry.taxonomy import CATEGORY_ORDER, load_taxonomy
 
+pytestmark = pytest.mark.integration
+
 BASE_URL = "https://data.riverton.example/sensors/"
 # Spans a month boundary, so the small CSV threshold below splits tables into monthly files.
 START, END = date(2026, 6, 24), date(2026, 7, 8)

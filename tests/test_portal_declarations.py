@@ -37,6 +37,8 @@ from pipelines.registry import declarations, load_registry
 from pipelines.tlog import merkle
 from pipelines.tlog.checkpoint import open_checkpoint
 
+pytestmark = pytest.mark.integration
+
 BASE_URL = "https://data.riverton.example/sensors/"
 
 ALPR, CCTV, NEW = "alpr-harbor-boulevard", "cctv-city-hall-plaza", "cctv-central-library-entrance"

@@ -27,6 +27,8 @@ from pipelines.ingest import privacy
 from pipelines.registry import deployment_schema, validate_registry
 from pipelines.schemas import EVENT_TABLES, load_json_schema, table_for_type
 
+pytestmark = pytest.mark.integration
+
 ALL = privacy.KINDS
 
 # -- patterns --------------------------------------------------------------------------------------

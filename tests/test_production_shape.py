@@ -26,8 +26,11 @@ from pipelines.dev import synthetic
 from pipelines.registry import load_registry
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-pytestmark = pytest.mark.skipif(not PG_BIN or shutil.which("redis-server") is None,
-                                reason="needs Debian's postgresql and redis-server (make test installs them)")
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not PG_BIN or shutil.which("redis-server") is None,
+                       reason="needs Debian's postgresql and redis-server (make test installs them)"),
+]
 
 
 def free_port() -> int:

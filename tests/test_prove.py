@@ -24,6 +24,8 @@ from pipelines.cli import app
 from pipelines.log.prove import ProveError, split_event
 from pipelines.tlog import merkle
 
+pytestmark = pytest.mark.integration
+
 runner = CliRunner()
 
 

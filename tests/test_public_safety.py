@@ -24,8 +24,11 @@ from pipelines.audit.run import write_outputs
 from pipelines.portal import build_portal
 from pipelines.portal.csvsafe import NOTE
 from pipelines.portal.datapackage import validate_datapackage
+from pipelines.portal.dtpr_card import data_class_label
 from pipelines.portal.extracts import csv_bytes
-from pipelines.registry import MAX_PERIOD_DAYS, data_class_label, validate_registry
+from pipelines.registry import MAX_PERIOD_DAYS, validate_registry
+
+pytestmark = pytest.mark.unit
 
 BASE_URL = "https://data.riverton.example/sensors/"
 FORMULAS = ['=HYPERLINK("http://evil.example","click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",

@@ -18,6 +18,8 @@ from pipelines.config import Settings
 from pipelines.ingest.stage import stage_file
 from pipelines.log import writer
 
+pytestmark = pytest.mark.integration
+
 IDS = [DEPLOYMENT]
 
 

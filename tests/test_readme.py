@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.config import PROJECT_DIR
 
+pytestmark = pytest.mark.integration
+
 README = (PROJECT_DIR / "README.md").read_text()
 OPTION = re.compile(r"--[a-z][a-z0-9-]*")
 

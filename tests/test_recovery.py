@@ -24,6 +24,8 @@ from pipelines import cli, flow, layout, publish, storage
 from pipelines.config import Settings
 from pipelines.ingest.stage import staged_files
 
+pytestmark = pytest.mark.integration
+
 EVENTS = [
     make_event(n=0), make_event(n=1), make_event(n=2),
     make_event("access", n=3), make_event("deletion", n=4), make_event("lifecycle", n=5),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from pipelines.config import PROJECT_DIR
+from pipelines.portal.dtpr_card import dtpr_card, format_duration, render_retention_text
 from pipelines.registry import (
     AccessGrant,
     PolicyVersion,
@@ -21,14 +22,13 @@ from pipelines.registry import (
     RegistryError,
     RetentionRule,
     deployment_schema,
-    dtpr_card,
-    format_duration,
     load_registry,
     parse_iso_duration,
-    render_retention_text,
     validate_registry,
 )
 from pipelines.registry.taxonomy import CATEGORY_ORDER
+
+pytestmark = pytest.mark.unit
 
 SAMPLE_REGISTRY = PROJECT_DIR / "registry"
 BOSTON_PILOTS = {

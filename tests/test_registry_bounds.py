@@ -10,6 +10,8 @@ import pytest
 from pipelines.config import PROJECT_DIR
 from pipelines.registry import MAX_REGISTRY_FILE_BYTES, RegistryError, load_registry, validate_registry
 
+pytestmark = pytest.mark.unit
+
 SAMPLE = (PROJECT_DIR / "registry" / "cctv-city-hall-plaza.yaml").read_text()
 
 

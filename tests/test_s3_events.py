@@ -17,6 +17,8 @@ from pipelines import flow, storage, summary
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.ingest import notifications
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def s3_settings(bucket, tmp_path, monkeypatch) -> Settings:

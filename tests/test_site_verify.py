@@ -38,6 +38,8 @@ from pipelines.tlog import bundles, leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from pipelines.tlog.tiles import TILE_WIDTH, tile_path
 
+pytestmark = pytest.mark.integration
+
 BIN = Path(sys.executable).parent
 WAIT = 600  # seconds a subprocess may take on a loaded machine: a limit, never a measurement
 

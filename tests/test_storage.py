@@ -6,6 +6,8 @@ import pytest
 
 from pipelines import storage
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(params=["local", "s3"])
 def root(request, tmp_path):

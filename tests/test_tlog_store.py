@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from pipelines.tlog import merkle, tiles
 
+pytestmark = pytest.mark.unit
+
 
 def leaves(n: int, salt: bytes = b"") -> list[bytes]:
     return [merkle.leaf_hash(salt + i.to_bytes(8, "big")) for i in range(n)]

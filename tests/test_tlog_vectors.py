@@ -11,6 +11,8 @@ import pytest
 
 from pipelines.tlog import checkpoint, merkle, note, proof, tiles
 
+pytestmark = pytest.mark.unit
+
 VECTORS = Path(__file__).parent / "vectors"
 TESTDATA = VECTORS / "transparency-dev-merkle" / "testdata"
 

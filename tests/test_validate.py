@@ -14,6 +14,8 @@ from pipelines.ingest import validate
 from pipelines.ingest.parsing import parse_file
 from pipelines.schemas import event_table
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 

@@ -30,6 +30,8 @@ from pipelines.registry import load_registry
 from pipelines.tlog import leaf, note
 from pipelines.tlog.checkpoint import Checkpoint, sign_checkpoint
 
+pytestmark = pytest.mark.integration
+
 
 @dataclass(frozen=True)
 class City:

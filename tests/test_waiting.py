@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from waiting import wait_for_state
 
+pytestmark = pytest.mark.unit
+
 
 def test_returns_once_the_state_is_reached():
     polls = {"n": 0}

@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 
 from pipelines.config import PROJECT_DIR, SHIPPED_FOLDERS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 TIMEOUT = 1800  # seconds per subprocess: a bound for a hung command, never a measure of speed
 # Never copied into the build's source tree: version control, environments, caches, earlier builds.

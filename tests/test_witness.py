@@ -33,6 +33,8 @@ from pipelines.tlog.checkpoint import Checkpoint, sign_checkpoint
 from pipelines.tlog.tiles import TileStore
 from pipelines.tlog.witness_protocol import SIZE_CONTENT_TYPE, format_add_checkpoint
 
+pytestmark = pytest.mark.integration
+
 W1 = "witness.test/w1"
 
 

@@ -16,6 +16,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pipelines.errors import UsageError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent  # the checkout's root when running from one (tests and tools use it)
@@ -102,6 +105,22 @@ class Settings:
         )
 
 
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = int, minimum: float = 0) -> Any:
+    """``env[name]`` as a ``kind`` (int or float) of at least ``minimum``, ``default`` when unset or empty; a
+    malformed value is a ``UsageError`` naming the variable (exit 2), not a ValueError from deep inside."""
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return kind(default)
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not {what}") from None
+    if not value >= minimum:  # also refuses nan
+        raise UsageError(f"{name}={raw!r}: must be {what} of at least {minimum:g}")
+    return value
+
+
 # -- Read where they are used ------------------------------------------------------------------------
 # Not fields of ``Settings``: each has one consumer, which reads it when it needs it, so
 # ``SENSORLOG_WORKERS=auto`` breaks ``sensorlog run`` and not ``sensorlog verify``, and a bad SQS value
@@ -121,14 +140,14 @@ def now_override(env: Mapping[str, str] | None = None) -> str:
 def workers(env: Mapping[str, str] | None = None) -> int | None:
     """``SENSORLOG_WORKERS``: staging processes for ``sensorlog run`` and the demo; ``None`` when unset
     or empty (the caller then uses one per core)."""
-    value = environment(env).get("SENSORLOG_WORKERS")
-    return int(value) if value else None
+    env = environment(env)
+    return _number(env, "SENSORLOG_WORKERS", 1) if env.get("SENSORLOG_WORKERS", "").strip() else None
 
 
 def sweep_minutes(env: Mapping[str, str] | None = None) -> int:
     """``SENSORLOG_SWEEP_MINUTES``: the ``sensorlog_ingest`` DAG's sweep interval; 0 turns the sweep off.
     Read when the DAG file is parsed: the schedule is part of the DAG."""
-    return int(environment(env).get("SENSORLOG_SWEEP_MINUTES", "30"))
+    return int(_number(environment(env), "SENSORLOG_SWEEP_MINUTES", 30))
 
 
 def audit_fail_on(env: Mapping[str, str] | None = None) -> str | None:
@@ -155,9 +174,9 @@ class S3Settings:
         return cls(
             endpoint=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
-            max_attempts=int(env.get("SENSORLOG_S3_MAX_ATTEMPTS", "6")),
-            connect_timeout=float(env.get("SENSORLOG_S3_CONNECT_TIMEOUT", "5")),
-            request_timeout=float(env.get("SENSORLOG_S3_REQUEST_TIMEOUT", "30")),
+            max_attempts=_number(env, "SENSORLOG_S3_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
+            connect_timeout=_number(env, "SENSORLOG_S3_CONNECT_TIMEOUT", cls.connect_timeout, float, minimum=0.001),
+            request_timeout=_number(env, "SENSORLOG_S3_REQUEST_TIMEOUT", cls.request_timeout, float, minimum=0.001),
         )
 
 
@@ -187,7 +206,7 @@ class PortalSettings:
             contact_name=env.get("SENSORLOG_PORTAL_CONTACT_NAME", cls.contact_name),
             contact_email=env.get("SENSORLOG_PORTAL_CONTACT_EMAIL", cls.contact_email),
             license_url=env.get("SENSORLOG_PORTAL_LICENSE", cls.license_url),
-            csv_month_rows=int(env.get("SENSORLOG_PORTAL_CSV_MONTH_ROWS", cls.csv_month_rows)),
+            csv_month_rows=_number(env, "SENSORLOG_PORTAL_CSV_MONTH_ROWS", cls.csv_month_rows, minimum=1),
             out=env.get("SENSORLOG_PORTAL_OUT") or None,
             lang=env.get("SENSORLOG_PORTAL_LANG", cls.lang),
         )
@@ -212,8 +231,8 @@ class SqsSettings:
         return cls(
             queue_url=queue_url,
             aws_conn_id=env.get("SENSORLOG_AWS_CONN_ID", cls.aws_conn_id),
-            wait_seconds=int(env.get("SENSORLOG_SQS_WAIT_SECONDS", "5")),
-            poll_seconds=int(env.get("SENSORLOG_SQS_POLL_SECONDS", "2")),
+            wait_seconds=_number(env, "SENSORLOG_SQS_WAIT_SECONDS", cls.wait_seconds),
+            poll_seconds=_number(env, "SENSORLOG_SQS_POLL_SECONDS", cls.poll_seconds),
         )
 
 

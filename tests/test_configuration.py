@@ -16,6 +16,7 @@ from rich.console import Console
 from pipelines import clock, config, flow, storage
 from pipelines.config import PROJECT_DIR, PortalSettings, S3Settings, Settings, SqsSettings
 from pipelines.dev import airflow_runner, demo, synthetic
+from pipelines.errors import UsageError
 from pipelines.portal.options import PortalOptions
 
 pytestmark = pytest.mark.integration
@@ -224,5 +225,28 @@ def test_a_malformed_number_fails_only_where_it_is_used(monkeypatch, tmp_path, n
     monkeypatch.setenv("SENSORLOG_HOME", str(tmp_path))
     monkeypatch.setenv(name, "many")
     settings = Settings.from_env()  # the locations do not depend on it: every other command still works
-    with pytest.raises(ValueError, match="many"):
+    with pytest.raises(UsageError, match=f"{name}='many' is not a whole number"):
         USES[name](settings)
+
+
+NUMBERS = {  # every numeric variable, a value below its minimum, and how to read it
+    "SENSORLOG_WORKERS": ("-1", lambda env: config.workers(env)),
+    "SENSORLOG_SWEEP_MINUTES": ("-5", lambda env: config.sweep_minutes(env)),
+    "SENSORLOG_S3_MAX_ATTEMPTS": ("0", lambda env: S3Settings.from_env(env)),
+    "SENSORLOG_S3_CONNECT_TIMEOUT": ("0", lambda env: S3Settings.from_env(env)),
+    "SENSORLOG_S3_REQUEST_TIMEOUT": ("-1", lambda env: S3Settings.from_env(env)),
+    "SENSORLOG_PORTAL_CSV_MONTH_ROWS": ("0", lambda env: PortalSettings.from_env(env)),
+    "SENSORLOG_SQS_WAIT_SECONDS": ("-1", lambda env: SqsSettings.from_env({**env, "SENSORLOG_SQS_QUEUE_URL": "q"})),
+    "SENSORLOG_SQS_POLL_SECONDS": ("-2", lambda env: SqsSettings.from_env({**env, "SENSORLOG_SQS_QUEUE_URL": "q"})),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMBERS))
+@pytest.mark.parametrize("value", ["many", "1e", "nan", "below"])
+def test_every_numeric_variable_refuses_a_bad_value_naming_it(name, value):
+    low, read = NUMBERS[name]
+    value = low if value == "below" else value
+    with pytest.raises(UsageError, match=f"^{name}={value!r}") as raised:
+        read({name: value})
+    assert raised.value.exit_code == 2
+    read({name: ""})  # empty is unset: the default

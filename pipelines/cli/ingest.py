@@ -13,7 +13,6 @@ from rich.markup import escape
 
 from pipelines.cli._output import console, err_console, print_summary, progress_bars
 from pipelines.config import Settings
-from pipelines.errors import UsageError
 
 
 def discover_cmd():
@@ -58,10 +57,7 @@ def run_cmd(
 
     s = Settings.from_env()
     if not workers:
-        try:
-            workers = flow.default_workers()
-        except ValueError as err:
-            raise UsageError(f"run: SENSORLOG_WORKERS must be a whole number of processes ({err})") from err
+        workers = flow.default_workers()  # a malformed SENSORLOG_WORKERS is a UsageError naming it
     with progress_bars() as bars:
         totals = flow.run(s, bars, workers=workers)
     print_summary(s, totals)

@@ -50,6 +50,7 @@ CASES = [
     (["stage", "{tmp}/no-such-export.ndjson"], {}, FAILURE, "no-such-export.ndjson"),
     (["stage", "{tmp}/export.ndjson"], {"SENSORLOG_REGISTRY": "{registry}"}, USAGE, "broken.yaml"),
     (["commit", "some-batch"], {"SENSORLOG_REGISTRY": "{registry}"}, USAGE, "broken.yaml"),
+    (["commit", "0" * 64], {}, FAILURE, "0" * 64),  # nothing staged under that id: not a success
     (["run"], {"SENSORLOG_REGISTRY": "{registry}"}, USAGE, "broken.yaml"),
     (["run"], {"SENSORLOG_WORKERS": "many"}, USAGE, "SENSORLOG_WORKERS"),
     (["run", "--workers", "many"], {}, USAGE, "--workers"),

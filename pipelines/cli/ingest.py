@@ -44,7 +44,20 @@ def commit_cmd(batch_ids: list[str]):
 
     s = Settings.from_env()
     load_registry(s.registry)  # a stale staged batch is staged again against it
-    console.print_json(json.dumps(flow.commit_batches(s, batch_ids)))
+    totals = flow.commit_batches(s, batch_ids)
+    console.print_json(json.dumps(totals))
+    _exit_if_failed(totals.get("failed") or [])
+
+
+def _exit_if_failed(failed: list[dict]) -> None:
+    """Name on stderr what was not published, and exit 1: a batch that failed is not a success, even when
+    the JSON on stdout says so in its ``failed`` list."""
+    for failure in failed:
+        what = next(key for key in failure if key != "error")  # file, batch or declarations
+        err_console.print(f"[red]not published this run:[/red] {what} {failure[what]}: {failure['error']}"
+                          " (the others were; the next run retries it)")
+    if failed:
+        raise typer.Exit(1)
 
 
 def run_cmd(
@@ -61,13 +74,7 @@ def run_cmd(
     with progress_bars() as bars:
         totals = flow.run(s, bars, workers=workers)
     print_summary(s, totals)
-    failed = totals.get("failed") or []
-    for failure in failed:
-        what = next(key for key in failure if key != "error")  # file, batch or declarations
-        err_console.print(f"[red]not published this run:[/red] {what} {failure[what]}: {failure['error']}"
-                          " (the files after it were; the next run retries it)")
-    if failed:
-        raise typer.Exit(1)
+    _exit_if_failed(totals.get("failed") or [])
 
 
 def status_cmd():

@@ -46,6 +46,8 @@ CASES = [
     (["generate", "--start", "2026-13-01"], {}, USAGE, "--start"),
     (["generate", "--end", "2026-07-02", "--cadence", "hourly"], {}, USAGE, "cadence"),
     (["generate", "--end", "2026-07-03"], {"SENSORLOG_LANDING": "{file}"}, FAILURE, "Not a directory"),
+    (["generate", "--start", "2026-07-01", "--end", "2026-07-01"], {}, USAGE, "must be after --start"),
+    (["generate", "--start", "2026-07-01", "--end", "2026-07-02"], {}, USAGE, "--no-inject"),  # too short to plant
     (["discover"], {"SENSORLOG_REGISTRY": "{registry}"}, USAGE, "registry: "),
     (["stage", "{tmp}/no-such-export.ndjson"], {}, FAILURE, "no-such-export.ndjson"),
     (["stage", "{tmp}/export.ndjson"], {"SENSORLOG_REGISTRY": "{registry}"}, USAGE, "broken.yaml"),

@@ -33,6 +33,8 @@ def generate_cmd(
     s = Settings.from_env()
     registry = load_registry(s.registry)
     first, stop = _day(start, "--start"), _day(end, "--end")
+    if stop <= first:
+        raise UsageError(f"generate: --end {end} must be after --start {start} (it is the day after the last one)")
     options = synthetic.options_for(first, stop, seed, cadence, s.timezone, inject)
     with console.status("generating the city…"), reported_as("generate", ValueError, exit_code=USAGE):
         truth = synthetic.write_city(registry, landing or s.landing, options)  # ValueError: e.g. a bad --cadence

@@ -647,12 +647,19 @@ def write_city(registry: Registry, landing: str, options: GenerateOptions) -> Gr
     return truth
 
 
+RESENT = 40  # events a vendor re-sends unchanged in the planted duplicate export
+
+
 def _inject_files(
     city: _City, files: dict[str, list[dict]], payloads: dict[str, bytes], truth: GroundTruth
 ) -> None:
     ndjson = [
         n for n in sorted(files) if n.endswith(".ndjson") and files[n][0]["type"].endswith("collection")
     ]
+    # The planted duplicates re-send 40 events of one collection export and change its 41st.
+    if not ndjson or len(files[ndjson[len(ndjson) // 2]]) <= RESENT:
+        raise ValueError(f"the span is too short to plant the anomalies (an export of more than {RESENT} "
+                         "collection events is needed): choose a later --end or --no-inject")
     # 1. a vendor file with rows each check must reject
     target = ndjson[len(ndjson) // 3]
     lines = payloads[target].count(b"\n")
@@ -664,8 +671,8 @@ def _inject_files(
 
     # 2. a vendor re-sends part of an earlier export: exact duplicates, plus one changed record
     source = ndjson[len(ndjson) // 2]
-    resent = files[source][:40]
-    changed = json.loads(json.dumps(files[source][40]))
+    resent = files[source][:RESENT]
+    changed = json.loads(json.dumps(files[source][RESENT]))
     changed["data"]["records"] += 7
     folder, stem = source.rsplit("/", 1)
     # ".resend" sorts after the original export, so the original is published first.

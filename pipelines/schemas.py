@@ -1,4 +1,5 @@
-"""Canonical Arrow schemas, derived from the JSON Schemas in ``schemas/events/``.
+"""Canonical Arrow schemas of the catalog's event tables (``pipelines.tables``), derived from the JSON
+Schemas in ``schemas/events/``.
 
 The JSON Schema files are the single source of truth: a payload field's JSON type decides its
 Arrow type here, so the two can never drift apart. Envelope columns (CloudEvents attributes) come
@@ -16,14 +17,14 @@ import pyarrow as pa
 
 from pipelines.config import resource_dir
 
+# Which tables exist is the catalog's (``pipelines.tables``); its names are re-exported for their callers.
+from pipelines.tables import DECLARATION_TABLE as DECLARATION_TABLE
+from pipelines.tables import EVENT_TABLES, TYPE_PREFIX, table_spec
+from pipelines.tables import LOGGED_TABLES as LOGGED_TABLES
+
 SCHEMA_DIR = resource_dir("schemas")
-EVENT_TABLES = ("collection", "deletion", "access", "lifecycle")
-# What the city declared is logged too, as rows of its own table (``pipelines.registry.declarations``); it is
-# never an event type a feed may send.
-DECLARATION_TABLE = "declaration"
-LOGGED_TABLES = (*EVENT_TABLES, DECLARATION_TABLE)
+ENVELOPE_SCHEMA = "cloudevent"  # schemas/events/cloudevent.schema.json: the CloudEvents envelope, not a table
 DECLARATIONS_KIND = "declarations"  # the ``kind`` of a declaration batch's manifest
-TYPE_PREFIX = "org.sensorlog."
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 ENVELOPE_FIELDS = [
@@ -88,12 +89,19 @@ _ARROW = {"string": pa.string(), "integer": pa.int64(), "timestamp": TIMESTAMP}
 
 
 def load_json_schema(name: str) -> dict:
-    return json.loads((SCHEMA_DIR / "events" / f"{name}.schema.json").read_text())
+    """The JSON Schema of event table ``name``'s payload, or of the envelope (``cloudevent``)."""
+    return json.loads(schema_path(name).read_text())
 
 
 @cache
 def event_table(name: str) -> EventTable:
+    catalog = table_spec(name)
     schema = load_json_schema(name)
+    # The schema file publishes the partition column too (x-partition-time); a disagreement with the
+    # catalog would date partitions by one column while telling readers another.
+    if schema["x-partition-time"] != catalog.partition_time:
+        raise ValueError(f"{schema_path(name)}: x-partition-time {schema['x-partition-time']!r} is not the "
+                         f"catalog's {catalog.partition_time!r} (pipelines/tables.py)")
     required = frozenset(schema.get("required", []))
     fields = tuple(
         pa.field(prop, _ARROW[_kind(spec)], nullable=prop not in required)
@@ -125,4 +133,10 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 def schema_path(name: str) -> Path:
-    return SCHEMA_DIR / "events" / f"{name}.schema.json"
+    """``schemas/events/``'s file for event table ``name``'s payload, or for the envelope (``cloudevent``)."""
+    if name == ENVELOPE_SCHEMA:
+        return SCHEMA_DIR / "events" / f"{ENVELOPE_SCHEMA}.schema.json"
+    file = table_spec(name).schema_file
+    if file is None:
+        raise ValueError(f"{name} is not an event table; it has no payload JSON Schema")
+    return SCHEMA_DIR / "events" / file

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pipelines.config import apply_library_defaults, resource_dir
 from pipelines.ingest import plausibility, privacy
 from pipelines.schemas import EventTable
+from pipelines.tables import table_spec
 
 EXPECTATIONS_DIR = resource_dir("expectations")
 CLOCK_SKEW = timedelta(minutes=5)
@@ -37,7 +38,10 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 def suite_path(table: str) -> Path:
-    return EXPECTATIONS_DIR / f"{table}.json"
+    file = table_spec(table).suite_file  # the catalog names each event table's suite
+    if file is None:
+        raise ValueError(f"{table} is not an event table; it has no expectation suite")
+    return EXPECTATIONS_DIR / file
 
 
 def load_suite_json(table: str) -> dict:

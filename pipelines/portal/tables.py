@@ -19,54 +19,17 @@ import pyarrow.parquet as pq
 from pipelines import layout, storage, summary
 from pipelines.config import Settings
 from pipelines.portal.tableschema import arrow_table_schema, event_table_schema, is_nested
-from pipelines.schemas import EVENT_TABLES, event_table
+from pipelines.schemas import event_table
 
-DERIVED_TABLES = ("retention_ledger", "findings")
+# Which tables there are, their titles and descriptions: the catalog's (re-exported for the portal).
+from pipelines.tables import DERIVED_TABLES, EVENT_TABLES
+from pipelines.tables import DESCRIPTIONS as DESCRIPTIONS
+from pipelines.tables import TITLES as TITLES
+
 DERIVED_KEYS = {"findings": ["id"]}
 # Text columns that hold JSON, by table: published with the Table Schema type of what they hold.
 JSON_TEXT_COLUMNS = {"findings": {"numbers": "object"}}
 DERIVED_TIME_COLUMNS = ("day", "date", "as_of", "period_start", "window_start")
-
-TITLES = {
-    "collection": "Sensor data collected",
-    "deletion": "Sensor data deleted",
-    "access": "Access to sensor data",
-    "lifecycle": "Sensor deployment lifecycle events",
-    "retention_ledger": "Sensor data retention ledger",
-    "findings": "Sensor data audit findings",
-    "registry": "Sensor deployment registry",
-}
-DESCRIPTIONS = {
-    "collection": (
-        "What each public sensor deployment reports it collected: records and bytes of each data class per "
-        "collection window. Metadata only: no sensor data or personal data is published."
-    ),
-    "deletion": (
-        "What each deployment reports it deleted: records of each data class collected in a window, when "
-        "they were deleted and how."
-    ),
-    "access": (
-        "Who accessed or received data from each deployment: organisation, role, data class, time, purpose, "
-        "case reference and number of records."
-    ),
-    "lifecycle": (
-        "Commissioning, decommissioning, relocation, firmware, configuration and policy changes of each "
-        "deployment."
-    ),
-    "retention_ledger": (
-        "Per deployment, data class and day: records collected, deleted and still retained, the age of "
-        "the oldest retained records, the declared retention period and whether it was kept."
-    ),
-    "findings": (
-        "Audit findings about each deployment (for example data kept longer than declared, undeclared "
-        "data classes, access by parties without a declared grant), each with its evidence."
-    ),
-    "registry": (
-        "The declared deployment registry: what each public sensor deployment is, who is accountable, its "
-        "purposes, technologies, data, access and machine-readable retention policy, described with the "
-        "DTPR vocabulary."
-    ),
-}
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from pipelines.config import Settings
 from pipelines.storage import join
+from pipelines.tables import ASSET_TABLES, table_spec
+
+# A logged table's rows are Hive-partitioned under the published root: event_type=<table>/event_date=<day>/.
+PARTITION_PREFIX = "event_type="
+
+
+def table_root(settings: Settings, table: str) -> str:
+    return join(settings.published, f"{PARTITION_PREFIX}{table}")
+
+
+def published_relpath(table: str, event_date: str, batch_id: str) -> str:
+    """A batch's file of one table and day, relative to the published root (what a manifest lists, and what
+    ``verify`` expects it to list)."""
+    return f"{PARTITION_PREFIX}{table}/event_date={event_date}/{batch_id}.parquet"
 
 
 def published_file(settings: Settings, table: str, event_date: str, batch_id: str) -> str:
-    return join(settings.published, f"event_type={table}", f"event_date={event_date}", f"{batch_id}.parquet")
+    return join(settings.published, published_relpath(table, event_date, batch_id))
 
 
 def manifest_file(settings: Settings, batch_id: str) -> str:
@@ -54,12 +68,16 @@ def writer_lock(settings: Settings) -> str:
     return join(settings.state, "writer.lock")
 
 
-# Tables the pipeline publishes, each an Airflow Asset and a portal dataset.
-PUBLISHED_TABLES = ("collection", "deletion", "access", "lifecycle", "retention_ledger", "findings", "log")
+# What the pipeline publishes as Airflow Assets (the catalog's, ``pipelines.tables``): the event and derived
+# tables, each also a portal dataset, and the log.
+PUBLISHED_TABLES = ASSET_TABLES
 
 
 def asset_uri(table: str) -> str:
-    return f"sensorlog://published/{table}"
+    uri = table_spec(table).asset_uri
+    if uri is None:
+        raise ValueError(f"{table} is not published as an Asset")
+    return uri
 
 
 def relative(root: str, uri: str) -> str:

@@ -11,21 +11,35 @@ checkpoint, and the portal's one-file extracts):
 
 1. the log key: ``log.vkey`` must parse, and equal the pinned key when one is given;
 2. the latest checkpoint (``log/checkpoint``) must carry a valid signature by that key;
+2b. with ``--witness`` or ``--min-witnesses``, the latest checkpoint must carry enough valid
+   cosignatures by the witnesses given;
 3. a saved checkpoint must be signed by the same key and must not be newer than the latest one
    (a smaller latest tree is a rollback);
-4. the manifests must chain: batch after batch, their leaves cover ``[0, size)`` without gaps or
-   overlaps, each output file sits at the path the layout gives its table, date and batch;
-5. every Parquet file in an ``event_type=`` partition must be listed by a manifest, and every listed
-   file must exist and hash to the manifest's SHA-256;
-6. every row is re-encoded (``tlog.leaf``) and must match its ``leaf_hash`` column; its
-   ``leaf_index`` must be its position (the manifest's ``first_leaf`` plus its row number);
-7. the leaves, each batch's manifest leaf included, are folded in leaf order into a Merkle frontier
+3b. the trust anchors (``--vkey``, ``--since``, ``--witness``) are named; without any, the key is
+   trusted on first use;
+4. every checkpoint the log kept (``checkpoints/<size>``) must be signed by the key, and none may be
+   for a larger tree than the latest one;
+4b. on a site, the signed file list ``SHA256SUMS`` and every file it lists are checked; its
+   checkpoint line must be a root of the recomputed tree;
+5. the tiles, the entry bundles, the manifests and the files:
+
+   - the manifests must chain: batch after batch, their leaves cover ``[0, size)`` without gaps or
+     overlaps, each output file sits at the path the layout gives its table, date and batch;
+   - every Parquet file in an ``event_type=`` partition must be listed by a manifest, and every listed
+     file must exist and hash to the manifest's SHA-256;
+   - every row is re-encoded (``tlog.leaf``) and must match its ``leaf_hash`` column; its
+     ``leaf_index`` must be its position (the manifest's ``first_leaf`` plus its row number);
+
+6. the leaves, each batch's manifest leaf included, are folded in leaf order into a Merkle frontier
    (O(log n) memory), and the root at each signed tree size (the latest checkpoint, every stored
    ``checkpoints/<size>``, the saved checkpoint) must equal the signed root;
-8. with a saved checkpoint, the consistency proof that the log's tile store serves must prove
+7. with a saved checkpoint, the consistency proof that the log's tile store serves must prove
    that the RECOMPUTED tree extends the saved one. The proof's hashes come from the tile store, but
    both roots it is checked against are trusted (the saved one, and the one recomputed from the
-   Parquet), so a rewritten tile store cannot satisfy it.
+   Parquet), so a rewritten tile store cannot satisfy it;
+8. summary lines name what held.
+
+Each step is one function in ``CHECKS``, run in that order by ``verify_log``.
 
 The tile store's leaf hashes are also compared with the recomputed leaves as they stream past. That
 comparison is a diagnostic: it names the first row that differs from what the log recorded (the
@@ -63,6 +77,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import site_files, storage
+from pipelines.layout import PARTITION_PREFIX, published_relpath
 from pipelines.log.batch_index import parse_tolerant
 from pipelines.log.reader import HttpSource, Missing, Source, SourceError, StorageSource, open_source
 from pipelines.log.verify_tiles import BundleChecker, TileChecker
@@ -73,7 +88,6 @@ from pipelines.tlog.layout import BATCHES, CHECKPOINT, CHECKPOINTS, STATE_FILE, 
 from pipelines.tlog.tiles import TileReader
 
 LATEST_CHECKPOINT = f"log/{CHECKPOINT}"  # how problems and passes name the latest checkpoint
-PARTITION_PREFIX = "event_type="
 WHOLE_FILE_LIMIT = 16 << 20  # bytes: smaller files are read whole (one read for SHA-256 and Parquet)
 READ_AHEAD = 16  # files in flight; with WHOLE_FILE_LIMIT this bounds buffered bytes to 256 MiB
 GROUP_ROWS = leaf.CHUNK_ROWS
@@ -331,8 +345,7 @@ class _Verifier:
             if name != f"{batch_id}.json":
                 self.report.fail("manifest", subject, f"names batch {batch_id}: a manifest is named by its batch id")
             for out, date in zip(outputs, date_of, strict=True):
-                # layout.published_file, relative to the published root.
-                expected = f"{PARTITION_PREFIX}{out.table}/event_date={date}/{batch_id}.parquet"
+                expected = published_relpath(out.table, date, batch_id)
                 if out.rel != expected:
                     self.report.fail(
                         "manifest", subject,
@@ -574,49 +587,61 @@ def _as_source(where: str | Path | Source) -> Source:
     return open_source(str(where)) if isinstance(where, str | Path) else where
 
 
-def verify_log(
-    log: str | Path | Source,
-    published: str | Path | Source,
-    manifests: str | Path | Source | None = None,
-    *,
-    since: str | bytes | None = None,
-    since_name: str = "--since checkpoint",
-    expected_vkey: str | None = None,
-    witnesses: tuple[str, ...] = (),
-    min_witnesses: int = 0,
-    strict: bool = False,
-    site: str | Path | Source | None = None,
-    progress: Progress | None = None,
-) -> Report:
-    """Verify a published log (see the module docstring); never raises for a bad log, reports it.
+@dataclass
+class _Run:
+    """One run of ``verify_log``: its inputs, and what each step in ``CHECKS`` finds for the later ones."""
 
-    ``log``, ``published`` (the data root holding the ``event_type=`` partitions) and ``manifests``
-    (default: ``manifests/`` inside the log) are folders, URLs or sources. ``site``, when given, is
-    the folder or URL holding the signed file list ``SHA256SUMS``."""
-    report = Report()
-    log_src, data_src = _as_source(log), _as_source(published)
-    manifests_src = log_src.child("manifests") if manifests is None else _as_source(manifests)
-    site_src = None if site is None else _as_source(site)
-    v = _Verifier(log_src, data_src, manifests_src, report, progress)
-    home = _exists(log_src, STATE_FILE)  # an operator's home, not a published copy
-
-    # 1. The key every signature is checked with.
+    log: Source
+    data: Source
+    site: Source | None
+    since: str | bytes | None
+    since_name: str
+    expected_vkey: str | None
+    witnesses: tuple[str, ...]
+    min_witnesses: int
+    strict: bool
+    report: Report
+    v: _Verifier
+    home: bool  # an operator's home, not a published copy
     key: note.Verifier | None = None
+    latest: Checkpoint | None = None
+    latest_text: bytes | None = None
+    saved: Checkpoint | None = None
+    stored: int = 0  # stored checkpoints that verify
+    signed_sizes: list[int] = field(default_factory=list)
+    index_records: list[tuple[int, int, str]] = field(default_factory=list)
+    file_list: site_files.FileList | None = None
+    size: int = 0  # the latest checkpoint's tree size (0 without one)
+    batches: list[_Batch] = field(default_factory=list)
+    on_disk: dict[str, int] | None = None
+    end: int = 0  # the leaves the published manifests account for
+
+    @property
+    def log_key(self) -> note.Verifier:
+        # _step_key stops the run without a key, so every later step has one.
+        if self.key is None:
+            raise RuntimeError("verify step run without a log key")
+        return self.key
+
+
+def _step_key(run: _Run) -> bool:
+    """1. The key every signature is checked with; False (stop) when there is no usable one."""
+    report = run.report
     published_key: note.Verifier | None = None
     try:
-        published_key = note.Verifier.from_vkey(log_src.read(VKEY).decode("utf-8").strip())
+        published_key = note.Verifier.from_vkey(run.log.read(VKEY).decode("utf-8").strip())
     except Missing:
         report.fail("key", f"log/{VKEY}", "is missing: the log's public key must be published next to it")
     except (note.NoteError, UnicodeDecodeError) as exc:
         report.fail("key", f"log/{VKEY}", f"is not a verifier key: {exc}")
     except SourceError as exc:
         report.fail("key", f"log/{VKEY}", str(exc))
-    if expected_vkey is not None:
+    if run.expected_vkey is not None:
         try:
-            key = note.Verifier.from_vkey(expected_vkey.strip())
+            key = note.Verifier.from_vkey(run.expected_vkey.strip())
         except note.NoteError as exc:
             report.fail("key", "--vkey", f"is not a verifier key: {exc}")
-            return report
+            return False
         if published_key is not None and published_key.vkey() != key.vkey():
             report.fail(
                 "key", f"log/{VKEY}",
@@ -624,88 +649,104 @@ def verify_log(
             )
         elif published_key is not None:
             report.passed.append(f"log.vkey is the key you pinned: {key.vkey()} (fingerprint {fingerprint(key)})")
+        run.key = key
     else:
-        key = published_key
-    if key is None:
-        return report
-    report.vkey = key.vkey()
+        run.key = published_key
+    if run.key is None:
+        return False
+    report.vkey = run.key.vkey()
+    return True
 
-    # 2. The latest signed checkpoint.
-    latest: Checkpoint | None = None
-    latest_text: bytes | None = None
+
+def _step_latest(run: _Run) -> None:
+    """2. The latest signed checkpoint."""
+    report, key = run.report, run.log_key
     try:
-        latest_text = log_src.read(CHECKPOINT)
-        latest = open_checkpoint(latest_text, key)
+        run.latest_text = run.log.read(CHECKPOINT)
+        run.latest = open_checkpoint(run.latest_text, key)
     except Missing:
         report.fail("checkpoint", LATEST_CHECKPOINT, "is missing")
     except (note.NoteError, CheckpointError) as exc:
         report.fail("checkpoint", LATEST_CHECKPOINT, f"does not verify with the log key {key.vkey()}: {exc}")
     except SourceError as exc:
         report.fail("checkpoint", LATEST_CHECKPOINT, str(exc))
+    latest = run.latest
     if latest is not None:
         report.checkpoint = latest
         report.passed.append(
             f"{LATEST_CHECKPOINT} is signed by {key.name}+{key.key_id:08x}: size {latest.size},"
             f" root {_b64(latest.root_hash)}"
         )
-        v.expect_root(latest.size, LATEST_CHECKPOINT, latest.root_hash)
+        run.v.expect_root(latest.size, LATEST_CHECKPOINT, latest.root_hash)
         if latest.size == 0:
             report.fail("empty", LATEST_CHECKPOINT, "signs an empty tree: there is nothing to verify")
 
-    # 2b. Witness cosignatures on the latest checkpoint.
-    if witnesses or min_witnesses:
-        _check_witnesses(report, latest_text, latest, witnesses, min_witnesses)
 
-    # 3. The auditor's saved checkpoint.
+def _step_witnesses(run: _Run) -> None:
+    """2b. Witness cosignatures on the latest checkpoint, when any are asked for."""
+    if run.witnesses or run.min_witnesses:
+        _check_witnesses(run.report, run.latest_text, run.latest, run.witnesses, run.min_witnesses)
+
+
+def _step_saved(run: _Run) -> None:
+    """3. The auditor's saved checkpoint: same key, not newer than the latest one."""
+    if run.since is None:
+        return
+    report, key, latest, since_name = run.report, run.log_key, run.latest, run.since_name
     saved: Checkpoint | None = None
-    if since is not None:
-        try:
-            saved = open_checkpoint(since, key)
-        except (note.NoteError, CheckpointError) as exc:
-            report.fail("since", since_name, f"is not a checkpoint signed by the log key {key.vkey()}: {exc}")
-        if saved is not None and latest is not None:
-            if saved.size > latest.size:
-                report.fail(
-                    "rollback", LATEST_CHECKPOINT,
-                    f"has tree size {latest.size}, older than the size {saved.size} of {since_name}: the log was"
-                    " rolled back",
-                )
-            elif saved.size == latest.size and saved.root_hash != latest.root_hash:
-                report.fail(
-                    "rollback", LATEST_CHECKPOINT,
-                    f"signs a different root than {since_name} for the same size {saved.size}: the log forked",
-                )
-        if saved is not None:
-            v.expect_root(saved.size, since_name, saved.root_hash)
+    try:
+        saved = open_checkpoint(run.since, key)
+    except (note.NoteError, CheckpointError) as exc:
+        report.fail("since", since_name, f"is not a checkpoint signed by the log key {key.vkey()}: {exc}")
+    if saved is not None and latest is not None:
+        if saved.size > latest.size:
+            report.fail(
+                "rollback", LATEST_CHECKPOINT,
+                f"has tree size {latest.size}, older than the size {saved.size} of {since_name}: the log was"
+                " rolled back",
+            )
+        elif saved.size == latest.size and saved.root_hash != latest.root_hash:
+            report.fail(
+                "rollback", LATEST_CHECKPOINT,
+                f"signs a different root than {since_name} for the same size {saved.size}: the log forked",
+            )
+    if saved is not None:
+        run.v.expect_root(saved.size, since_name, saved.root_hash)
+    run.saved = saved
 
-    # Trust anchors: without any, the key is trusted on first use.
-    anchors = [a for a, given in (("a pinned key (--vkey)", expected_vkey is not None),
-                                  ("a saved checkpoint (--since)", since is not None),
-                                  ("witness cosignatures (--witness)", bool(witnesses))) if given]
+
+def _step_anchors(run: _Run) -> None:
+    """3b. Trust anchors: without any, the key is trusted on first use."""
+    report, key = run.report, run.log_key
+    anchors = [a for a, given in (("a pinned key (--vkey)", run.expected_vkey is not None),
+                                  ("a saved checkpoint (--since)", run.since is not None),
+                                  ("witness cosignatures (--witness)", bool(run.witnesses))) if given]
     if not anchors:
         message = (f"trusting this key on first use: {key.vkey()} (fingerprint {fingerprint(key)}). Nothing"
                    " outside these files anchors it: compare the fingerprint with the one printed on the street"
                    " sign, or pin the key with --vkey, keep this checkpoint for --since, or require --witness")
-        if strict:
+        if run.strict:
             report.fail("trust", "--strict", message)
         else:
             report.warnings.append(message)
     else:
         report.passed.append("anchored by " + ", ".join(anchors))
 
-    # 4. Every checkpoint the log kept must be signed by the key and be a prefix of the same tree.
-    stored = 0
+
+def _step_stored_checkpoints(run: _Run) -> None:
+    """4. Every checkpoint the log kept must be signed by the key and be a prefix of the same tree."""
+    report, key, latest, log_src = run.report, run.log_key, run.latest, run.log
     listing = log_src.list(CHECKPOINTS)
-    index_records = read_batch_index(log_src)
+    run.index_records = read_batch_index(log_src)
     if listing is None:  # HTTP: the batch ends are the signed sizes
-        names = sorted({str(e) for _s, e, _b in index_records})
+        names = sorted({str(e) for _s, e, _b in run.index_records})
         required = False
     else:
         names = [rel.split("/", 1)[1] for rel in listing if "/" in rel and rel.count("/") == 1]
         required = True
     unsigned: list[tuple[str, str]] = []
     larger: list[int] = []
-    signed_sizes: list[int] = []
+    signed_sizes = run.signed_sizes
     for name in sorted((n for n in names if n.isdigit()), key=int):
         subject = f"log/{CHECKPOINTS}/{name}"
         try:
@@ -722,9 +763,9 @@ def verify_log(
             continue
         if latest is not None and c.size > latest.size:
             larger.append(c.size)
-        stored += 1
+        run.stored += 1
         signed_sizes.append(c.size)
-        v.expect_root(c.size, subject, c.root_hash)
+        run.v.expect_root(c.size, subject, c.root_hash)
     if unsigned:
         # A replaced key breaks every stored checkpoint at once: one message, with the count.
         subject, why = unsigned[0]
@@ -740,40 +781,46 @@ def verify_log(
         report.warnings.append(f"log/{CHECKPOINTS}/{name} is not named by a tree size; ignored")
     if latest is not None and latest.size and latest.size not in signed_sizes:
         report.warnings.append(f"log/{CHECKPOINTS}/{latest.size} (a copy of the latest checkpoint) is missing")
-    # 4b. The site's signed file list; its checkpoint line must be a root of the recomputed tree.
-    file_list = None
-    if site_src is not None:
-        file_list = _check_file_list(report, site_src, key, latest)
-        if file_list is not None:
-            v.expect_root(file_list.size, site_files.FILE_NAME, file_list.root)
-    v.probe_sizes = sorted(v.probes)
 
-    # 5. Tiles, entry bundles, manifests and files.
-    size = latest.size if latest is not None else 0
-    fetch = log_src.read
+
+def _step_file_list(run: _Run) -> None:
+    """4b. The site's signed file list; its checkpoint line must be a root of the recomputed tree."""
+    if run.site is not None:
+        run.file_list = _check_file_list(run.report, run.site, run.log_key, run.latest)
+        if run.file_list is not None:
+            run.v.expect_root(run.file_list.size, site_files.FILE_NAME, run.file_list.root)
+
+
+def _step_data(run: _Run) -> None:
+    """5. Tiles, entry bundles, manifests and files, folded into the recomputed tree."""
+    report, v, latest, data_src = run.report, run.v, run.latest, run.data
+    v.probe_sizes = sorted(v.probes)  # every signed size is known by now (steps 2 to 4b)
+    run.size = size = latest.size if latest is not None else 0
+    fetch = run.log.read
     if latest is not None:
-        v.store = TileReader(fetch, size, latest.root_hash, log_src.label)
-        v.tile_checker = TileChecker(fetch, size, signed_sizes, report.fail)
-        bundle_checker = BundleChecker(fetch, size, signed_sizes, report.fail)
+        v.store = TileReader(fetch, size, latest.root_hash, run.log.label)
+        v.tile_checker = TileChecker(fetch, size, run.signed_sizes, report.fail)
+        bundle_checker = BundleChecker(fetch, size, run.signed_sizes, report.fail)
         if bundle_checker.present():
             v.bundle_checker = bundle_checker
-        elif home:
+        elif run.home:
             report.warnings.append("log/tile/entries is absent (an operator's home keeps the leaves in Parquet);"
                                    " `sensorlog log export` and the portal write the entry bundles")
         else:
             report.fail("entries", "log/tile/entries/000", "is missing: a published log must serve its entries")
-    if home and latest is not None:
-        _check_state(report, log_src, latest.size)
+    if run.home and latest is not None:
+        _check_state(report, run.log, latest.size)
 
-    batches = v.load_manifests()
+    run.batches = batches = v.load_manifests()
     v.check_chain(batches, latest.size if latest else None)
     listed_paths = {out.rel for b in batches for out in b.outputs}
     on_disk = _list_partition_files(data_src)
-    if on_disk is None and file_list is not None:
-        prefix = _data_prefix(site_src, data_src)
+    if on_disk is None and run.file_list is not None:
+        prefix = _data_prefix(run.site, data_src)
         if prefix is not None:
-            on_disk = {p[len(prefix):]: 0 for p in file_list.files
+            on_disk = {p[len(prefix):]: 0 for p in run.file_list.files
                        if p.startswith(prefix) and p[len(prefix):].split("/", 1)[0].startswith(PARTITION_PREFIX)}
+    run.on_disk = on_disk
     if on_disk is None:
         report.warnings.append(f"{data_src.label} cannot be listed and no signed file list was found: files that"
                                " no manifest lists cannot be looked for")
@@ -793,11 +840,14 @@ def verify_log(
     if v.tree_ok and v.tile_checker is not None and v.frontier.size >= size:
         v.tile_checker.finish()
 
-    # 6. The tree against the signed sizes.
+
+def _step_tree(run: _Run) -> None:
+    """6. The tree against the signed sizes, and the extracts and stored leaf hashes against it."""
+    report, v, latest, batches = run.report, run.v, run.latest, run.batches
     recomputed = v.frontier.size if v.tree_ok else None
-    end = max((b.manifest_leaf + 1 for b in batches), default=0)
+    run.end = end = max((b.manifest_leaf + 1 for b in batches), default=0)
     if latest is not None and end < latest.size:
-        missing = [bid for s, e, bid in index_records if e > end and s < latest.size]
+        missing = [bid for s, e, bid in run.index_records if e > end and s < latest.size]
         named = f"; batches.jsonl names {', '.join(missing)}" if missing else ""
         report.fail(
             "truncated", LATEST_CHECKPOINT,
@@ -810,17 +860,17 @@ def verify_log(
         report.passed.append(
             f"the root recomputed from {report.leaves} published leaves equals the signed checkpoint's"
         )
-        if stored:
-            report.passed.append(f"all {stored} checkpoints the log kept are prefixes of the recomputed tree")
+        if run.stored:
+            report.passed.append(f"all {run.stored} checkpoints the log kept are prefixes of the recomputed tree")
     if v.tile_checker is not None and v.tree_ok and not v.tile_checker.problems:
         report.passed.append(f"{v.tile_checker.checked} stored tiles above level 0 and partial tiles match the tree"
                              " recomputed from the data")
     if v.bundle_checker is not None and v.tree_ok and not v.bundle_checker.problems:
         report.passed.append(f"{v.bundle_checker.checked} entry bundles hold exactly the recomputed leaves")
     if latest is not None and latest.size and not report.rows:
-        report.fail("empty", data_src.label, "holds no published rows: nothing was verified")
+        report.fail("empty", run.data.label, "holds no published rows: nothing was verified")
     if v.store is not None and v.tree_ok and latest is not None:
-        _check_extracts(report, data_src, v.store, batches)
+        _check_extracts(report, run.data, v.store, batches)
 
     if v.tile_mismatches and latest is not None and v.store is not None and v.store.size >= latest.size:
         # Decide whether the stored leaf hashes the diagnostics used are the signed ones.
@@ -839,7 +889,10 @@ def verify_log(
                 " rewritten): which rows differ cannot be told from it"
             )
 
-    # 7. The saved checkpoint: the log only grew since.
+
+def _step_since(run: _Run) -> None:
+    """7. The saved checkpoint: the log only grew since."""
+    report, v, latest, saved, since_name = run.report, run.v, run.latest, run.saved, run.since_name
     if saved is not None and latest is not None and 0 < saved.size <= latest.size:
         recomputed_root = v.recomputed_roots.get(latest.size) if v.tree_ok else None
         proof: list[bytes] | None = None
@@ -886,14 +939,67 @@ def verify_log(
     elif saved is not None and saved.size == 0:
         report.passed.append(f"{since_name} is the empty tree: every log extends it")
 
-    # Summary lines for what held.
+
+def _step_summary(run: _Run) -> None:
+    """8. Summary lines for what held."""
+    report, batches = run.report, run.batches
     if not any(p.check == "manifest" for p in report.problems) and batches:
-        report.passed.append(f"{len(batches)} manifests chain over leaves [0, {end}) without gaps or overlaps")
+        report.passed.append(f"{len(batches)} manifests chain over leaves [0, {run.end}) without gaps or overlaps")
     if not any(p.check in ("file", "extra") for p in report.problems) and report.files:
-        unlisted = "" if on_disk is not None else " (unlisted files not looked for)"
+        unlisted = "" if run.on_disk is not None else " (unlisted files not looked for)"
         report.passed.append(f"{report.files} files match their manifests' SHA-256; no unlisted files{unlisted}")
     if not any(p.check in ("row", "logged-leaf") for p in report.problems) and report.rows:
         report.passed.append(f"{report.rows} rows: leaf_index and leaf_hash match their contents and the log")
+
+
+# The steps of the module docstring, in order. Each reads what earlier ones left in the _Run; one that
+# returns False ends the run there (a step returning None goes on).
+CHECKS: tuple[Callable[[_Run], bool | None], ...] = (
+    _step_key,
+    _step_latest,
+    _step_witnesses,
+    _step_saved,
+    _step_anchors,
+    _step_stored_checkpoints,
+    _step_file_list,
+    _step_data,
+    _step_tree,
+    _step_since,
+    _step_summary,
+)
+
+
+def verify_log(
+    log: str | Path | Source,
+    published: str | Path | Source,
+    manifests: str | Path | Source | None = None,
+    *,
+    since: str | bytes | None = None,
+    since_name: str = "--since checkpoint",
+    expected_vkey: str | None = None,
+    witnesses: tuple[str, ...] = (),
+    min_witnesses: int = 0,
+    strict: bool = False,
+    site: str | Path | Source | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Verify a published log (see the module docstring); never raises for a bad log, reports it.
+
+    ``log``, ``published`` (the data root holding the ``event_type=`` partitions) and ``manifests``
+    (default: ``manifests/`` inside the log) are folders, URLs or sources. ``site``, when given, is
+    the folder or URL holding the signed file list ``SHA256SUMS``."""
+    report = Report()
+    log_src, data_src = _as_source(log), _as_source(published)
+    manifests_src = log_src.child("manifests") if manifests is None else _as_source(manifests)
+    site_src = None if site is None else _as_source(site)
+    run = _Run(
+        log=log_src, data=data_src, site=site_src, since=since, since_name=since_name, expected_vkey=expected_vkey,
+        witnesses=witnesses, min_witnesses=min_witnesses, strict=strict, report=report,
+        v=_Verifier(log_src, data_src, manifests_src, report, progress), home=_exists(log_src, STATE_FILE),
+    )
+    for check in CHECKS:
+        if check(run) is False:
+            break
     return report
 
 

@@ -5,8 +5,9 @@ How data flows, one line per stage (each a folder):
 - ``registry/``: the city's deployments, declared in YAML and checked against ``schemas/``; the DTPR
   ``taxonomy``; ``declarations``, each deployment's record as the log holds it.
 - ``ingest/``: phase one, a landed file → a staged batch (pure, parallel): ``landed`` (discover, read),
-  ``parsing`` (vendor formats → canonical Arrow tables), ``validate`` (GX suites from ``expectations/``,
-  with ``plausibility`` and ``privacy``), ``stage``; ``notifications`` turns S3/SQS messages into files.
+  ``feeds`` (one module per vendor format → canonical Arrow tables, with the per-event rules of
+  ``parsing``), ``validate`` (GX suites from ``expectations/``, with ``plausibility`` and ``privacy``),
+  ``stage``; ``notifications`` turns S3/SQS messages into files.
 - ``publish/``: phase two, the one writer: de-duplicate, write Parquet, append to the log, write the manifest.
 - ``log/``: sensorlog's transparency log: ``writer``, ``reader``, ``batch_index``, ``rowhash``, ``verify``,
   ``prove``, ``export`` (the static log a site carries) and ``witness``/``witnessing``.

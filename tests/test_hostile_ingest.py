@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from pipelines import flow, layout, storage
 from pipelines.config import Settings
-from pipelines.ingest import parsing, strictjson
+from pipelines.ingest import strictjson
+from pipelines.ingest.feeds import cloudevents_json, parse_file
 from pipelines.ingest.limits import MAX_DEPTH, MAX_EVENT_BYTES, MAX_RAW
 from pipelines.ingest.validate import load_suite_json
 from pipelines.schemas import EVENT_TABLES, SCHEMA_DIR, event_table
@@ -128,7 +129,7 @@ def test_an_over_long_line_without_a_newline_is_cut_and_quarantined(home):
 
 
 def test_a_json_array_larger_than_the_limit_is_quarantined_whole(home, monkeypatch):
-    monkeypatch.setattr(parsing, "MAX_JSON_ARRAY_BYTES", 1000)
+    monkeypatch.setattr(cloudevents_json, "MAX_JSON_ARRAY_BYTES", 1000)
     manifest, _, _ = run_hostile(home, "big.json", json.dumps([make_event(n=i) for i in range(20)]).encode())
     assert "larger than 1000 bytes" in manifest["file_error"]
 
@@ -371,5 +372,5 @@ def test_an_event_with_every_field_at_its_maximum_is_within_the_event_limit(writ
             event["data"][name] = "\u00e9" * spec["maxLength"]  # two bytes each in UTF-8
     line = json.dumps(event, ensure_ascii=False).encode()
     assert len(line) < MAX_EVENT_BYTES
-    chunks = list(parsing.parse_file(write_file("max.ndjson", line + b"\n")))
+    chunks = list(parse_file(write_file("max.ndjson", line + b"\n")))
     assert [c.rejected for c in chunks] == [[]] and chunks[0].tables[table].num_rows == 1

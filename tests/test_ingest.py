@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 from conftest import make_event, ndjson
 
-from pipelines.ingest.parsing import UnparseableFile, parse_file
+from pipelines.ingest.feeds import parse_file
+from pipelines.ingest.parsing import UnparseableFile
 from pipelines.schemas import TIMESTAMP, event_table
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ import random
 import pytest
 from conftest import make_event
 
-from pipelines.ingest import parsing
+from pipelines.ingest.feeds import cloudevents_ndjson, parse_file
 
 pytestmark = pytest.mark.unit
 
@@ -76,8 +76,8 @@ def _broken(rng: random.Random, event: dict) -> bytes:
 
 
 def _assert_same(path: str, chunk_rows: int) -> None:
-    fast = list(parsing._ndjson(path, chunk_rows))
-    reference = list(parsing._ndjson_reference(path, chunk_rows))
+    fast = list(cloudevents_ndjson._ndjson(path, chunk_rows))
+    reference = list(cloudevents_ndjson._ndjson_reference(path, chunk_rows))
     assert len(fast) == len(reference)
     for a, b in zip(fast, reference, strict=True):
         assert a.rows_in == b.rows_in
@@ -102,7 +102,7 @@ def test_fast_ndjson_path_agrees_with_the_reference_path(tmp_path, monkeypatch, 
     path = tmp_path / "mixed.ndjson"
     path.write_bytes(b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"]))
     for read_block in (64, 1 << 20):  # lines straddling read blocks, and whole files in one block
-        monkeypatch.setattr(parsing, "READ_BLOCK", read_block)
+        monkeypatch.setattr(cloudevents_ndjson, "READ_BLOCK", read_block)
         for chunk_rows in (1, 7, 1000):
             _assert_same(str(path), chunk_rows)
 
@@ -110,5 +110,5 @@ def test_fast_ndjson_path_agrees_with_the_reference_path(tmp_path, monkeypatch, 
 def test_a_lone_surrogate_is_a_per_line_reject_not_a_crash(write_file):
     event = make_event()
     event["data"]["data_class"] = "\ud800"
-    chunks = list(parsing.parse_file(write_file("s.ndjson", json.dumps(event).encode() + b"\n")))
+    chunks = list(parse_file(write_file("s.ndjson", json.dumps(event).encode() + b"\n")))
     assert chunks[0].rejected[0]["reasons"] == ["data.data_class: not valid Unicode (a lone surrogate)"]

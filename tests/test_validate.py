@@ -11,7 +11,7 @@ import pytest
 from conftest import DEPLOYMENT, make_event, ndjson
 
 from pipelines.ingest import validate
-from pipelines.ingest.parsing import parse_file
+from pipelines.ingest.feeds import parse_file
 from pipelines.schemas import event_table
 
 pytestmark = pytest.mark.integration

@@ -1,11 +1,11 @@
-"""What a landed file is, from its name, and its bytes as the parsers read them.
+"""What a landed file is, from its name, and its bytes as the feeds read them.
 
-``form`` names the wire form (``ndjson``, ``json``, ``csv``); a ``.gz`` suffix on any of them is
-decompressed on the fly (every gzip member, in bounded pieces, so a small file that inflates to
-gigabytes is read like any long file). Archives and other compressions are refused by name, so
-discovery can list them and the run quarantines them whole instead of ignoring them. Lines are
-bounded: a line longer than ``MAX_RAW`` bytes is cut there (its head is all a quarantine row
-keeps), and the rest of it is skipped without being held in memory.
+Which feed reads a name is ``pipelines.ingest.feeds``'s choice, by suffix; a ``.gz`` suffix on any
+of them is decompressed on the fly (every gzip member, in bounded pieces, so a small file that
+inflates to gigabytes is read like any long file). Archives and other compressions are refused by
+name (``refusal``), so discovery can list them and the run quarantines them whole instead of
+ignoring them. Lines are bounded: a line longer than ``MAX_RAW`` bytes is cut there (its head is all
+a quarantine row keeps), and the rest of it is skipped without being held in memory.
 """
 
 from __future__ import annotations
@@ -13,21 +13,19 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Protocol
 
 from pipelines import storage
 from pipelines.errors import SensorlogError
 from pipelines.ingest.limits import MAX_RAW
 
-FORMS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json", ".csv": "csv"}
 GZIP = ".gz"
 # Recognised so that they are reported, never read: an archive holds files, not events.
 ARCHIVES = (".zip", ".tar", ".tgz", ".tbz", ".tbz2", ".txz", ".7z", ".rar")
 OTHER_COMPRESSION = (".bz2", ".xz", ".zst", ".lz4", ".z")
 SPREADSHEETS = (".xlsx", ".xls", ".ods")
-# What discovery lists: every file that is read, and every file that is refused with a reason.
-DISCOVERED = (*FORMS, GZIP, *ARCHIVES, *OTHER_COMPRESSION, *SPREADSHEETS)
+# What discovery lists besides the feeds' own suffixes: any gzipped file, and the kinds refused with a reason.
+ALSO_DISCOVERED = (GZIP, *ARCHIVES, *OTHER_COMPRESSION, *SPREADSHEETS)
 READ_CHUNK = 1 << 20
 
 
@@ -43,28 +41,31 @@ class Stream(Protocol):
     def read(self, size: int = -1) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class Form:
-    name: str  # "ndjson", "json" or "csv"
-    gzipped: bool
+def _name(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1].lower()
 
 
-def form(uri: str) -> Form:
-    """The wire form of a landed file, from its name; raises ``Unreadable`` for any other kind."""
-    lower = uri.rsplit("/", 1)[-1].lower()
-    gzipped = lower.endswith(GZIP)
-    inner = lower[: -len(GZIP)] if gzipped else lower
-    for suffix, name in FORMS.items():
-        if inner.endswith(suffix):
-            return Form(name, gzipped)
-    if inner.endswith(ARCHIVES) or (gzipped and inner.endswith(".tar")):
-        raise Unreadable("unsupported: an archive (unpack it and land its files one by one)")
+def gzipped(uri: str) -> bool:
+    return _name(uri).endswith(GZIP)
+
+
+def inner_name(uri: str) -> str:
+    """The file's name, lower-cased, without a ``.gz`` suffix: what a feed's suffix must end."""
+    lower = _name(uri)
+    return lower[: -len(GZIP)] if lower.endswith(GZIP) else lower
+
+
+def refusal(uri: str, readable: tuple[str, ...]) -> Unreadable:
+    """Why a file that no feed reads is refused, from its name (``readable``: the suffixes feeds read)."""
+    lower, inner = _name(uri), inner_name(uri)
+    if inner.endswith(ARCHIVES) or (gzipped(uri) and inner.endswith(".tar")):
+        return Unreadable("unsupported: an archive (unpack it and land its files one by one)")
     if lower.endswith(OTHER_COMPRESSION):
-        raise Unreadable(f"unsupported compression (only {GZIP} is read)")
+        return Unreadable(f"unsupported compression (only {GZIP} is read)")
     if inner.endswith(SPREADSHEETS):
-        raise Unreadable("unsupported: a spreadsheet workbook (export it as CSV UTF-8)")
-    readable = ", ".join([*FORMS, *(s + GZIP for s in FORMS)])
-    raise Unreadable(f"unsupported file type (expected one of {readable})")
+        return Unreadable("unsupported: a spreadsheet workbook (export it as CSV UTF-8)")
+    listed = ", ".join([*readable, *(s + GZIP for s in readable)])
+    return Unreadable(f"unsupported file type (expected one of {listed})")
 
 
 class _Gunzip:
@@ -106,9 +107,8 @@ class _Gunzip:
 @contextmanager
 def open_input(uri: str) -> Iterator[Stream]:
     """The landed file's (decompressed) bytes as a stream, read in bounded pieces."""
-    gzipped = form(uri).gzipped
     with storage.open_input(uri) as raw:
-        yield _Gunzip(raw) if gzipped else raw
+        yield _Gunzip(raw) if gzipped(uri) else raw
 
 
 def read_all(uri: str, limit: int) -> bytes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from pipelines import storage
-from pipelines.ingest.parsing import SUFFIXES
+from pipelines.ingest.feeds import discovered_suffixes
 
 
 @dataclass
@@ -47,6 +47,7 @@ def parse_messages(bodies: Iterable[object], landing: str, check_exists: bool = 
     """Landed-object URIs named by ``ObjectCreated`` records under the ``landing`` s3:// prefix."""
     out = Notifications()
     prefix = landing.rstrip("/") + "/"
+    suffixes = discovered_suffixes()
     for n, body in enumerate(bodies):
         records, problem = _records(body)
         if problem:
@@ -64,8 +65,8 @@ def parse_messages(bodies: Iterable[object], landing: str, check_exists: bool = 
                 out.ignored.append(f"{uri}: event {name or '(none)'} is not an object creation")
             elif not uri.startswith(prefix):
                 out.ignored.append(f"{uri}: outside the landing prefix {prefix}")
-            elif not key.lower().endswith(SUFFIXES):
-                out.ignored.append(f"{uri}: not a landing file type ({', '.join(SUFFIXES)})")
+            elif not key.lower().endswith(suffixes):
+                out.ignored.append(f"{uri}: not a landing file type ({', '.join(suffixes)})")
             elif check_exists and not storage.exists(uri):
                 out.ignored.append(f"{uri}: object no longer exists")
             elif uri not in out.uris:

@@ -131,15 +131,16 @@ def test_the_wheel_carries_the_data_folders_templates_and_package_data(installed
         assert files, folder
         missing = [str(p) for p in files if f"pipelines/_shipped/{folder}/{p.relative_to(top).as_posix()}" not in names]
         assert not missing, f"not in the wheel: {missing}"
-    # Everything under a data/ or templates/ folder of the package (taxonomy, attributions, HTML templates,
-    # wherever the audit report's template lives).
+    # Everything under a data/, templates/ or locales/ folder of the package (taxonomy, attributions, HTML
+    # templates wherever the audit report's template lives, the portal's message catalogs).
     package_data = [
         p for p in (PROJECT_DIR / "pipelines").rglob("*")
-        if p.is_file() and {"data", "templates"} & set(p.relative_to(PROJECT_DIR / "pipelines").parts[:-1])
+        if p.is_file() and {"data", "templates", "locales"} & set(p.relative_to(PROJECT_DIR / "pipelines").parts[:-1])
         and "__pycache__" not in p.parts
     ]
     assert any(p.name == "dtpr_device_taxonomy.json" for p in package_data)
     assert any(p.name == "audit_report.html.j2" for p in package_data)
+    assert any(p.name == "en.json" and p.parent.name == "locales" for p in package_data)
     missing = [str(p) for p in package_data if p.relative_to(PROJECT_DIR).as_posix() not in names]
     assert not missing, f"not in the wheel: {missing}"
     assert not any(name.startswith(("schemas/", "expectations/", "registry/", "dags/", "tests/")) for name in names)
@@ -148,13 +149,16 @@ def test_the_wheel_carries_the_data_folders_templates_and_package_data(installed
 def test_pipelines_is_imported_from_the_fresh_venv_with_its_packaged_folders(installed: Installed) -> None:
     probe = (
         "import json, sys, jsonschema, pipelines\n"
-        "from pipelines import config, schemas, validate, registry, airflow_runner\n"
-        "from pipelines.portal import dcat\n"
+        "from pipelines import config, schemas, registry\n"
+        "from pipelines.dev import airflow_runner\n"
+        "from pipelines.ingest import validate\n"
+        "from pipelines.portal import dcat, i18n\n"
         "print(json.dumps({'pipelines': pipelines.__file__, 'version': pipelines.__version__,\n"
         "  'jsonschema': jsonschema.__file__, 'editable': [m for m in sys.modules if 'editable' in m],\n"
         "  'folders': {n: str(config.resource_dir(n)) for n in config.SHIPPED_FOLDERS},\n"
         "  'used': [str(schemas.SCHEMA_DIR), str(validate.EXPECTATIONS_DIR), str(registry.SCHEMA_FILE),\n"
-        "           str(dcat.SCHEMA_DIR), str(airflow_runner.DAGS_DIR), config.Settings.from_env({}).registry]}))\n"
+        "           str(dcat.SCHEMA_DIR), str(airflow_runner.DAGS_DIR), config.Settings.from_env({}).registry,\n"
+        "           str(i18n.catalog_path('es'))]}))\n"
     )
     seen = json.loads(installed.run(installed.bin("python"), "-c", probe).stdout)
     venv = installed.venv.resolve()

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 from pipelines.audit.model import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso
 from pipelines.config import Settings
-from pipelines.registry import Registry, RetentionRule, data_class_label, load_registry
+from pipelines.portal.dtpr_card import data_class_label
+from pipelines.registry import Registry, RetentionRule, load_registry
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "audit_report.html.j2"

@@ -1,654 +1,58 @@
 """The portal's own words (headings, labels) in English, Spanish, French and Portuguese.
 
+The words are data, one catalog per language in ``locales/<lang>.json`` (UTF-8): ``strings``, the
+portal's words by key (``str.format`` placeholders such as ``{count}``), and ``kinds``, the label of
+each registry ``kind``. A translator edits a file, never this module; ``tests/test_locales.py``
+checks that every catalog has the English keys and placeholders.
+
 DTPR names and descriptions come localised from the taxonomy in all six languages. The portal's own
 words for Khmer and Tagalog fall back to English until someone who writes those languages reviews a
-translation (the registry does the same for its retention sentences); fallback text is marked
+translation (the DTPR card does the same for its retention sentences); fallback text is marked
 ``lang="en"`` so screen readers switch voice.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
 from markupsafe import Markup, escape
 
-EN = {
-    "site_title": "Sensors in public spaces",
-    "tagline": "What each public sensor deployment says it does, and what its logs show it did.",
-    "skip": "Skip to content",
-    "deployments": "Deployments",
-    "deployments_intro": "Every deployment in the registry. Select a name to see its full record.",
-    "search_label": "Filter deployments",
-    "search_hint": "Type part of a name, kind, organisation or purpose.",
-    "shown": "{shown} of {total} deployments shown",
-    "sort_hint": "Select a column heading to sort the table.",
-    "col_name": "Name",
-    "col_kind": "Kind",
-    "col_accountable": "Accountable",
-    "col_purpose": "Purpose",
-    "col_status": "Status",
-    "col_collected": "Records collected",
-    "col_accessed": "Access events",
-    "col_findings": "Findings",
-    "status_active": "In service",
-    "status_decommissioned": "Decommissioned",
-    "status_planned": "Not yet in service",
-    "map": "Map of deployments",
-    "map_desc": "Each dot is a deployment, coloured by kind; shaded boxes are the areas that area deployments "
-    "cover, and dashed outlines where mobile deployments travel. The table above lists the same deployments.",
-    "map_panel": "{count} deployments near {place}",
-    "legend": "Kinds",
-    "open_data": "Open data",
-    "open_data_intro": "Every table is published as Parquet and CSV, described by an explicit Table Schema, and "
-    "listed in a DCAT-US catalog and a Frictionless data package.",
-    "catalog": "DCAT-US catalog (data.json)",
-    "datapackage": "Frictionless data package (datapackage.json)",
-    "checksums": "SHA-256 checksums of every file",
-    "dataset": "Dataset",
-    "files": "Files",
-    "rows": "Rows",
-    "schema": "Schema",
-    "not_published": "Not published yet: the audit has not run.",
-    "verify": "Verify the log",
-    "verify_intro": "Every published event row is a leaf of one Merkle tree (RFC 9162), and the log signs a "
-    "checkpoint of the tree after each batch. Keep a copy of today's checkpoint: later, a consistency proof "
-    "shows that the log only grew and nothing published was changed or removed.",
-    "checkpoint": "Latest signed checkpoint",
-    "public_key": "Public key of the log",
-    "verify_cmd": "Check the published files against the signed log",
-    "verify_cmd_intro": "Download this site (or use its address in place of log, data and .), install sensorlog,"
-    " and run, in the site's folder:",
-    "key_id": "Key id and fingerprint (also printed on every street sign)",
-    "witnessed_by": "Cosigned by witnesses",
-    "not_witnessed": "No witness has cosigned this checkpoint yet.",
-    "sign_log_key": "Log key",
-    "log_unavailable": "The transparency log has not been published yet.",
-    "download": "Download",
-    "footer_dtpr": "Categories, names and descriptions of technologies come from the DTPR taxonomy "
-    "(Digital Trust for Places and Routines), licensed CC BY 4.0; see the attribution and changes made.",
-    "attribution": "DTPR attribution",
-    "footer_data": "Data licence",
-    "generated": "Generated",
-    "back": "All deployments",
-    "summary": "Summary",
-    "location": "Location",
-    "commissioned": "In service since",
-    "decommissioned": "Out of service since",
-    "vendor": "Vendor",
-    "legal_basis": "Legal basis",
-    "dtpr_card": "What it is",
-    "dtpr_card_intro": "Described with the DTPR vocabulary, in DTPR's order of categories.",
-    "none_declared": "None declared.",
-    "what_it_did": "What it actually did",
-    "what_it_did_intro": "From the published logs: what the vendor reported, checked and published.",
-    "collected_per_day": "Records collected per day",
-    "chart_desc": "Bar chart of records collected per local day, {first} to {last}, highest {peak}. The table "
-    "below gives the numbers.",
-    "show_table": "Show the numbers per day",
-    "date": "Date",
-    "data_class": "Data class",
-    "records": "Records",
-    "total": "Total",
-    "collected_deleted": "Collected and deleted, by data class",
-    "collected": "Collected",
-    "deleted": "Deleted",
-    "kept_for": "Declared retention",
-    "no_collection": "No collection was logged.",
-    "who_accessed": "Who accessed the data",
-    "organisation": "Organisation",
-    "role": "Role",
-    "events": "Access events",
-    "first": "First",
-    "last": "Last",
-    "declared": "Declared in policy",
-    "yes": "Yes",
-    "no": "No",
-    "recent_accesses": "Most recent accesses",
-    "time": "Time",
-    "purpose": "Purpose",
-    "case_ref": "Case reference",
-    "no_accesses": "No access was logged.",
-    "retention_status": "Retention status",
-    "retention_intro": "The retention ledger's latest day for each data class.",
-    "retention_unavailable": "The retention audit has not run yet.",
-    "no_retention": "The retention ledger has no rows for this deployment.",
-    "findings": "Audit findings",
-    "findings_unavailable": "The audit has not run yet.",
-    "no_findings": "The audit found nothing to report.",
-    "severity": "Severity",
-    "kind": "Kind",
-    "period": "Period",
-    "details": "Details",
-    "evidence_rows": "{count} evidence rows",
-    "lifecycle": "Changes to the deployment",
-    "action": "Change",
-    "no_lifecycle": "No change was logged.",
-    "feedback": "Questions and feedback",
-    "feedback_intro": "Ask a question or report a concern about this deployment:",
-    "form": "Web form",
-    "email": "E-mail",
-    "phone": "Phone",
-    "postal": "Post",
-    "policies": "Policies and documents",
-    "signs": "Printable signs",
-    "sign_letter": "Sign for US Letter paper (SVG)",
-    "sign_a4": "Sign for A4 paper (SVG)",
-    "verify_here": "Check this deployment's rows",
-    "verify_here_intro": "Each row of the downloads carries its leaf index and leaf hash. With the log's public key "
-    "and a saved checkpoint, anyone can check that the published files are the ones the log signed:",
-    "declared_since": "Declared in the log since",
-    "declared_version": "version {sequence} of this record, policy version {policy} in force from {effective}",
-    "declared_record": "this version as logged (JSON)",
-    "declared_proof": "its inclusion proof",
-    "declarations": "Declared versions",
-    "declarations_intro": "Each version of this deployment's registry record is a leaf of the transparency log, "
-    "logged when the city published it; a later version never replaces an earlier one in the log. A retroactive "
-    "version changed the retention or access terms of days before it was logged: the audit keeps judging those days "
-    "by the earlier version and reports the change.",
-    "declaration_pending": "The record shown on this page has changed since the latest logged version; the change is "
-    "not in the log yet.",
-    "col_version": "Version",
-    "col_logged": "Logged",
-    "col_change": "Change",
-    "col_fields": "Fields changed",
-    "col_leaf": "Leaf (proof)",
-    "change_first": "First version",
-    "change_amended": "Amended",
-    "change_retroactive": "Retroactive",
-    "declarations_history": "Every version with its record (JSON)",
-    "declarations_check_intro": "To check that the current version is in the log, run in the site's folder (sensorlog "
-    "needs only the log's public key):",
-    "sign_heading": "Technology in use here",
-    "sign_who": "Who is responsible",
-    "sign_why": "Why",
-    "sign_tech": "What it uses",
-    "sign_collects": "What it collects",
-    "sign_keeps": "How long it is kept",
-    "sign_scan": "Scan for details, who accessed the data, and how to give feedback:",
-    "sign_contact": "Questions",
-    "sign_alt": "QR code linking to {url}",
-}
+LOCALE_DIR = Path(__file__).resolve().parent / "locales"
+SOURCE_LANG = "en"  # every key exists in English; the other catalogs translate it
 
-ES = {
-    "site_title": "Sensores en espacios públicos",
-    "tagline": "Lo que cada sensor público dice que hace y lo que sus registros muestran que hizo.",
-    "skip": "Ir al contenido",
-    "deployments": "Instalaciones",
-    "deployments_intro": "Todas las instalaciones del registro. Seleccione un nombre para ver su ficha completa.",
-    "search_label": "Filtrar instalaciones",
-    "search_hint": "Escriba parte de un nombre, tipo, organización o finalidad.",
-    "shown": "Se muestran {shown} de {total} instalaciones",
-    "sort_hint": "Seleccione el encabezado de una columna para ordenar la tabla.",
-    "col_name": "Nombre",
-    "col_kind": "Tipo",
-    "col_accountable": "Responsable",
-    "col_purpose": "Finalidad",
-    "col_status": "Estado",
-    "col_collected": "Registros recogidos",
-    "col_accessed": "Accesos",
-    "col_findings": "Hallazgos",
-    "status_active": "En servicio",
-    "status_decommissioned": "Retirada",
-    "status_planned": "Aún no en servicio",
-    "map": "Mapa de las instalaciones",
-    "map_desc": "Cada punto es una instalación, coloreada según su tipo; los recuadros sombreados son las zonas "
-    "que cubren y los contornos discontinuos, por donde circulan las instalaciones móviles. La tabla anterior "
-    "enumera las mismas instalaciones.",
-    "map_panel": "{count} instalaciones cerca de {place}",
-    "legend": "Tipos",
-    "open_data": "Datos abiertos",
-    "open_data_intro": "Cada tabla se publica en Parquet y CSV, con un esquema de tabla explícito, y figura en un "
-    "catálogo DCAT-US y en un paquete de datos Frictionless.",
-    "catalog": "Catálogo DCAT-US (data.json)",
-    "datapackage": "Paquete de datos Frictionless (datapackage.json)",
-    "checksums": "Sumas SHA-256 de todos los archivos",
-    "dataset": "Conjunto de datos",
-    "files": "Archivos",
-    "rows": "Filas",
-    "schema": "Esquema",
-    "not_published": "Aún no publicado: la auditoría no se ha ejecutado.",
-    "verify": "Verificar el registro",
-    "verify_intro": "Cada fila publicada es una hoja de un árbol de Merkle (RFC 9162) y el registro firma un "
-    "punto de control del árbol tras cada lote. Guarde una copia del punto de control de hoy: más adelante, una "
-    "prueba de consistencia demuestra que el registro solo creció y que nada publicado se cambió ni se borró.",
-    "checkpoint": "Último punto de control firmado",
-    "public_key": "Clave pública del registro",
-    "verify_cmd": "Comprobar los archivos publicados con el registro firmado",
-    "verify_cmd_intro": "Descargue este sitio (o use su dirección en lugar de log, data y .), instale sensorlog"
-    " y ejecute, en la carpeta del sitio:",
-    "key_id": "Identificador y huella de la clave (también impresos en cada letrero)",
-    "witnessed_by": "Firmado también por testigos",
-    "not_witnessed": "Ningún testigo ha firmado todavía este punto de control.",
-    "sign_log_key": "Clave del registro",
-    "log_unavailable": "El registro de transparencia aún no se ha publicado.",
-    "download": "Descargar",
-    "footer_dtpr": "Las categorías, nombres y descripciones de las tecnologías proceden de la taxonomía DTPR "
-    "(Digital Trust for Places and Routines), con licencia CC BY 4.0; vea la atribución y los cambios.",
-    "attribution": "Atribución de DTPR",
-    "footer_data": "Licencia de los datos",
-    "generated": "Generado",
-    "back": "Todas las instalaciones",
-    "summary": "Resumen",
-    "location": "Ubicación",
-    "commissioned": "En servicio desde",
-    "decommissioned": "Fuera de servicio desde",
-    "vendor": "Proveedor",
-    "legal_basis": "Base legal",
-    "dtpr_card": "Qué es",
-    "dtpr_card_intro": "Descrito con el vocabulario DTPR, en el orden de categorías de DTPR.",
-    "none_declared": "Nada declarado.",
-    "what_it_did": "Lo que hizo realmente",
-    "what_it_did_intro": "Según los registros publicados: lo que informó el proveedor, comprobado y publicado.",
-    "collected_per_day": "Registros recogidos por día",
-    "chart_desc": "Gráfico de barras de los registros recogidos por día local, del {first} al {last}, máximo "
-    "{peak}. La tabla siguiente da las cifras.",
-    "show_table": "Mostrar las cifras por día",
-    "date": "Fecha",
-    "data_class": "Clase de datos",
-    "records": "Registros",
-    "total": "Total",
-    "collected_deleted": "Recogidos y borrados, por clase de datos",
-    "collected": "Recogidos",
-    "deleted": "Borrados",
-    "kept_for": "Conservación declarada",
-    "no_collection": "No se registró ninguna recogida.",
-    "who_accessed": "Quién accedió a los datos",
-    "organisation": "Organización",
-    "role": "Función",
-    "events": "Accesos",
-    "first": "Primero",
-    "last": "Último",
-    "declared": "Declarado en la política",
-    "yes": "Sí",
-    "no": "No",
-    "recent_accesses": "Accesos más recientes",
-    "time": "Hora",
-    "purpose": "Finalidad",
-    "case_ref": "Referencia del caso",
-    "no_accesses": "No se registró ningún acceso.",
-    "retention_status": "Estado de la conservación",
-    "retention_intro": "El último día del libro de conservación para cada clase de datos.",
-    "retention_unavailable": "La auditoría de conservación aún no se ha ejecutado.",
-    "no_retention": "El libro de conservación no tiene filas para esta instalación.",
-    "findings": "Hallazgos de la auditoría",
-    "findings_unavailable": "La auditoría aún no se ha ejecutado.",
-    "no_findings": "La auditoría no encontró nada que señalar.",
-    "severity": "Gravedad",
-    "kind": "Tipo",
-    "period": "Periodo",
-    "details": "Detalles",
-    "evidence_rows": "{count} filas de evidencia",
-    "lifecycle": "Cambios en la instalación",
-    "action": "Cambio",
-    "no_lifecycle": "No se registró ningún cambio.",
-    "feedback": "Preguntas y comentarios",
-    "feedback_intro": "Haga una pregunta o comunique una inquietud sobre esta instalación:",
-    "form": "Formulario web",
-    "email": "Correo electrónico",
-    "phone": "Teléfono",
-    "postal": "Correo postal",
-    "policies": "Políticas y documentos",
-    "signs": "Carteles para imprimir",
-    "sign_letter": "Cartel para papel carta (SVG)",
-    "sign_a4": "Cartel para papel A4 (SVG)",
-    "verify_here": "Comprobar las filas de esta instalación",
-    "verify_here_intro": "Cada fila de las descargas lleva su índice y su hash de hoja. Con la clave pública del "
-    "registro y un punto de control guardado, cualquiera puede comprobar que los archivos publicados son los que "
-    "firmó el registro:",
-    "declared_since": "Declarada en el registro desde",
-    "declared_version": "versión {sequence} de esta ficha, versión de la política {policy} vigente desde el "
-    "{effective}",
-    "declared_record": "esta versión tal como se registró (JSON)",
-    "declared_proof": "su prueba de inclusión",
-    "declarations": "Versiones declaradas",
-    "declarations_intro": "Cada versión de la ficha de esta instalación es una hoja del registro de transparencia, "
-    "registrada cuando la ciudad la publicó; una versión posterior nunca sustituye a una anterior en el registro. Una "
-    "versión retroactiva cambió las condiciones de conservación o de acceso de días anteriores a su registro: la "
-    "auditoría sigue juzgando esos días con la versión anterior e informa del cambio.",
-    "declaration_pending": "La ficha que muestra esta página ha cambiado desde la última versión registrada; el "
-    "cambio aún no está en el registro.",
-    "col_version": "Versión",
-    "col_logged": "Registrada",
-    "col_change": "Cambio",
-    "col_fields": "Campos cambiados",
-    "col_leaf": "Hoja (prueba)",
-    "change_first": "Primera versión",
-    "change_amended": "Modificada",
-    "change_retroactive": "Retroactiva",
-    "declarations_history": "Todas las versiones con su ficha (JSON)",
-    "declarations_check_intro": "Para comprobar que la versión actual está en el registro, ejecute en la carpeta del "
-    "sitio (sensorlog solo necesita la clave pública del registro):",
-    "sign_heading": "Tecnología en uso aquí",
-    "sign_who": "Responsable",
-    "sign_why": "Para qué",
-    "sign_tech": "Qué utiliza",
-    "sign_collects": "Qué recoge",
-    "sign_keeps": "Cuánto tiempo se conserva",
-    "sign_scan": "Escanee para ver los detalles, quién accedió a los datos y cómo opinar:",
-    "sign_contact": "Preguntas",
-    "sign_alt": "Código QR que enlaza con {url}",
-}
 
-FR = {
-    "site_title": "Capteurs dans l'espace public",
-    "tagline": "Ce que chaque capteur public déclare faire, et ce que ses journaux montrent qu'il a fait.",
-    "skip": "Aller au contenu",
-    "deployments": "Installations",
-    "deployments_intro": "Toutes les installations du registre. Choisissez un nom pour voir sa fiche complète.",
-    "search_label": "Filtrer les installations",
-    "search_hint": "Tapez une partie d'un nom, d'un type, d'un organisme ou d'une finalité.",
-    "shown": "{shown} installations affichées sur {total}",
-    "sort_hint": "Choisissez un en-tête de colonne pour trier le tableau.",
-    "col_name": "Nom",
-    "col_kind": "Type",
-    "col_accountable": "Responsable",
-    "col_purpose": "Finalité",
-    "col_status": "État",
-    "col_collected": "Enregistrements collectés",
-    "col_accessed": "Accès",
-    "col_findings": "Constats",
-    "status_active": "En service",
-    "status_decommissioned": "Retirée",
-    "status_planned": "Pas encore en service",
-    "map": "Carte des installations",
-    "map_desc": "Chaque point est une installation, colorée selon son type ; les rectangles ombrés sont les zones "
-    "couvertes, et les contours en tirets, les trajets des installations mobiles. Le tableau ci-dessus liste les "
-    "mêmes installations.",
-    "map_panel": "{count} installations près de {place}",
-    "legend": "Types",
-    "open_data": "Données ouvertes",
-    "open_data_intro": "Chaque table est publiée en Parquet et en CSV, décrite par un schéma de table explicite, et "
-    "listée dans un catalogue DCAT-US et un paquet de données Frictionless.",
-    "catalog": "Catalogue DCAT-US (data.json)",
-    "datapackage": "Paquet de données Frictionless (datapackage.json)",
-    "checksums": "Empreintes SHA-256 de tous les fichiers",
-    "dataset": "Jeu de données",
-    "files": "Fichiers",
-    "rows": "Lignes",
-    "schema": "Schéma",
-    "not_published": "Pas encore publié : l'audit n'a pas été exécuté.",
-    "verify": "Vérifier le journal",
-    "verify_intro": "Chaque ligne publiée est une feuille d'un arbre de Merkle (RFC 9162), et le journal signe un "
-    "point de contrôle de l'arbre après chaque lot. Gardez une copie du point de contrôle d'aujourd'hui : plus "
-    "tard, une preuve de cohérence montre que le journal n'a fait que croître et que rien n'a été modifié ni "
-    "supprimé.",
-    "checkpoint": "Dernier point de contrôle signé",
-    "public_key": "Clé publique du journal",
-    "verify_cmd": "Vérifier les fichiers publiés avec le journal signé",
-    "verify_cmd_intro": "Téléchargez ce site (ou utilisez son adresse à la place de log, data et .), installez"
-    " sensorlog et lancez, dans le dossier du site :",
-    "key_id": "Identifiant et empreinte de la clé (aussi imprimés sur chaque panneau)",
-    "witnessed_by": "Cosigné par des témoins",
-    "not_witnessed": "Aucun témoin n'a encore cosigné ce point de contrôle.",
-    "sign_log_key": "Clé du journal",
-    "log_unavailable": "Le journal de transparence n'a pas encore été publié.",
-    "download": "Télécharger",
-    "footer_dtpr": "Les catégories, noms et descriptions des technologies proviennent de la taxonomie DTPR "
-    "(Digital Trust for Places and Routines), sous licence CC BY 4.0 ; voir l'attribution et les modifications.",
-    "attribution": "Attribution DTPR",
-    "footer_data": "Licence des données",
-    "generated": "Généré le",
-    "back": "Toutes les installations",
-    "summary": "Résumé",
-    "location": "Emplacement",
-    "commissioned": "En service depuis",
-    "decommissioned": "Hors service depuis",
-    "vendor": "Fournisseur",
-    "legal_basis": "Base juridique",
-    "dtpr_card": "Ce que c'est",
-    "dtpr_card_intro": "Décrit avec le vocabulaire DTPR, dans l'ordre des catégories de DTPR.",
-    "none_declared": "Rien de déclaré.",
-    "what_it_did": "Ce qu'elle a réellement fait",
-    "what_it_did_intro": "D'après les journaux publiés : ce que le fournisseur a déclaré, vérifié et publié.",
-    "collected_per_day": "Enregistrements collectés par jour",
-    "chart_desc": "Diagramme en barres des enregistrements collectés par jour local, du {first} au {last}, "
-    "maximum {peak}. Le tableau ci-dessous donne les chiffres.",
-    "show_table": "Afficher les chiffres par jour",
-    "date": "Date",
-    "data_class": "Catégorie de données",
-    "records": "Enregistrements",
-    "total": "Total",
-    "collected_deleted": "Collectés et supprimés, par catégorie de données",
-    "collected": "Collectés",
-    "deleted": "Supprimés",
-    "kept_for": "Conservation déclarée",
-    "no_collection": "Aucune collecte n'a été journalisée.",
-    "who_accessed": "Qui a accédé aux données",
-    "organisation": "Organisme",
-    "role": "Rôle",
-    "events": "Accès",
-    "first": "Premier",
-    "last": "Dernier",
-    "declared": "Déclaré dans la politique",
-    "yes": "Oui",
-    "no": "Non",
-    "recent_accesses": "Accès les plus récents",
-    "time": "Heure",
-    "purpose": "Finalité",
-    "case_ref": "Référence du dossier",
-    "no_accesses": "Aucun accès n'a été journalisé.",
-    "retention_status": "État de la conservation",
-    "retention_intro": "Le dernier jour du registre de conservation pour chaque catégorie de données.",
-    "retention_unavailable": "L'audit de conservation n'a pas encore été exécuté.",
-    "no_retention": "Le registre de conservation n'a aucune ligne pour cette installation.",
-    "findings": "Constats de l'audit",
-    "findings_unavailable": "L'audit n'a pas encore été exécuté.",
-    "no_findings": "L'audit n'a rien trouvé à signaler.",
-    "severity": "Gravité",
-    "kind": "Type",
-    "period": "Période",
-    "details": "Détails",
-    "evidence_rows": "{count} lignes de preuve",
-    "lifecycle": "Modifications de l'installation",
-    "action": "Modification",
-    "no_lifecycle": "Aucune modification n'a été journalisée.",
-    "feedback": "Questions et avis",
-    "feedback_intro": "Posez une question ou signalez un problème concernant cette installation :",
-    "form": "Formulaire web",
-    "email": "Courriel",
-    "phone": "Téléphone",
-    "postal": "Courrier",
-    "policies": "Politiques et documents",
-    "signs": "Panneaux à imprimer",
-    "sign_letter": "Panneau au format US Letter (SVG)",
-    "sign_a4": "Panneau au format A4 (SVG)",
-    "verify_here": "Vérifier les lignes de cette installation",
-    "verify_here_intro": "Chaque ligne des téléchargements porte son indice et son empreinte de feuille. Avec la clé "
-    "publique du journal et un point de contrôle conservé, chacun peut vérifier que les fichiers publiés sont ceux "
-    "que le journal a signés :",
-    "declared_since": "Déclarée dans le journal depuis",
-    "declared_version": "version {sequence} de cette fiche, version {policy} de la politique, en vigueur depuis le "
-    "{effective}",
-    "declared_record": "cette version telle que journalisée (JSON)",
-    "declared_proof": "sa preuve d'inclusion",
-    "declarations": "Versions déclarées",
-    "declarations_intro": "Chaque version de la fiche de cette installation est une feuille du journal de "
-    "transparence, journalisée quand la ville l'a publiée ; une version ultérieure ne remplace jamais une version "
-    "antérieure dans le journal. Une version rétroactive a modifié les conditions de conservation ou d'accès de jours "
-    "antérieurs à sa journalisation : l'audit continue de juger ces jours selon la version antérieure et signale la "
-    "modification.",
-    "declaration_pending": "La fiche affichée sur cette page a changé depuis la dernière version journalisée ; la "
-    "modification n'est pas encore dans le journal.",
-    "col_version": "Version",
-    "col_logged": "Journalisée",
-    "col_change": "Modification",
-    "col_fields": "Champs modifiés",
-    "col_leaf": "Feuille (preuve)",
-    "change_first": "Première version",
-    "change_amended": "Modifiée",
-    "change_retroactive": "Rétroactive",
-    "declarations_history": "Toutes les versions avec leur fiche (JSON)",
-    "declarations_check_intro": "Pour vérifier que la version actuelle est dans le journal, lancez dans le dossier du "
-    "site (sensorlog n'a besoin que de la clé publique du journal) :",
-    "sign_heading": "Technologie utilisée ici",
-    "sign_who": "Responsable",
-    "sign_why": "Pourquoi",
-    "sign_tech": "Ce qu'elle utilise",
-    "sign_collects": "Ce qu'elle collecte",
-    "sign_keeps": "Durée de conservation",
-    "sign_scan": "Scannez pour les détails, qui a accédé aux données et comment donner votre avis :",
-    "sign_contact": "Questions",
-    "sign_alt": "Code QR renvoyant à {url}",
-}
+@dataclass(frozen=True)
+class Catalog:
+    """One language's words: ``strings`` by key, ``kinds`` by registry kind slug."""
 
-PT = {
-    "site_title": "Sensores em espaços públicos",
-    "tagline": "O que cada sensor público diz que faz e o que os seus registos mostram que fez.",
-    "skip": "Ir para o conteúdo",
-    "deployments": "Instalações",
-    "deployments_intro": "Todas as instalações do registo. Selecione um nome para ver a ficha completa.",
-    "search_label": "Filtrar instalações",
-    "search_hint": "Escreva parte de um nome, tipo, organização ou finalidade.",
-    "shown": "{shown} de {total} instalações apresentadas",
-    "sort_hint": "Selecione o cabeçalho de uma coluna para ordenar a tabela.",
-    "col_name": "Nome",
-    "col_kind": "Tipo",
-    "col_accountable": "Responsável",
-    "col_purpose": "Finalidade",
-    "col_status": "Estado",
-    "col_collected": "Registos recolhidos",
-    "col_accessed": "Acessos",
-    "col_findings": "Constatações",
-    "status_active": "Em serviço",
-    "status_decommissioned": "Desativada",
-    "status_planned": "Ainda não em serviço",
-    "map": "Mapa das instalações",
-    "map_desc": "Cada ponto é uma instalação, colorida pelo tipo; os retângulos sombreados são as áreas "
-    "abrangidas e os contornos tracejados, por onde circulam as instalações móveis. A tabela acima lista as "
-    "mesmas instalações.",
-    "map_panel": "{count} instalações perto de {place}",
-    "legend": "Tipos",
-    "open_data": "Dados abertos",
-    "open_data_intro": "Cada tabela é publicada em Parquet e CSV, descrita por um esquema de tabela explícito, e "
-    "listada num catálogo DCAT-US e num pacote de dados Frictionless.",
-    "catalog": "Catálogo DCAT-US (data.json)",
-    "datapackage": "Pacote de dados Frictionless (datapackage.json)",
-    "checksums": "Somas SHA-256 de todos os ficheiros",
-    "dataset": "Conjunto de dados",
-    "files": "Ficheiros",
-    "rows": "Linhas",
-    "schema": "Esquema",
-    "not_published": "Ainda não publicado: a auditoria não foi executada.",
-    "verify": "Verificar o registo",
-    "verify_intro": "Cada linha publicada é uma folha de uma árvore de Merkle (RFC 9162) e o registo assina um "
-    "ponto de controlo da árvore após cada lote. Guarde uma cópia do ponto de controlo de hoje: mais tarde, uma "
-    "prova de consistência mostra que o registo apenas cresceu e que nada publicado foi alterado ou removido.",
-    "checkpoint": "Último ponto de controlo assinado",
-    "public_key": "Chave pública do registo",
-    "verify_cmd": "Verificar os ficheiros publicados com o registo assinado",
-    "verify_cmd_intro": "Descarregue este sítio (ou use o seu endereço em vez de log, data e .), instale o"
-    " sensorlog e execute, na pasta do sítio:",
-    "key_id": "Identificador e impressão digital da chave (também impressos em cada placa)",
-    "witnessed_by": "Cossinado por testemunhas",
-    "not_witnessed": "Nenhuma testemunha cossinou ainda este ponto de verificação.",
-    "sign_log_key": "Chave do registo",
-    "log_unavailable": "O registo de transparência ainda não foi publicado.",
-    "download": "Transferir",
-    "footer_dtpr": "As categorias, nomes e descrições das tecnologias vêm da taxonomia DTPR (Digital Trust for "
-    "Places and Routines), com licença CC BY 4.0; veja a atribuição e as alterações feitas.",
-    "attribution": "Atribuição DTPR",
-    "footer_data": "Licença dos dados",
-    "generated": "Gerado em",
-    "back": "Todas as instalações",
-    "summary": "Resumo",
-    "location": "Localização",
-    "commissioned": "Em serviço desde",
-    "decommissioned": "Fora de serviço desde",
-    "vendor": "Fornecedor",
-    "legal_basis": "Base legal",
-    "dtpr_card": "O que é",
-    "dtpr_card_intro": "Descrito com o vocabulário DTPR, na ordem das categorias do DTPR.",
-    "none_declared": "Nada declarado.",
-    "what_it_did": "O que fez realmente",
-    "what_it_did_intro": "Segundo os registos publicados: o que o fornecedor comunicou, verificado e publicado.",
-    "collected_per_day": "Registos recolhidos por dia",
-    "chart_desc": "Gráfico de barras dos registos recolhidos por dia local, de {first} a {last}, máximo {peak}. A "
-    "tabela abaixo dá os números.",
-    "show_table": "Mostrar os números por dia",
-    "date": "Data",
-    "data_class": "Classe de dados",
-    "records": "Registos",
-    "total": "Total",
-    "collected_deleted": "Recolhidos e eliminados, por classe de dados",
-    "collected": "Recolhidos",
-    "deleted": "Eliminados",
-    "kept_for": "Conservação declarada",
-    "no_collection": "Não foi registada nenhuma recolha.",
-    "who_accessed": "Quem acedeu aos dados",
-    "organisation": "Organização",
-    "role": "Função",
-    "events": "Acessos",
-    "first": "Primeiro",
-    "last": "Último",
-    "declared": "Declarado na política",
-    "yes": "Sim",
-    "no": "Não",
-    "recent_accesses": "Acessos mais recentes",
-    "time": "Hora",
-    "purpose": "Finalidade",
-    "case_ref": "Referência do processo",
-    "no_accesses": "Não foi registado nenhum acesso.",
-    "retention_status": "Estado da conservação",
-    "retention_intro": "O último dia do livro de conservação para cada classe de dados.",
-    "retention_unavailable": "A auditoria de conservação ainda não foi executada.",
-    "no_retention": "O livro de conservação não tem linhas para esta instalação.",
-    "findings": "Constatações da auditoria",
-    "findings_unavailable": "A auditoria ainda não foi executada.",
-    "no_findings": "A auditoria não encontrou nada a assinalar.",
-    "severity": "Gravidade",
-    "kind": "Tipo",
-    "period": "Período",
-    "details": "Detalhes",
-    "evidence_rows": "{count} linhas de evidência",
-    "lifecycle": "Alterações à instalação",
-    "action": "Alteração",
-    "no_lifecycle": "Não foi registada nenhuma alteração.",
-    "feedback": "Perguntas e opiniões",
-    "feedback_intro": "Faça uma pergunta ou comunique uma preocupação sobre esta instalação:",
-    "form": "Formulário web",
-    "email": "E-mail",
-    "phone": "Telefone",
-    "postal": "Correio",
-    "policies": "Políticas e documentos",
-    "signs": "Avisos para imprimir",
-    "sign_letter": "Aviso para papel Carta dos EUA (SVG)",
-    "sign_a4": "Aviso para papel A4 (SVG)",
-    "verify_here": "Verificar as linhas desta instalação",
-    "verify_here_intro": "Cada linha das transferências tem o seu índice e hash de folha. Com a chave pública do "
-    "registo e um ponto de controlo guardado, qualquer pessoa pode verificar que os ficheiros publicados são os "
-    "que o registo assinou:",
-    "declared_since": "Declarada no registo desde",
-    "declared_version": "versão {sequence} desta ficha, versão {policy} da política, em vigor desde {effective}",
-    "declared_record": "esta versão tal como foi registada (JSON)",
-    "declared_proof": "a sua prova de inclusão",
-    "declarations": "Versões declaradas",
-    "declarations_intro": "Cada versão da ficha desta instalação é uma folha do registo de transparência, registada "
-    "quando a cidade a publicou; uma versão posterior nunca substitui uma anterior no registo. Uma versão retroativa "
-    "alterou as condições de conservação ou de acesso de dias anteriores ao seu registo: a auditoria continua a "
-    "avaliar esses dias pela versão anterior e assinala a alteração.",
-    "declaration_pending": "A ficha apresentada nesta página mudou desde a última versão registada; a alteração ainda "
-    "não está no registo.",
-    "col_version": "Versão",
-    "col_logged": "Registada",
-    "col_change": "Alteração",
-    "col_fields": "Campos alterados",
-    "col_leaf": "Folha (prova)",
-    "change_first": "Primeira versão",
-    "change_amended": "Alterada",
-    "change_retroactive": "Retroativa",
-    "declarations_history": "Todas as versões com a respetiva ficha (JSON)",
-    "declarations_check_intro": "Para verificar que a versão atual está no registo, execute na pasta do sítio (o "
-    "sensorlog só precisa da chave pública do registo):",
-    "sign_heading": "Tecnologia em uso aqui",
-    "sign_who": "Responsável",
-    "sign_why": "Para quê",
-    "sign_tech": "O que utiliza",
-    "sign_collects": "O que recolhe",
-    "sign_keeps": "Durante quanto tempo é conservado",
-    "sign_scan": "Leia o código para ver detalhes, quem acedeu aos dados e como dar a sua opinião:",
-    "sign_contact": "Perguntas",
-    "sign_alt": "Código QR com ligação para {url}",
-}
+    strings: dict[str, str]
+    kinds: dict[str, str]
 
-STRINGS: dict[str, dict[str, str]] = {"en": EN, "es": ES, "fr": FR, "pt": PT}
+
+def catalog_path(lang: str) -> Path:
+    return LOCALE_DIR / f"{lang}.json"
+
+
+def catalog_langs() -> tuple[str, ...]:
+    """The languages that have a catalog, in name order."""
+    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
+
+
+@cache
+def load_catalog(lang: str) -> Catalog:
+    """The catalog of ``lang``, read once; a language without a file has an empty one."""
+    path = catalog_path(lang)
+    if not path.is_file():
+        return Catalog({}, {})
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return Catalog(dict(doc["strings"]), dict(doc["kinds"]))
+
+
+STRINGS: dict[str, dict[str, str]] = {lang: load_catalog(lang).strings for lang in catalog_langs()}
+EN = STRINGS[SOURCE_LANG]
 
 
 class Translator:
@@ -656,7 +60,7 @@ class Translator:
 
     def __init__(self, lang: str):
         self.lang = lang
-        self._own = STRINGS.get(lang, {})
+        self._own = load_catalog(lang).strings
 
     def text(self, key: str, **values: object) -> str:
         """Plain text (for attributes and SVG): the translation, or English."""
@@ -664,61 +68,17 @@ class Translator:
         return template.format(**values) if values else template
 
     def is_fallback(self, key: str) -> bool:
-        return self.lang != "en" and key not in self._own
+        return self.lang != SOURCE_LANG and key not in self._own
 
     def markup(self, key: str, **values: object) -> Markup:
         """Escaped text for element content; English fallback is marked ``lang="en"``."""
         text = escape(self.text(key, **values))
         return Markup(f'<span lang="en">{text}</span>') if self.is_fallback(key) else Markup(text)
 
-# Kinds of technology in the registry. Unknown kinds are shown as their slug in words.
-KINDS: dict[str, dict[str, str]] = {
-    "en": {
-        "alpr": "Licence-plate reader",
-        "cctv_camera": "CCTV camera",
-        "air_quality": "Air-quality sensor",
-        "traffic_counter": "Traffic counter",
-        "ev_charger": "EV charger",
-        "gunshot_detection": "Gunshot detection",
-        "wifi_kiosk": "Wi-Fi kiosk",
-        "streetlight_motion": "Streetlight motion sensor",
-    },
-    "es": {
-        "alpr": "Lector de matrículas",
-        "cctv_camera": "Cámara de videovigilancia",
-        "air_quality": "Sensor de calidad del aire",
-        "traffic_counter": "Contador de tráfico",
-        "ev_charger": "Cargador de vehículos eléctricos",
-        "gunshot_detection": "Detección de disparos",
-        "wifi_kiosk": "Quiosco wifi",
-        "streetlight_motion": "Sensor de movimiento en farola",
-    },
-    "fr": {
-        "alpr": "Lecteur de plaques d'immatriculation",
-        "cctv_camera": "Caméra de vidéosurveillance",
-        "air_quality": "Capteur de qualité de l'air",
-        "traffic_counter": "Compteur de trafic",
-        "ev_charger": "Borne de recharge",
-        "gunshot_detection": "Détection de coups de feu",
-        "wifi_kiosk": "Borne Wi-Fi",
-        "streetlight_motion": "Capteur de mouvement sur lampadaire",
-    },
-    "pt": {
-        "alpr": "Leitor de matrículas",
-        "cctv_camera": "Câmara de videovigilância",
-        "air_quality": "Sensor de qualidade do ar",
-        "traffic_counter": "Contador de tráfego",
-        "ev_charger": "Carregador de veículos elétricos",
-        "gunshot_detection": "Deteção de disparos",
-        "wifi_kiosk": "Quiosque Wi-Fi",
-        "streetlight_motion": "Sensor de movimento em candeeiro",
-    },
-}
-
 
 def kind_label(kind: str, lang: str) -> tuple[str, str]:
-    """(label, language of the label) for a registry ``kind`` slug."""
-    own = KINDS.get(lang, {}).get(kind)
+    """(label, language of the label) for a registry ``kind`` slug; unknown kinds are their slug in words."""
+    own = load_catalog(lang).kinds.get(kind)
     if own:
         return own, lang
-    return KINDS["en"].get(kind) or kind.replace("_", " ").capitalize(), "en"
+    return load_catalog(SOURCE_LANG).kinds.get(kind) or kind.replace("_", " ").capitalize(), "en"

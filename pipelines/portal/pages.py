@@ -22,11 +22,12 @@ from markupsafe import Markup, escape
 from pipelines.config import PACKAGE_DIR
 from pipelines.portal.activity import Activity
 from pipelines.portal.declared import History
+from pipelines.portal.dtpr_card import data_class_label, dtpr_card, render_retention_text
 from pipelines.portal.i18n import EN, Translator, kind_label
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path
 from pipelines.portal.svg import MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
-from pipelines.registry import Deployment, Registry, data_class_label, dtpr_card, render_retention_text
+from pipelines.registry import Deployment, Registry
 from pipelines.registry.taxonomy import load_taxonomy
 
 TEMPLATE_DIR = PACKAGE_DIR / "templates" / "portal"

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import segno
 from markupsafe import escape
 
+from pipelines.portal.dtpr_card import data_class_label, render_retention_text
 from pipelines.portal.i18n import Translator
-from pipelines.registry import Deployment, data_class_label, render_retention_text
+from pipelines.registry import Deployment
 from pipelines.registry.taxonomy import load_taxonomy
 
 QUIET_ZONE = 4

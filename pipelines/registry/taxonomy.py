@@ -71,7 +71,7 @@ class Element:
         """Localised name; unknown languages fall back to English.
 
         ``retention__data_retained`` keeps DTPR's ``{{duration}}`` placeholder: use
-        ``pipelines.registry.render_retention_text`` for retention, which fills it from the
+        ``pipelines.portal.dtpr_card.render_retention_text`` for retention, which fills it from the
         machine-readable policy.
         """
         return _localised(self.names, lang)

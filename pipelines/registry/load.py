@@ -1,0 +1,289 @@
+"""Reading a registry: deployment YAML within bounds, checked (``checks``), built into typed records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from pipelines.errors import SensorlogError
+from pipelines.registry.checks import Problem, RegistryError, check_deployment
+from pipelines.registry.model import DEFAULT_TIMEZONE, AccessGrant, Deployment, PolicyVersion, Registry
+from pipelines.registry.retention import DEFAULT_TRIGGER, RetentionRule
+
+REGISTRY_SUFFIXES = (".yaml", ".yml")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading YAML
+
+
+# Bounds on one deployment file, checked before anything is built from it. A real file is a few
+# kilobytes and a few hundred YAML nodes; aliases may share a node but not multiply a document past
+# MAX_YAML_NODES (a "billion laughs" anchor expands to 10^9), and nesting stops at MAX_YAML_DEPTH.
+MAX_REGISTRY_FILE_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+class YamlBoundsError(SensorlogError, yaml.YAMLError):
+    """A deployment file beyond the bounds above (refused before it is constructed)."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_bounds(root: yaml.Node) -> None:
+    """Refuse a composed document whose aliases are recursive, expand past ``MAX_YAML_NODES`` nodes,
+    or nest deeper than ``MAX_YAML_DEPTH``; shared nodes are counted once per reference, in one pass
+    over the distinct nodes (never by expanding)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 1)]
+    while stack:
+        node, done, depth = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = min(MAX_YAML_NODES + 1, 1 + sum(sizes[id(child)] for child in _children(node)))
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise YamlBoundsError(f"an alias that refers to itself (line {node.start_mark.line + 1})")
+        if depth > MAX_YAML_DEPTH:
+            raise YamlBoundsError(f"nesting deeper than {MAX_YAML_DEPTH} levels (line {node.start_mark.line + 1})")
+        open_nodes.add(key)
+        stack.append((node, True, depth))
+        stack.extend((child, False, depth + 1) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] > MAX_YAML_NODES:
+        raise YamlBoundsError(
+            f"aliases that expand the document past {MAX_YAML_NODES:,} nodes (an alias bomb?); refused unexpanded"
+        )
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as text (the schema checks them), refuses duplicate keys, and
+    checks a document's bounds (``_check_bounds``) before constructing anything from it."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_bounds(node)
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key_node.value in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"found duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+# A copy, so PyYAML's own SafeLoader keeps parsing timestamps for everyone else.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, name: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return Problem(name, "(yaml)", f"valid YAML ({exc.problem})")
+    detail = f"{exc.problem}, column {mark.column + 1}"
+    # The parser notices a missing ']' or quote lines later; the line where it opened is the useful hint.
+    if exc.context and exc.context_mark and exc.context_mark.line != mark.line:
+        detail += f"; {exc.context} started on line {exc.context_mark.line + 1}"
+    return Problem(name, f"line {mark.line + 1}", f"valid YAML ({detail})")
+
+
+def _read_yaml(path: Path, name: str) -> tuple[Any, list[Problem]]:
+    try:
+        if path.stat().st_size > MAX_REGISTRY_FILE_BYTES:
+            return None, [Problem(name, "(file)", f"a deployment file of at most {MAX_REGISTRY_FILE_BYTES:,} bytes")]
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(name, "(file)", f"a readable UTF-8 text file ({exc})")]
+    try:
+        return yaml.load(text, Loader=_Loader), []
+    except yaml.MarkedYAMLError as exc:
+        return None, [_yaml_problem(exc, name)]
+    except YamlBoundsError as exc:
+        return None, [Problem(name, "(yaml)", f"YAML within bounds, not {exc}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(name, "(yaml)", f"valid YAML ({exc})")]
+    except RecursionError:  # the composer recurses before any bound can be checked
+        return None, [Problem(name, "(yaml)", f"YAML within bounds, not nesting deeper than {MAX_YAML_DEPTH} levels")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building typed records from a checked document
+
+
+def _rules(items: list[dict[str, Any]]) -> tuple[RetentionRule, ...]:
+    return tuple(RetentionRule(r["data_class"], r["period"], r.get("trigger", DEFAULT_TRIGGER)) for r in items)
+
+
+def _grants(items: list[dict[str, Any]]) -> tuple[AccessGrant, ...]:
+    return tuple(AccessGrant(g["organisation"], tuple(g["roles"]), g["purpose"]) for g in items)
+
+
+def _policy_versions(doc: Mapping[str, Any]) -> tuple[PolicyVersion, ...]:
+    history = [
+        PolicyVersion(
+            h["version"],
+            date.fromisoformat(h["effective_from"]),
+            _rules(h["retention"]),
+            _grants(h["access"]),
+            h.get("note", ""),
+        )
+        for h in doc.get("policy_history", [])
+    ]
+    current = PolicyVersion(
+        doc["policy_version"],
+        date.fromisoformat(doc["policy_effective_from"]),
+        _rules(doc["retention"]),
+        _grants(doc["access"]["grants"]),
+        doc.get("policy_note", ""),
+    )
+    return tuple(sorted([*history, current], key=lambda p: p.effective_from))
+
+
+def _centre(location: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    if "lat" in location:
+        return float(location["lat"]), float(location["lon"])
+    box = location.get("bbox")
+    if box:
+        return (box[1] + box[3]) / 2, (box[0] + box[2]) / 2
+    return None, None
+
+
+def _bbox(location: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    box = location.get("bbox")
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3])) if box else None
+
+
+def from_checked(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
+    """The typed record of a document ``check_deployment`` found no problem in (e.g. one read back
+    from the log); ``source_file`` labels it, ``timezone`` is the zone its dates are in."""
+    return _build(doc, source_file, timezone)
+
+
+def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
+    location, lifecycle, accountable = doc["location"], doc["lifecycle"], doc["accountable"]
+    lat, lon = _centre(location)
+    decommissioned = lifecycle.get("decommissioned")
+    return Deployment(
+        id=doc["id"],
+        name=doc["name"],
+        kind=doc["kind"],
+        vendor=doc["vendor"],
+        description=doc.get("description"),
+        accountable_organisation=accountable["organisation"],
+        accountable_role=accountable.get("role"),
+        partners=tuple(accountable.get("partners", ())),
+        accountable_elements=tuple(accountable["dtpr"]),
+        purposes=tuple(doc["purposes"]),
+        technologies=tuple(doc["technologies"]),
+        data_types=tuple(doc["data_types"]),
+        processing=tuple(doc.get("processing", ())),
+        access_elements=tuple(doc["access"]["dtpr"]),
+        storage_elements=tuple(doc["storage"]["dtpr"]),
+        storage_location=doc["storage"]["location"],
+        data_classes=tuple(c["slug"] for c in doc["data_classes"]),
+        data_class_elements=MappingProxyType({c["slug"]: c["dtpr"] for c in doc["data_classes"]}),
+        data_class_descriptions=MappingProxyType(
+            {c["slug"]: c["description"] for c in doc["data_classes"] if "description" in c}
+        ),
+        commissioned=date.fromisoformat(lifecycle["commissioned"]),
+        decommissioned=date.fromisoformat(decommissioned) if decommissioned else None,
+        lat=lat,
+        lon=lon,
+        area=location.get("area"),
+        bbox=_bbox(location),
+        mobility=location["mobility"],
+        address=location.get("address"),
+        legal_basis=doc["legal_basis"],
+        policy_links=tuple(doc["policy_links"]),
+        feedback=MappingProxyType(dict(doc["feedback"])),
+        policy_versions=_policy_versions(doc),
+        provenance=MappingProxyType(dict(doc["provenance"])) if "provenance" in doc else None,
+        timezone=timezone,
+        raw=MappingProxyType(doc),
+        source_file=source_file,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading a registry
+
+
+def _registry_files(root: Path) -> tuple[list[Path], list[Problem]]:
+    if root.is_file():
+        return [root], []
+    if not root.is_dir():
+        return [], [Problem(str(root), "(registry)", "a folder of deployment YAML files (it does not exist)")]
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix in REGISTRY_SUFFIXES)
+    if not files:
+        return [], [Problem(str(root), "(registry)", "at least one deployment file (<id>.yaml)")]
+    return files, []
+
+
+def _load_file(path: Path, timezone: str) -> tuple[Deployment | None, list[Problem]]:
+    name = str(path)
+    doc, problems = _read_yaml(path, name)
+    if problems:
+        return None, problems
+    problems = check_deployment(doc, name, path.stem)
+    return (None, problems) if problems else (_build(doc, name, timezone), [])
+
+
+def _load(path: str | Path, timezone: str) -> tuple[dict[str, Deployment], list[Problem]]:
+    ZoneInfo(timezone)  # an unknown zone is a configuration error, not a registry problem
+    files, problems = _registry_files(Path(path))
+    deployments: dict[str, Deployment] = {}
+    for file in files:
+        deployment, file_problems = _load_file(file, timezone)
+        problems += file_problems
+        if deployment is None:
+            continue
+        if deployment.id in deployments:
+            other = deployments[deployment.id].source_file
+            problems.append(
+                Problem(str(file), "id", f"an id used by one file only ({deployment.id!r} is also {other})")
+            )
+            continue
+        deployments[deployment.id] = deployment
+    return deployments, problems
+
+
+def validate_registry(path: str | Path) -> list[Problem]:
+    """Every problem in the registry folder (or single file) at ``path``; empty when it is valid."""
+    return _load(path, DEFAULT_TIMEZONE)[1]
+
+
+def load_registry(path: str | Path, *, timezone: str = DEFAULT_TIMEZONE) -> Registry:
+    """Load and check a registry folder (or a single deployment file); RegistryError lists all problems.
+
+    ``timezone`` is the zone the registry's calendar dates are in (``Settings.timezone``).
+    """
+    deployments, problems = _load(path, timezone)
+    if problems:
+        raise RegistryError(problems)
+    return Registry(deployments)

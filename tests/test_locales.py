@@ -1,0 +1,77 @@
+"""The portal's message catalogs (pipelines/portal/locales/<lang>.json): complete, consistent, stably formatted."""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipelines.portal.i18n import LOCALE_DIR, SOURCE_LANG, Translator, catalog_langs, catalog_path, load_catalog
+from pipelines.registry.taxonomy import SUPPORTED_LANGS
+
+pytestmark = pytest.mark.unit
+
+SECTIONS = ("strings", "kinds")
+TRANSLATED = ("es", "fr", "pt")
+
+
+def _doc(path: Path) -> dict[str, dict[str, str]]:
+    return json.loads(path.read_bytes().decode("utf-8"))
+
+
+def _placeholders(template: str) -> Counter[tuple[str, str, str | None]]:
+    """The ``str.format`` fields of a template: (name, format spec, conversion), with repeats."""
+    return Counter(
+        (name, spec or "", conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+        if name is not None
+    )
+
+
+def test_the_catalogs_are_the_portals_languages() -> None:
+    langs = catalog_langs()
+    assert SOURCE_LANG in langs and set(TRANSLATED) <= set(langs)
+    assert set(langs) <= set(SUPPORTED_LANGS)
+    assert sorted(p.name for p in LOCALE_DIR.iterdir()) == [f"{lang}.json" for lang in langs]
+
+
+@pytest.mark.parametrize("lang", catalog_langs())
+def test_a_catalog_has_exactly_the_english_keys(lang: str) -> None:
+    english, doc = _doc(catalog_path(SOURCE_LANG)), _doc(catalog_path(lang))
+    assert tuple(doc) == SECTIONS
+    for section in SECTIONS:
+        assert sorted(doc[section]) == sorted(english[section]), section
+        for key, text in doc[section].items():
+            assert isinstance(text, str) and text.strip(), f"{section}.{key} is empty"
+
+
+@pytest.mark.parametrize("lang", catalog_langs())
+def test_a_translation_has_the_english_placeholders(lang: str) -> None:
+    english, doc = _doc(catalog_path(SOURCE_LANG))["strings"], _doc(catalog_path(lang))["strings"]
+    for key, text in doc.items():
+        assert _placeholders(text) == _placeholders(english[key]), key
+        # Formatting with the English names works, so no translation can raise KeyError on a page.
+        names = {name: "x" for name, _, _ in _placeholders(english[key])}
+        if names:
+            assert "x" in Translator(lang).text(key, **names)
+    kinds = _doc(catalog_path(lang))["kinds"]
+    assert all(not _placeholders(text) for text in kinds.values())
+
+
+@pytest.mark.parametrize("lang", catalog_langs())
+def test_a_catalog_file_is_in_its_stable_format(lang: str) -> None:
+    # One form per catalog (UTF-8 characters as written, two-space indent, final newline), so an edit
+    # shows in a diff as the lines it changed.
+    raw = catalog_path(lang).read_bytes()
+    assert raw.decode("utf-8") == json.dumps(_doc(catalog_path(lang)), ensure_ascii=False, indent=2) + "\n"
+
+
+def test_the_translator_reads_the_catalog_files() -> None:
+    spanish = _doc(catalog_path("es"))["strings"]
+    assert Translator("es").text("site_title") == spanish["site_title"]
+    assert load_catalog("es") is load_catalog("es")  # read once
+    # A language without a catalog (Khmer) gets English, marked as such.
+    assert Translator("km").text("site_title") == _doc(catalog_path(SOURCE_LANG))["strings"]["site_title"]
+    assert Translator("km").is_fallback("site_title") and not Translator("es").is_fallback("site_title")

@@ -21,8 +21,9 @@ from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.ingest import plausibility
-from pipelines.ingest.parsing import SUFFIXES
+from pipelines.ingest.feeds import discovered_suffixes
 from pipelines.ingest.stage import stage_file
+from pipelines.records import BatchTotals, Manifest
 from pipelines.registry import RegistryError, load_registry
 
 DEFAULT_GROUP_FILES = 12
@@ -58,7 +59,7 @@ def _fingerprint(info: storage.FileInfo) -> dict:
 def landing(settings: Settings) -> storage.Listing:
     """What the landing zone holds, bounded by its root (``storage.list_landing``): the files to
     consider and what was set aside (symlinks, keys outside the prefix…) with the reason."""
-    return storage.list_landing(settings.landing, SUFFIXES)
+    return storage.list_landing(settings.landing, discovered_suffixes())
 
 
 def discover(settings: Settings) -> list[str]:
@@ -165,11 +166,11 @@ def commit_batches(
     """Publish staged batches in order; returns totals over them (small enough for XCom). A batch
     that fails unexpectedly is reported under ``"failed"`` and the batches after it still publish."""
     failures = [] if failures is None else failures
-    totals: dict = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0,
-                    "file_errors": 0, "failed": failures}
+    events = BatchTotals()
+    declared: int | None = None  # reported only when the declarations were committed
     publish.recover(settings)  # a crash may have left a committed batch's files to move, even with nothing new
     try:  # what the events are judged against goes into the log before them
-        totals["declarations"] = sum(m["published"] for m in publish.commit_declarations(settings))
+        declared = sum(m["published"] for m in publish.commit_declarations(settings))
     except RegistryError:
         raise
     except Exception as exc:
@@ -182,23 +183,24 @@ def commit_batches(
             continue
         done.add(batch_id)
         try:
-            manifest = publish.commit_batch(settings, batch_id)
+            manifest = Manifest.from_dict(publish.commit_batch(settings, batch_id), f"batch {batch_id}")
         except Exception as exc:
             _failure(failures, "batch", batch_id, exc)
             if progress:
                 progress(batch_id)
             continue
-        totals["batches"] += 1
-        for key in ("rows_in", "published", "quarantined", "duplicates"):
-            totals[key] += manifest[key]
-        totals["file_errors"] += 1 if manifest.get("file_error") else 0
-        source = layout.absolute(settings.landing, manifest["source_file"])
+        events = events.plus(manifest)
+        source = layout.absolute(settings.landing, manifest.source_file)
         info = storage.file_info(source)
         if info is not None:
             remembered[source] = {**_fingerprint(info), "batch_id": batch_id}
         if progress:
             progress(batch_id)
     _remember(settings, remembered)
+    # The keys in the order a run always reported them (the CLI prints this dict as JSON, unsorted).
+    totals: dict = {**events.to_dict(), "failed": failures}
+    if declared is not None:
+        totals["declarations"] = declared
     return totals
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipelines import storage
+from pipelines import layout, storage
 from pipelines.config import Settings
+from pipelines.records import BatchTotals, Manifest
 from pipelines.registry import load_registry
-from pipelines.schemas import DECLARATIONS_KIND, QUARANTINE_SCHEMA, event_table
+from pipelines.schemas import DECLARATIONS_KIND, EVENT_TABLES, QUARANTINE_SCHEMA, event_table
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def table_dataset(settings: Settings, table: str) -> ds.Dataset | None:
 
     Only files a manifest lists are trusted by ``verify``; readers here see the committed partitions
     because every file is renamed (or PUT) into place before its manifest is written."""
-    root = storage.join(settings.published, f"event_type={table}")
+    root = layout.table_root(settings, table)
     files = storage.list_files(root, (".parquet",))
     if not files:
         return None
@@ -62,7 +62,7 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     # duckdb.connect takes a dict of any config value type (dict is invariant, so a dict[str, str] is not one).
     options: dict[str, str | bool | int | float | list[str]] = {**duckdb_config(settings)}
     con = duckdb.connect(config=options)
-    for table in ("collection", "deletion", "access", "lifecycle"):
+    for table in EVENT_TABLES:
         dataset = table_dataset(settings, table)
         if dataset is None:
             con.register(f"{table}_data", event_table(table).published_schema.empty_table())
@@ -129,17 +129,15 @@ def manifest_totals(settings: Settings) -> dict:
     """Conservation over every committed event batch, from the manifests (the commit points); the
     declaration batches (``pipelines.registry.declarations``) are counted apart, and ``leaves`` is every leaf
     the manifests account for (rows and manifests of both kinds: the signed tree's size)."""
-    totals = {"batches": 0, "rows_in": 0, "published": 0, "quarantined": 0, "duplicates": 0, "file_errors": 0,
-              "declarations": 0, "declaration_batches": 0, "leaves": 0}
+    events = BatchTotals()
+    declarations = declaration_batches = leaves = 0
     for uri in storage.list_files(settings.manifests, (".json",)):
-        manifest = json.loads(storage.read_bytes(uri))
-        totals["leaves"] += manifest["published"] + 1
-        if manifest.get("kind") == DECLARATIONS_KIND:
-            totals["declaration_batches"] += 1
-            totals["declarations"] += manifest["published"]
+        manifest = Manifest.from_json(storage.read_bytes(uri), uri)
+        leaves += manifest.published + 1
+        if manifest.kind == DECLARATIONS_KIND:
+            declaration_batches += 1
+            declarations += manifest.published
             continue
-        totals["batches"] += 1
-        for key in ("rows_in", "published", "quarantined", "duplicates"):
-            totals[key] += manifest[key]
-        totals["file_errors"] += 1 if manifest.get("file_error") else 0
-    return totals
+        events = events.plus(manifest)
+    return {**events.to_dict(), "declarations": declarations, "declaration_batches": declaration_batches,
+            "leaves": leaves}

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from pipelines import cli, flow, layout, publish, storage
 from pipelines.config import Settings
 from pipelines.ingest.stage import staged_files
+from pipelines.records import Manifest
 
 pytestmark = pytest.mark.integration
 
@@ -145,10 +146,10 @@ def test_a_conservation_failure_shows_no_row_to_a_glob_and_the_retry_publishes_o
     seen_at_refusal = []
     real_check = publish._check_conservation
 
-    def refuse(manifest: dict) -> None:
+    def refuse(manifest: Manifest) -> None:
         # At the moment of the decision every output of the batch is written: none may be visible.
         seen_at_refusal.append(visible(s))
-        raise publish.ConservationError(f"batch {manifest['batch_id']}: refused by the test")
+        raise publish.ConservationError(f"batch {manifest.batch_id}: refused by the test")
 
     monkeypatch.setattr(publish, "_check_conservation", refuse)
     totals = flow.commit_batches(s, [batch])  # recorded and reported, never a reason to stop later batches

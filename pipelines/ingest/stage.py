@@ -25,17 +25,12 @@ import pyarrow.parquet as pq
 from pipelines import layout, storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
-from pipelines.ingest.parsing import (
-    DEFAULT_CHUNK_ROWS,
-    SUFFIXES,
-    ParsedChunk,
-    UnparseableFile,
-    parse_file,
-    parsed_schema,
-)
+from pipelines.ingest.feeds import discovered_suffixes, parse_file
+from pipelines.ingest.parsing import DEFAULT_CHUNK_ROWS, ParsedChunk, UnparseableFile, parsed_schema
 from pipelines.ingest.validate import validate_chunk
 from pipelines.log import rowhash
-from pipelines.schemas import QUARANTINE_SCHEMA, event_table
+from pipelines.records import QuarantineRow
+from pipelines.schemas import EVENT_TABLES, QUARANTINE_SCHEMA, event_table
 
 STAGE_COLUMNS = ("_ord", "_line", "_raw")
 
@@ -129,9 +124,9 @@ def _partitions(times: pa.ChunkedArray) -> list[tuple[str, pa.Array]]:
     return [(name, pa.array(days == day)) for name, day in zip(names, unique[order], strict=True)]
 
 
-def _quarantine_table(rows: Iterable[dict], batch_id: str, source_uri: str) -> pa.Table:
-    rows = [{"batch_id": batch_id, "source_file": source_uri, **r} for r in rows]
-    return pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+def quarantine_table(rows: Iterable[QuarantineRow]) -> pa.Table:
+    """Quarantine rows as a table of the quarantine file (staging's rejects, the publisher's conflicts)."""
+    return pa.Table.from_pylist([r.to_dict() for r in rows], schema=QUARANTINE_SCHEMA)
 
 
 def stage_file(
@@ -179,7 +174,8 @@ def stage_file(
                     if valid.num_rows:
                         writers.write(name, _staged(name, valid, batch_id))
                 if rejected:
-                    quarantine.write_table(_quarantine_table(rejected, batch_id, uri))
+                    # The parser and validation give each rejected row as a dict of its own members.
+                    quarantine.write_table(quarantine_table(QuarantineRow.of(batch_id, uri, r) for r in rejected))
                 chunk = table = valid = None
                 # Hand freed Arrow memory back to the OS between chunks (the allocator keeps it
                 # otherwise), so a long file does not hold the high-water mark of every chunk.
@@ -197,16 +193,18 @@ def stage_file(
             # apart: the file is quarantined whole, its bytes kept, and it counts no rows.
             quarantine.close()
             quarantine = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
-            row = {
-                "line": err.line,
-                "event_type": None,
-                "source": None,
-                "event_id": None,
-                "deployment_id": None,
-                "reasons": [f"file: {err.message}"],
-                "raw": None,
-            }
-            quarantine.write_table(_quarantine_table([row], batch_id, uri))
+            row = QuarantineRow(
+                batch_id=batch_id,
+                source_file=uri,
+                line=err.line,
+                event_type=None,
+                source=None,
+                event_id=None,
+                deployment_id=None,
+                reasons=(f"file: {err.message}",),
+                raw=None,
+            )
+            quarantine.write_table(quarantine_table([row]))
             _keep_original(uri, settings, batch_id)
     finally:
         writers.close()
@@ -266,7 +264,7 @@ def find_landed(settings: Settings, batch_id: str, hints: Iterable[str | None] =
     """A landed file whose bytes are batch ``batch_id``: one of ``hints`` (where it was staged from),
     else the first file under the landing root that hashes to it. A recovery path only: it may hash
     the whole landing zone."""
-    listed = (info.uri for info in storage.list_landing(settings.landing, SUFFIXES).files)
+    listed = (info.uri for info in storage.list_landing(settings.landing, discovered_suffixes()).files)
     for uri in dict.fromkeys([*(h for h in hints if h), *listed]):
         if storage.exists(uri) and batch_id_of(uri)[0] == batch_id:
             return uri
@@ -301,7 +299,7 @@ def staged_files(settings: Settings, batch_id: str) -> list[tuple[str, str, Path
     for path in sorted(folder.glob("*__*.parquet")):
         table, date = path.stem.split("__")
         out.append((table, date, path))
-    order = {"collection": 0, "deletion": 1, "access": 2, "lifecycle": 3}
+    order = {name: i for i, name in enumerate(EVENT_TABLES)}
     return sorted(out, key=lambda t: (order[t[0]], t[1]))
 
 

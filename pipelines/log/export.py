@@ -34,6 +34,7 @@ from pipelines import storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.log import writer
+from pipelines.records import Manifest, Output
 from pipelines.site import Site
 from pipelines.tlog import bundles, leaf, merkle
 from pipelines.tlog.checkpoint import open_checkpoint
@@ -63,7 +64,7 @@ class BatchEntry:
     """A manifest as the log holds it: its leaf range and its outputs (files of rows)."""
 
     name: str
-    manifest: dict
+    manifest: Manifest
     first: int
     manifest_leaf: int
 
@@ -100,10 +101,10 @@ def load_batches(manifests: str, size: int) -> list[BatchEntry]:
     """The manifests whose leaves lie in ``[0, size)``, in leaf order."""
     out = []
     for uri in storage.list_files(manifests, (".json",)):
-        manifest = json.loads(storage.read_bytes(uri))
-        leaves = manifest["leaves"]
-        if int(leaves["manifest_leaf"]) < size:
-            out.append(BatchEntry(uri.rsplit("/", 1)[-1], manifest, int(leaves["first"]), int(leaves["manifest_leaf"])))
+        manifest = Manifest.from_json(storage.read_bytes(uri), uri)
+        leaves = manifest.leaves
+        if leaves.manifest_leaf < size:
+            out.append(BatchEntry(uri.rsplit("/", 1)[-1], manifest, leaves.first, leaves.manifest_leaf))
     out.sort(key=lambda b: b.first)
     return out
 
@@ -111,26 +112,26 @@ def load_batches(manifests: str, size: int) -> list[BatchEntry]:
 def batch_entries(read: Callable[[str], bytes], batch: BatchEntry) -> Iterator[tuple[int, list[bytes], str]]:
     """``(first leaf, leaf bytes, what)`` of a batch's rows, then its manifest leaf. Consecutive files
     of one table are encoded together: the encoder's fixed cost per call dominates small partitions."""
-    group: list[tuple[dict, pa.Table]] = []
+    group: list[tuple[Output, pa.Table]] = []
 
     def encode() -> Iterator[tuple[int, list[bytes], str]]:
         tables = [t for _, t in group]
         combined = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-        encoded = leaf.table_leaf_bytes(group[0][0]["table"], combined)
+        encoded = leaf.table_leaf_bytes(group[0][0].table, combined)
         at = 0
         for out, t in group:
-            yield int(out["first_leaf"]), encoded[at:at + t.num_rows], out["path"]
+            yield out.first_leaf, encoded[at:at + t.num_rows], out.path
             at += t.num_rows
         group.clear()
 
-    for out in batch.manifest["outputs"]:
-        table = pq.ParquetFile(pa.BufferReader(read(out["path"]))).read()
-        if group and (group[0][0]["table"] != out["table"] or not group[0][1].schema.equals(table.schema)):
+    for out in batch.manifest.outputs:
+        table = pq.ParquetFile(pa.BufferReader(read(out.path))).read()
+        if group and (group[0][0].table != out.table or not group[0][1].schema.equals(table.schema)):
             yield from encode()
         group.append((out, table))
     if group:
         yield from encode()
-    yield batch.manifest_leaf, [leaf.manifest_leaf_bytes(batch.manifest)], f"manifests/{batch.name}"
+    yield batch.manifest_leaf, [leaf.manifest_leaf_bytes(batch.manifest.to_dict())], f"manifests/{batch.name}"
 
 
 def export_log(settings: Settings, site: Site, *, data: str | None = DATA_DIR, log: str = LOG_DIR) -> ExportResult:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,6 +49,7 @@ from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.locks import exclusive, fsync_path
 from pipelines.log.batch_index import BatchIndexError, BatchRecord, parse_strict
+from pipelines.records import Manifest
 from pipelines.tlog import leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof_format
 from pipelines.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -82,8 +83,9 @@ def row_leaf_hashes(table_name: str, table: pa.Table) -> list[bytes]:
     return leaf.table_leaf_hashes(table_name, table)
 
 
-def manifest_leaf_hash(manifest: dict) -> bytes:
-    return leaf.manifest_leaf_hash(manifest)
+def manifest_leaf_hash(manifest: Manifest | Mapping[str, object]) -> bytes:
+    """The leaf hash of a manifest: of its JSON-shaped value, so a ``Manifest`` hashes as its file does."""
+    return leaf.manifest_leaf_hash(manifest.to_dict() if isinstance(manifest, Manifest) else manifest)
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from jsonschema.exceptions import ValidationError
 
 from pipelines.config import resource_dir
 from pipelines.errors import USAGE, SensorlogError
-from pipelines.ingest import privacy
 from pipelines.registry.retention import (
     DURATION_EXPECTED,
     INDEFINITE,
@@ -360,6 +359,10 @@ def _check_bbox(doc: Mapping[str, Any], report: Report) -> None:
 
 
 def _check_privacy(doc: Mapping[str, Any], report: Report) -> None:
+    # Imported here, not at the top: privacy brings pyarrow and phonenumbers, which everything that imports
+    # the registry package (the CLI's --help, the taxonomy) would otherwise pay for.
+    from pipelines.ingest import privacy
+
     # Metadata only: the registry is published whole, so its text fields carry no personal data.
     for where, kind in privacy.document_problems(doc, deployment_schema()):
         report(where, f"text without personal data (found {privacy.KIND_WORDS[kind]}: {privacy.reason(where, kind)})")

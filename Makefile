@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tests run in three pytest-xdist workers, a whole module per worker (module fixtures build their data once).
+# Most tests wait on processes, servers and disks, so three beat two on this 2-core machine; PYTEST_PARALLEL=
+# (empty) runs them in one process.
+PYTEST_PARALLEL ?= -n 3 --dist loadfile
 
 .PHONY: demo test test-fast lint bench clean venv
 
@@ -22,13 +26,13 @@ test: $(STAMP)
 	bash scripts/system-packages.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q --durations=40
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_PARALLEL) --durations=40
 
 # The unit and integration tiers only: no Airflow, browser, Docker, killed processes or wheel build.
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "unit or integration" --durations=20
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m "unit or integration" --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -143,6 +143,8 @@ def sensorlog(args: argparse.Namespace) -> dict:
     from pipelines import flow, publish
     from pipelines.ingest import stage
     from pipelines.log import rowhash, writer
+    from pipelines.publish import dedupe
+    from pipelines.publish import writer as publish_writer
 
     timers = _Timers()
     # Stage = ingest (parse) + validate (GX + registry/clock) + row hashes + the rest (hash of the landed file,
@@ -150,11 +152,11 @@ def sensorlog(args: argparse.Namespace) -> dict:
     timers.wrap(stage, "batch_id_of", "stage.hash_landed_file")
     timers.wrap_generator(stage, "parse_file", "stage.ingest")
     timers.wrap(stage, "validate_chunk", "stage.validate")
-    timers.wrap(publish, "_classify", "publish.dedupe")
+    timers.wrap(dedupe, "classify", "publish.dedupe")
     # Content and leaf hashes of each row are computed while staging (pipelines.log.rowhash).
     timers.wrap(rowhash, "content_hashes", "stage.row_hashes")
     timers.wrap(rowhash, "published_leaf_hashes", "stage.row_hashes")
-    timers.wrap(publish, "_write_parquet", "publish.parquet")
+    timers.wrap(publish_writer, "write_parquet", "publish.parquet")
     timers.wrap(writer.Log, "append", "publish.ledger_append", keep_calls=True)
     timers.wrap(publish, "commit_batch", "publish.batch", keep_calls=True)
 

@@ -70,7 +70,7 @@ def deployment(
         {"data_class": c, "period": p, **({"trigger": triggers[c]} if triggers and c in triggers else {})}
         for c, p in retention.items()
     ]
-    doc["access"]["grants"] = grants or [GRANT]
+    doc["access"]["grants"] = copy.deepcopy(grants or [GRANT])  # a test may edit its document: never the shared GRANT
     doc["lifecycle"] = {"commissioned": commissioned, "decommissioned": decommissioned}
     doc["policy_version"] = version
     doc["policy_effective_from"] = effective_from or commissioned

@@ -12,7 +12,7 @@ from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import synthetic
 from pipelines.registry import load_registry
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.system  # the three-month demo city through the whole pipeline: minutes to build
 
 # Three months are enough for every injection (the last, a deletion 11 days late, lands in late
 # September; the decommissioned camera's extra collection ends 20 September) and keep the run short.

@@ -158,7 +158,7 @@ def sensorlog(args: argparse.Namespace) -> dict:
     timers.wrap(rowhash, "published_leaf_hashes", "stage.row_hashes")
     timers.wrap(publish_writer, "write_parquet", "publish.parquet")
     timers.wrap(writer.Log, "append", "publish.ledger_append", keep_calls=True)
-    timers.wrap(publish, "commit_batch", "publish.batch", keep_calls=True)
+    timers.wrap(publish, "publish_batch", "publish.batch", keep_calls=True)
 
     settings = settings_for(args.home, args.landing)
     t0 = time.perf_counter()

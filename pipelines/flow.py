@@ -23,7 +23,7 @@ from pipelines.errors import SensorlogError
 from pipelines.ingest import plausibility
 from pipelines.ingest.feeds import discovered_suffixes
 from pipelines.ingest.stage import stage_file
-from pipelines.records import BatchTotals, Manifest
+from pipelines.records import BatchTotals
 from pipelines.registry import RegistryError, load_registry
 
 DEFAULT_GROUP_FILES = 12
@@ -183,7 +183,7 @@ def commit_batches(
             continue
         done.add(batch_id)
         try:
-            manifest = Manifest.from_dict(publish.commit_batch(settings, batch_id), f"batch {batch_id}")
+            manifest = publish.publish_batch(settings, batch_id)
         except Exception as exc:
             _failure(failures, "batch", batch_id, exc)
             if progress:

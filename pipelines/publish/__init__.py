@@ -73,8 +73,12 @@ def writer_lock(settings: Settings):
 
 
 def commit_batch(settings: Settings, batch_id: str, source_uri: str | None = None) -> dict:
-    """Publish a staged batch. Returns its manifest, JSON-shaped (``Manifest.to_dict``: what callers and
-    a DAG's XCom always got). Re-running a committed batch is a no-op.
+    """``publish_batch``, its manifest JSON-shaped (``Manifest.to_dict``: what callers always got)."""
+    return publish_batch(settings, batch_id, source_uri).to_dict()
+
+
+def publish_batch(settings: Settings, batch_id: str, source_uri: str | None = None) -> Manifest:
+    """Publish a staged batch and return its manifest. Re-running a committed batch is a no-op.
 
     A staged batch that is not what staging wrote is staged again, under the lock, from the landed
     file: ``source_uri``, else the file it was staged from, else the landed file with its bytes."""
@@ -97,7 +101,7 @@ def commit_batch(settings: Settings, batch_id: str, source_uri: str | None = Non
                 manifest = _publish(settings, batch_id, stage)
         shutil.rmtree(layout.staging_dir(settings, batch_id), ignore_errors=True)
     pa.default_memory_pool().release_unused()  # see stage_file: keep a long run's RSS flat
-    return manifest.to_dict()
+    return manifest
 
 
 def _restage(settings: Settings, batch_id: str, source_uri: str | None, reason: str) -> StageResult:

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.ingest.feeds import discovered_suffixes, parse_file
 from pipelines.ingest.parsing import DEFAULT_CHUNK_ROWS, ParsedChunk, UnparseableFile, parsed_schema
-from pipelines.ingest.validate import validate_chunk
+from pipelines.ingest.validate import ValidationOutcome, validate_chunk
 from pipelines.log import rowhash
 from pipelines.records import QuarantineRow
 from pipelines.schemas import EVENT_TABLES, QUARANTINE_SCHEMA, event_table
@@ -129,6 +129,106 @@ def quarantine_table(rows: Iterable[QuarantineRow]) -> pa.Table:
     return pa.Table.from_pylist([r.to_dict() for r in rows], schema=QUARANTINE_SCHEMA)
 
 
+# GX costs about 0.35 s of CPU per validate call whatever its size (plus about 2 s a million rows), so
+# the rows of several parse chunks of a file are validated together: one call per table per file, or
+# per at most this many parsed rows. Past a couple of million rows that fixed cost is a tenth of the
+# call, while the pandas frame GX needs (about 150 B a row, plus its masks) only grows.
+GX_BATCH_ROWS = 2_000_000
+# The parsed chunks wait for their validation with every column, ``_raw`` too (about 700 B a row of
+# the benchmark's NDJSON), so what they hold is bounded as well: with the next chunk being parsed and
+# GX's frame on top, staging a 280 MB file of 555,000 events peaked at 1.35 GB (1.33 GB chunk by chunk).
+GX_BATCH_BYTES = 512 << 20
+
+
+class _Held:
+    """Parsed chunks of one file waiting to be validated together (``GX_BATCH_ROWS``, ``GX_BATCH_BYTES``)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[ParsedChunk] = []
+        self.rows = self.bytes = 0
+
+    def full_with(self, chunk: ParsedChunk) -> bool:
+        """Whether ``chunk`` would take the held rows or bytes past a bound (a chunk alone never is:
+        chunks are not split, and ``DEFAULT_CHUNK_ROWS`` is far below ``GX_BATCH_ROWS``)."""
+        rows, size = _size(chunk)
+        return bool(self.chunks) and (self.rows + rows > GX_BATCH_ROWS or self.bytes + size > GX_BATCH_BYTES)
+
+    def add(self, chunk: ParsedChunk) -> None:
+        rows, size = _size(chunk)
+        self.chunks.append(chunk)
+        self.rows, self.bytes = self.rows + rows, self.bytes + size
+
+    def take(self) -> list[ParsedChunk]:
+        chunks, self.chunks, self.rows, self.bytes = self.chunks, [], 0, 0
+        return chunks
+
+
+def _size(chunk: ParsedChunk) -> tuple[int, int]:
+    """(rows to validate, bytes held) of a parsed chunk; its parse rejects hold their raw text."""
+    tables = chunk.tables.values()
+    held = sum(t.nbytes for t in tables) + sum(len(r.get("raw") or "") for r in chunk.rejected)
+    return sum(t.num_rows for t in tables), held
+
+
+@dataclass
+class _Output:
+    """Where staging writes a file's rows: its staged partitions and its quarantine."""
+
+    batch_id: str
+    uri: str
+    writers: _Writers
+    quarantine: pq.ParquetWriter
+
+
+def _stage_held(chunks: list[ParsedChunk], known: Iterable[str], now: datetime, output: _Output) -> int:
+    """Validate ``chunks`` (consecutive, of one file) with one ``validate_chunk`` call per table, then
+    write chunk by chunk what validating each chunk alone wrote: its valid rows of each table in turn,
+    then one quarantine write of its parse rejects and each table's rejects. Returns the rejects."""
+    names = dict.fromkeys(name for chunk in chunks for name in chunk.tables)  # in order of appearance
+    verdicts = {name: _validated(name, chunks, known, now) for name in names}
+    count = 0
+    for chunk in chunks:
+        rejected = list(chunk.rejected)
+        for name in chunk.tables:
+            valid, bad = next(verdicts[name])
+            rejected.extend(bad)
+            count += len(bad)
+            if valid.num_rows:
+                output.writers.write(name, _staged(name, valid, output.batch_id))
+        if rejected:
+            # The parser and validation give each rejected row as a dict of its own members.
+            rows = (QuarantineRow.of(output.batch_id, output.uri, r) for r in rejected)
+            output.quarantine.write_table(quarantine_table(rows))
+    return count
+
+
+def _validated(
+    name: str, chunks: list[ParsedChunk], known: Iterable[str], now: datetime
+) -> Iterator[tuple[pa.Table, list[dict]]]:
+    """(valid rows, rejected rows) of table ``name`` in each chunk holding it, in order, from one
+    validation of all of them. Validation runs at once; each chunk's valid rows are filtered as it is
+    asked for, so only one chunk's copy exists at a time."""
+    tables = [chunk.tables[name] for chunk in chunks if name in chunk.tables]
+    together = tables[0] if len(tables) == 1 else pa.concat_tables(tables)  # no copy: the chunks' buffers
+    outcome = validate_chunk(event_table(name), together, known, now)
+    return _per_chunk(tables, outcome)
+
+
+def _per_chunk(tables: list[pa.Table], outcome: ValidationOutcome) -> Iterator[tuple[pa.Table, list[dict]]]:
+    """``outcome`` of the rows of ``tables`` split back by table. Rejects follow the row order, so each
+    table's are the next ones; its valid rows are filtered as validating it alone filters them."""
+    bad = pa.array(outcome.rejected_ords, pa.int64())
+    start = 0
+    for table in tables:
+        if not outcome.rejected:
+            yield table, []
+            continue
+        is_bad = pc.is_in(table.column("_ord"), value_set=bad)
+        count = pc.sum(is_bad).as_py() or 0
+        yield (table.filter(pc.invert(is_bad)) if count else table), outcome.rejected[start : start + count]
+        start += count
+
+
 def stage_file(
     uri: str,
     settings: Settings,
@@ -155,31 +255,24 @@ def stage_file(
     work.mkdir(parents=True)
     writers = _Writers(work)
     quarantine = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
+    output = _Output(batch_id, uri, writers, quarantine)
     try:
         try:
             if size == 0:
                 raise UnparseableFile(uri, 0, "file is empty")
-            chunk: ParsedChunk | None  # None once a chunk is done, so its memory can be freed
+            held = _Held()
+            chunk: ParsedChunk | None  # None once a chunk is held, so the parser's reference is gone
             for chunk in parse_file(uri, chunk_rows):
                 result.rows_in += chunk.rows_in
                 result.rejected_at_parse += len(chunk.rejected)
-                rejected = list(chunk.rejected)
-                for name, table in chunk.tables.items():
-                    outcome = validate_chunk(event_table(name), table, known, now)
-                    rejected.extend(outcome.rejected)
-                    result.rejected_at_validation += len(outcome.rejected)
-                    valid = table
-                    if len(outcome.valid_ords) != table.num_rows:  # valid_ords is a subset of the rows
-                        valid = table.filter(pc.is_in(table.column("_ord"), outcome.valid_ords))
-                    if valid.num_rows:
-                        writers.write(name, _staged(name, valid, batch_id))
-                if rejected:
-                    # The parser and validation give each rejected row as a dict of its own members.
-                    quarantine.write_table(quarantine_table(QuarantineRow.of(batch_id, uri, r) for r in rejected))
-                chunk = table = valid = None
+                if held.full_with(chunk):
+                    result.rejected_at_validation += _stage_held(held.take(), known, now, output)
+                held.add(chunk)
+                chunk = None
                 # Hand freed Arrow memory back to the OS between chunks (the allocator keeps it
                 # otherwise), so a long file does not hold the high-water mark of every chunk.
                 pa.default_memory_pool().release_unused()
+            result.rejected_at_validation += _stage_held(held.take(), known, now, output)
         except UnparseableFile as err:
             result = StageResult(
                 batch_id, uri, size, validated_at=result.validated_at, file_error=str(err),

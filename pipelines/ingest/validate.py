@@ -1,8 +1,9 @@
 """Great Expectations suites from ``expectations/`` → valid rows + rejected rows with reasons.
 
-GX decides: each suite is loaded from its JSON file and run on every chunk, and the row-level
-failures come from GX's own ``unexpected_index_list`` (keyed by the source line), so the suite file
-is what actually rejects a row. Two rules need outside knowledge and are checked here in Arrow:
+GX decides: each suite is loaded from its JSON file and run on each table of parsed rows (staging
+hands it the rows of several parse chunks of a file at once, since every GX call has a fixed cost),
+and the row-level failures come from GX's own ``unexpected_index_list`` (keyed by the source line),
+so the suite file is what actually rejects a row. Two rules need outside knowledge and are checked here in Arrow:
 the deployment must exist in the registry, and no timestamp may lie in the future.
 
 Rows showing a deployment doing something it did not declare (undeclared data class, access by an
@@ -16,7 +17,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -61,6 +62,9 @@ class ValidationOutcome:
     rejected: list[dict]
     gx_success: bool
     gx_statistics: dict
+    # The _ord of each row of ``rejected``, in its order: staging validates several parse chunks in one
+    # call and hands each chunk back its own rejects by these.
+    rejected_ords: list[int] = field(default_factory=list)
 
 
 class _GX:
@@ -147,7 +151,9 @@ def validate_chunk(
     known_deployments: Iterable[str],
     now: datetime | None = None,
 ) -> ValidationOutcome:
-    """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons.
+    """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons. Every
+    check is by row, so the rows of consecutive chunks of a file, concatenated, get each chunk's verdict
+    (``gx_success`` and ``gx_statistics`` then describe them all).
 
     ``known_deployments`` may map each id to its commissioning instant (``flow.deployment_ids``):
     then rows dated before it are quarantined too (``pipelines.ingest.plausibility``)."""
@@ -164,7 +170,7 @@ def validate_chunk(
     bad = pa.array(sorted(failed), pa.int64())
     is_bad = pc.is_in(table.column(ROW_KEY), value_set=bad)
     valid_ords = table.column(ROW_KEY).filter(pc.invert(is_bad)).combine_chunks()
-    rejected = []
+    rejected, rejected_ords = [], []
     for row in (
         table.filter(is_bad)
         .select(["_ord", "_line", "_raw", "source", "event_id", "deployment_id"])
@@ -181,4 +187,5 @@ def validate_chunk(
                 "raw": row["_raw"],
             }
         )
-    return ValidationOutcome(valid_ords, rejected, success and not rejected, stats)
+        rejected_ords.append(row["_ord"])
+    return ValidationOutcome(valid_ords, rejected, success and not rejected, stats, rejected_ords)

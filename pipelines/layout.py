@@ -59,6 +59,11 @@ def index_db(settings: Settings) -> str:
     return join(settings.state, "index.duckdb")
 
 
+def seen_keys_dir(settings: Settings) -> str:
+    """The sorted runs of the index's key hashes (``pipelines.publish.keyruns``), beside the index."""
+    return join(settings.state, "seen-keys")
+
+
 def declaration_plan(settings: Settings) -> str:
     """The declaration rows being logged, saved before their leaves are appended (crash recovery)."""
     return join(settings.state, "declarations.pending.json")

@@ -114,7 +114,7 @@ def test_a_concurrent_writer_cannot_fork_the_tree(settings: Settings) -> None:
 def test_crash_after_the_intent_before_the_tree_commit(settings: Settings, monkeypatch) -> None:
     writer.open_log(settings).append("a", 0, hashes(2, "a"))
 
-    def crash(self, size, root):
+    def crash(self, size, root, **_):
         raise Crash()
 
     with monkeypatch.context() as patch:
@@ -133,7 +133,7 @@ def test_crash_after_the_intent_before_the_tree_commit(settings: Settings, monke
 def test_a_different_batch_supersedes_an_interrupted_one(settings: Settings, monkeypatch) -> None:
     writer.open_log(settings).append("a", 0, hashes(2, "a"))
     with monkeypatch.context() as patch:
-        patch.setattr(tiles.TileStore, "_commit", lambda self, size, root: (_ for _ in ()).throw(Crash()))
+        patch.setattr(tiles.TileStore, "_commit", lambda self, size, root, **_: (_ for _ in ()).throw(Crash()))
         with pytest.raises(Crash):
             writer.open_log(settings).append("lost", 2, hashes(7, "lost"))
     log = writer.open_log(settings)

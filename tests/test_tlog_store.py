@@ -140,7 +140,7 @@ class Crash(Exception):
 
 
 def _crash_on_commit(monkeypatch: pytest.MonkeyPatch) -> None:
-    def commit(self: tiles.TileStore, size: int, root: bytes) -> None:
+    def commit(self: tiles.TileStore, size: int, root: bytes, **_: object) -> None:
         raise Crash(size)
 
     monkeypatch.setattr(tiles.TileStore, "_commit", commit)
@@ -183,6 +183,38 @@ def test_same_batch_after_a_crash_gives_the_same_root(tmp_path: Path, monkeypatc
     assert store.size == 100
     store.append(data[100:2000])
     assert store.root() == merkle.root_of(data)
+
+
+@pytest.mark.skipif(not tiles.syncfs_available(), reason="syncfs(2) is Linux-only")
+def test_an_append_syncs_the_file_system_once_instead_of_each_tile(tmp_path: Path, monkeypatch) -> None:
+    calls: list[str] = []
+    real_syncfs, real_fsync = tiles.syncfs, tiles.fsync_path
+    monkeypatch.setattr(tiles, "syncfs", lambda p: (calls.append("syncfs"), real_syncfs(p))[1])
+    monkeypatch.setattr(tiles, "fsync_path", lambda p: (calls.append(f"fsync {p}"), real_fsync(p))[1])
+    store = tiles.TileStore(tmp_path)
+    data = leaves(5000)
+    store.append(data)  # 19 full tiles, partial tiles at two levels
+    assert calls == ["syncfs", f"fsync {tmp_path}"]  # then the state's rename made durable
+    assert tiles.TileStore(tmp_path).root() == merkle.root_of(data)
+
+
+@pytest.mark.skipif(not tiles.syncfs_available(), reason="syncfs(2) is Linux-only")
+def test_a_crash_at_the_file_system_sync_keeps_the_old_tree(tmp_path: Path, monkeypatch) -> None:
+    data = leaves(1200)
+    tiles.TileStore(tmp_path).append(data[:300])
+
+    def crash(path: Path) -> None:
+        raise Crash(0)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tiles, "syncfs", crash)
+        with pytest.raises(Crash):
+            tiles.TileStore(tmp_path).append(leaves(800, salt=b"lost"))
+    reopened = tiles.TileStore(tmp_path)
+    assert reopened.size == 300 and reopened.root() == merkle.root_of(data[:300])
+    assert reopened.append(data[300:]) == 300
+    assert tiles.TileStore(tmp_path).root() == merkle.root_of(data)
+    assert not list(tmp_path.rglob(".*.tmp")) or reopened.size == 1200
 
 
 def test_readers_see_only_committed_sizes(tmp_path: Path) -> None:

@@ -129,13 +129,13 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> Manifest:
     outputs: list[Output] = []
     conflicts: list[QuarantineRow] = []
     duplicates = 0
-    con = dedupe.open_index(settings)
+    index = dedupe.open_index(settings)
     try:
-        con.execute("BEGIN")
+        index.begin()
         staged = staged_files(settings, batch_id)
         for table_name in dict.fromkeys(t for t, _, _ in staged):
             paths = [p for t, _, p in staged if t == table_name]
-            classified = dedupe.classify(con, table_name, paths, batch_id, stage.source_uri)
+            classified = dedupe.classify(index, table_name, paths, batch_id, stage.source_uri)
             duplicates += classified.duplicates
             conflicts.extend(classified.conflicts)
             dates = classified.publish.column("_date")
@@ -162,19 +162,20 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> Manifest:
         )
         _check_conservation(manifest)
         manifest = writer.log_manifest(ledger_log, manifest, leaf_hashes)
-        con.execute("COMMIT")
+        index.commit()
     except BaseException:
-        con.execute("ROLLBACK")
+        index.rollback()
         writer.discard_pending(settings, batch_id)
         raise
     finally:
-        con.close()
+        index.close()
     writer.commit_manifest(settings, manifest)
     return manifest
 
 
 def _recover(settings: Settings) -> None:
     writer.finish_pending(settings)
+    compact.finish_interrupted(settings)  # a compaction's journal: roll forward, or drop its work
 
 
 def recover(settings: Settings) -> None:

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.tlog import merkle
-from pipelines.tlog._fs import fsync_path
+from pipelines.tlog._fs import fsync_path, syncfs, syncfs_available
 from pipelines.tlog.layout import STATE_FILE, TILE_HEIGHT, TILE_WIDTH, tile_path
 
 HASH = merkle.HASH_SIZE
@@ -246,7 +246,7 @@ class TileStore(TileReader):
             if not count and not found:
                 break
 
-    def _write_all(self, files: list[tuple[str, bytes]], dirs: set[Path]) -> None:
+    def _write_all(self, files: list[tuple[str, bytes]], dirs: set[Path], *, sync: bool = True) -> None:
         """Write each (relative path, bytes) atomically: temporary file, fsync, rename.
 
         An append writes hundreds of tiles; their fsyncs run on a thread pool (fsync releases the GIL
@@ -266,7 +266,7 @@ class TileStore(TileReader):
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(data)
             staged.append((tmp, path))
-        if self.fsync and staged:
+        if self.fsync and sync and staged:
             if len(staged) == 1:
                 fsync_path(staged[0][0])
             else:
@@ -313,19 +313,39 @@ class TileStore(TileReader):
             if after % TILE_WIDTH and after != before:
                 assert len(hashes) == after % TILE_WIDTH
                 writes.append((tile_path(level, after // TILE_WIDTH, len(hashes)), b"".join(hashes)))
-        self._write_all(writes, dirs)
-        if self.fsync:
-            for d in dirs:
-                fsync_path(d)
         root = _edge_root(edge)
-        self._commit(end, root)
+        if self.fsync and syncfs_available():
+            # One syncfs for the whole append instead of an fsync per tile and per directory. The tiles
+            # need not be durable before their rename: every name an append writes is new (a full
+            # tile, or a partial of a new width), and until ``state.json`` names the new size a crash
+            # leaves them beyond the committed size, where ``_discard_uncommitted`` deletes them.
+            self._write_all(writes, dirs, sync=False)
+            self._commit(end, root, synced_before_rename=True)
+        else:
+            self._write_all(writes, dirs)
+            if self.fsync:
+                for d in dirs:
+                    fsync_path(d)
+            self._commit(end, root)
         self._size, self._root, self._edge = end, root, edge
         return start
 
-    def _commit(self, size: int, root: bytes) -> None:
-        """The commit point: write ``state.json`` atomically, after every tile it refers to."""
+    def _commit(self, size: int, root: bytes, *, synced_before_rename: bool = False) -> None:
+        """The commit point: write ``state.json`` atomically, after every tile it refers to.
+
+        ``synced_before_rename``: the tiles were written without fsyncs; one ``syncfs`` after writing the
+        new state's temporary file makes the tiles, their renames and that file durable at once, before
+        the rename that commits."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({"size": size, "root": root.hex()}).encode() + b"\n"
+        if synced_before_rename:
+            tmp = self.directory / f".{STATE_FILE}.tmp"
+            tmp.write_bytes(data)
+            syncfs(self.directory)
+            os.replace(tmp, self.directory / STATE_FILE)
+            fsync_path(self.directory)
+            return
         dirs: set[Path] = set()
-        self._write_all([(STATE_FILE, json.dumps({"size": size, "root": root.hex()}).encode() + b"\n")], dirs)
+        self._write_all([(STATE_FILE, data)], dirs)
         if self.fsync:
             fsync_path(self.directory)

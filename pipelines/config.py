@@ -54,6 +54,9 @@ class Settings:
     home: str
     landing: str
     published: str
+    # The audit's derived tables: a sibling of ``published``, never under it, so a glob over the event
+    # tables' Hive partitions (``published/**/*.parquet``) meets only event rows.
+    derived: str
     quarantine: str
     manifests: str
     staging: str
@@ -91,6 +94,7 @@ class Settings:
             home=home,
             landing=where("SENSORLOG_LANDING", _join(home, "landing")),
             published=where("SENSORLOG_PUBLISHED", _join(home, "published")),
+            derived=where("SENSORLOG_DERIVED", _join(home, "derived")),
             quarantine=where("SENSORLOG_QUARANTINE", _join(home, "quarantine")),
             manifests=where("SENSORLOG_MANIFESTS", _join(home, "manifests")),
             staging=where("SENSORLOG_STAGING", _join(local_home, "staging")),

@@ -97,8 +97,16 @@ def absolute(root: str, path: str) -> str:
 
 
 # Derived tables (recomputed by the audit from the published events; not leaves of the log, but each
-# names the checkpoint it was computed from).
+# names the checkpoint it was computed from). They live under their own root, a sibling of the published
+# one: under ``published/`` a reader's ``read_parquet('published/**/*.parquet', hive_partitioning=true)``
+# would meet files with no ``event_type=`` partition and another schema.
 def derived_dir(settings: Settings, table: str) -> str:
+    return join(settings.derived, table)
+
+
+def legacy_derived_dir(settings: Settings, table: str) -> str:
+    """Where homes written before the derived root existed keep ``table`` (``published/<table>/``): the
+    next full audit removes what it wrote there."""
     return join(settings.published, table)
 
 
@@ -108,3 +116,35 @@ def reports_dir(settings: Settings) -> str:
 
 def site_dir(settings: Settings) -> str:
     return join(settings.home, "site")
+
+
+# Compaction (``pipelines.publish.compact``): merged partition files, their records, and the work area.
+COMPACTED_PREFIX = "compacted-"
+
+
+def compacted_name(first_leaf: int, last_leaf: int) -> str:
+    """A compacted file's stem: its first and last leaf. Leaves of two partitions never overlap and later
+    rows take larger leaves, so no two current compacted files share a name."""
+    return f"{first_leaf:012d}-{last_leaf:012d}"
+
+
+def compacted_relpath(table: str, event_date: str, first_leaf: int, last_leaf: int) -> str:
+    name = compacted_name(first_leaf, last_leaf)
+    return f"{PARTITION_PREFIX}{table}/event_date={event_date}/{COMPACTED_PREFIX}{name}.parquet"
+
+
+def compactions_dir(settings: Settings) -> str:
+    """The compaction records: a sibling of the manifests folder (``log/compactions/`` on a site)."""
+    head, _, _ = settings.manifests.rstrip("/").rpartition("/")
+    return join(head, "compactions") if head else "compactions"
+
+
+def compaction_record(settings: Settings, name: str) -> str:
+    return join(compactions_dir(settings), f"{name}.json")
+
+
+def compaction_pending(settings: Settings) -> str:
+    """Where a compaction builds its partitions before swapping them in: a hidden sibling of the pending
+    batch folders (``<home>/.pending/compaction``), on the published root's filesystem."""
+    head, _, _ = pending_root(settings.published).rstrip("/").rpartition("/")
+    return join(head, "compaction")

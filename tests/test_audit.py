@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -29,6 +30,7 @@ from pipelines import audit
 from pipelines.audit import report as audit_report
 from pipelines.audit import retention
 from pipelines.audit.model import FINDINGS_SCHEMA, LEDGER_SCHEMA
+from pipelines.audit.run import OUTPUTS
 from pipelines.registry import RetentionRule
 
 pytestmark = pytest.mark.integration
@@ -561,10 +563,30 @@ def test_ids_are_stable_and_outputs_are_published(tmp_path):
     assert table.schema.remove_metadata().equals(FINDINGS_SCHEMA)
     assert json.loads(table.schema.metadata[b"sensorlog.checkpoint"]) is None  # no transparency log here
     assert pq.read_table(paths["retention_ledger"]).num_rows == first.ledger.num_rows
-    doc = json.loads((tmp_path / "home" / "published" / "findings" / "findings.json").read_text())
+    doc = json.loads((tmp_path / "home" / "derived" / "findings" / "findings.json").read_text())
     assert doc["findings"][0]["id"] == f["id"]
     assert doc["counts"]["severity"]["critical"] == 1
     assert doc["as_of"] == "2026-07-05T04:00:00Z"
+
+
+def test_outputs_leave_the_published_root_to_event_tables(tmp_path):
+    """The derived tables go under their own root, and a full audit of a home written when they lived
+    under published/<table>/ removes the files it wrote there (nothing else), so a Hive-partitioned glob
+    over published/ meets event rows only."""
+    s = settings_for(tmp_path, [deployment("kiosk", {"ids": "none"})])
+    publish(s, "collection", hourly("kiosk", "ids", "2026-07-01"))
+    published = tmp_path / "home" / "published"
+    for table, name in OUTPUTS.values():
+        (published / table).mkdir(exist_ok=True)
+        (published / table / name).write_bytes(b"written by an older sensorlog")
+    (published / "findings" / "notes.txt").write_text("not the audit's")
+
+    paths = audit.write_outputs(s, run(s, "2026-07-05"))
+    assert all(Path(uri).is_relative_to(tmp_path / "home" / "derived") for uri in paths.values())
+    assert not (published / "retention_ledger").exists()  # emptied, so removed
+    assert [p.name for p in (published / "findings").iterdir()] == ["notes.txt"]
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{published}/**/*.parquet', hive_partitioning = true)")
+    assert rows.fetchall() == [(24,)]
 
 
 def test_publish_gates_on_severity_after_writing(tmp_path):
@@ -576,7 +598,7 @@ def test_publish_gates_on_severity_after_writing(tmp_path):
     assert summary["findings"] >= 1 and summary["as_of"] == "2026-07-10T04:00:00Z"
     with pytest.raises(audit.AuditGateFailed, match=r"finding\(s\) at or above severity 'critical'"):
         audit.publish(s, fail_on="critical", report=False, now=today)
-    assert (tmp_path / "home" / "published" / "findings" / "findings.json").exists()
+    assert (tmp_path / "home" / "derived" / "findings" / "findings.json").exists()
     # The DAG's separate gate task judges the published findings the same way.
     with pytest.raises(audit.AuditGateFailed, match="critical"):
         audit.gate(s, "critical")
@@ -625,14 +647,14 @@ def test_cli_formats_and_fail_on(cli_city, tmp_path):
     doc = json.loads(out.stdout)
     assert {f["kind"] for f in doc["findings"]} == {"retained_past_policy", "indefinite_retention"}
     # a scoped audit (here: --as-of) never replaces the published tables
-    assert not (tmp_path / "home" / "published" / "findings").exists()
+    assert not (tmp_path / "home" / "derived" / "findings").exists()
 
     gated = runner.invoke(app, ["audit", "--format", "csv", "--fail-on", "HIGH"])
     assert gated.exit_code == 3
     lines = gated.stdout.strip().splitlines()
     assert lines[0].startswith("id,kind,severity,deployment_id,data_class,period_start,period_end")
     assert len(lines) == 3
-    assert (tmp_path / "home" / "published" / "findings" / "findings.json").exists()
+    assert (tmp_path / "home" / "derived" / "findings" / "findings.json").exists()
     assert (tmp_path / "home" / "reports" / "audit_report.html").exists()
 
     assert runner.invoke(app, ["audit", "--fail-on", "critical", "--no-report"]).exit_code == 0

@@ -242,7 +242,7 @@ def test_report_json_and_csv_state_the_as_of_date_and_newest_event(stale_city):
         newest,
     )
     assert "silent_deployment" in {f["kind"] for f in doc["findings"]}
-    published = json.loads((Path(s.published) / "findings" / "findings.json").read_text())
+    published = json.loads((Path(s.derived) / "findings" / "findings.json").read_text())
     assert (published["as_of_date"], published["newest_event"]) == ("2026-08-03", newest)
 
     rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["audit", "--format", "csv", "--no-report"]).stdout)))

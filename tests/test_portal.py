@@ -26,6 +26,7 @@ from pipelines.dev import synthetic
 from pipelines.portal import build_portal
 from pipelines.portal.datapackage import validate_datapackage
 from pipelines.portal.dcat import validate_catalog
+from pipelines.portal.extracts import table_folder
 from pipelines.portal.i18n import STRINGS
 from pipelines.portal.signs import qr_matrix
 from pipelines.registry import load_registry
@@ -202,7 +203,7 @@ def test_the_datapackage_check_fails_on_a_wrong_type_or_tampered_file(site, tmp_
 def test_csv_extracts_are_rfc_4180_and_round_trip(site):
     package = _json(site / "datapackage.json")
     for table in TABLES:
-        parquet_rows = pq.read_metadata(site / f"data/{table}/{table}.parquet").num_rows
+        parquet_rows = pq.read_metadata(site / table_folder(table) / f"{table}.parquet").num_rows
         parts = [r for r in package["resources"] if r["name"].startswith(f"{table}-csv")]
         total = 0
         for resource in parts:
@@ -227,6 +228,17 @@ def test_csv_extracts_are_rfc_4180_and_round_trip(site):
         month = name[len("collection-"):-len(".csv")]
         with open(site / "data/collection" / name, newline="", encoding="utf-8") as fh:
             assert {row["window_start"][:7] for row in csv.DictReader(fh)} == {month}
+
+
+def test_the_derived_extracts_are_outside_the_sites_data_root(site):
+    """A reader of the site's data/ (``verify --data``, a glob over its partitions) never meets the audit's
+    tables: they are under derived/, as a home keeps them beside published/."""
+    for table in ("retention_ledger", "findings"):
+        assert (site / "derived" / table / f"{table}.parquet").is_file()
+        assert not (site / "data" / table).exists()
+    package = _json(site / "datapackage.json")
+    derived = {r["path"] for r in package["resources"] if r["name"].startswith(("findings", "retention_ledger"))}
+    assert derived and all(path.startswith("derived/") for path in derived)
 
 
 # -- HTML ------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -182,13 +184,16 @@ def _parquet_bytes(table: pa.Table, result: AuditResult) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+# What a full audit publishes: each output's key, its derived table and its file name in that table's folder.
+OUTPUTS = {
+    "retention_ledger": ("retention_ledger", "retention_ledger.parquet"),
+    "findings": ("findings", "findings.parquet"),
+    "findings_json": ("findings", "findings.json"),
+}
+
+
 def output_paths(settings: Settings) -> dict[str, str]:
-    findings_dir = layout.derived_dir(settings, "findings")
-    return {
-        "retention_ledger": storage.join(layout.derived_dir(settings, "retention_ledger"), "retention_ledger.parquet"),
-        "findings": storage.join(findings_dir, "findings.parquet"),
-        "findings_json": storage.join(findings_dir, "findings.json"),
-    }
+    return {key: storage.join(layout.derived_dir(settings, table), name) for key, (table, name) in OUTPUTS.items()}
 
 
 def write_outputs(settings: Settings, result: AuditResult) -> dict[str, str]:
@@ -198,6 +203,18 @@ def write_outputs(settings: Settings, result: AuditResult) -> dict[str, str]:
     storage.write_bytes(paths["retention_ledger"], _parquet_bytes(result.ledger, result), parquet)
     storage.write_bytes(paths["findings"], _parquet_bytes(result.findings, result), parquet)
     storage.write_bytes(paths["findings_json"], result.to_json().encode(), "application/json")
+    # A home audited before the derived tables had their own root still holds them under published/,
+    # where they break a Hive-partitioned glob over the event tables. They are recomputed, never logged,
+    # so the old copies go once the new ones are written; only the files the audit itself wrote there.
+    for table, name in OUTPUTS.values():
+        folder = layout.legacy_derived_dir(settings, table)
+        old = storage.join(folder, name)
+        if old in paths.values():
+            continue  # SENSORLOG_DERIVED set to the published root: that is where they were just written
+        storage.delete(old)
+        if not storage.is_s3(folder):
+            with contextlib.suppress(OSError):  # left alone unless empty (S3 has no folders to remove)
+                os.rmdir(folder)
     return paths
 
 

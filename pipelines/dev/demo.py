@@ -105,8 +105,9 @@ def sample_city_clock(settings: Settings, console: Console) -> dict[str, str]:
 def print_outputs(settings: Settings, console: Console) -> None:
     """What the audit found and where the auditor's report, the portal and the log are."""
     from pipelines import layout
+    from pipelines.audit.run import output_paths
 
-    findings_json = storage.join(layout.derived_dir(settings, "findings"), "findings.json")
+    findings_json = output_paths(settings)["findings_json"]
     if storage.exists(findings_json):
         findings = json.loads(storage.read_bytes(findings_json)).get("findings", [])
         by_kind = Counter(f["kind"] for f in findings)

@@ -5,8 +5,10 @@
     index.html                      all deployments (filter and sort in the page), map, downloads
     deployments/<id>.html           DTPR card, what it did, feedback, how to verify
     signs/<id>-{letter,a4}.svg      printable street signs with a QR code to the page
-    data/<table>/<table>.parquet    one Parquet extract per published table
+    data/<table>/<table>.parquet    one Parquet extract per event table
     data/<table>/<table>[-YYYY-MM].csv   CSV extracts (one per month when large)
+    derived/<table>/<table>.{parquet,csv}   the same for the audit's retention_ledger and findings
+                                    (not under data/, which holds only logged tables)
     data/registry/deployments.{json,csv}
     schemas/<table>.tableschema.json    explicit Table Schemas (DCAT describedBy)
     schemas/events/*.schema.json    the CloudEvent payload JSON Schemas

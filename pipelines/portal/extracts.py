@@ -20,12 +20,18 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipelines.log.export import DATA_DIR
 from pipelines.portal import csvsafe
 from pipelines.portal.tables import PublishedTable
 from pipelines.site import Site, SiteFile
+from pipelines.tables import DERIVED_TABLES
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
 UNDATED = "undated"
+# A site keeps the derived tables out of its data root as a home does: ``data/`` holds the logged Parquet
+# and the logged tables' one-file extracts (``verify --data`` checks those at ``data/<table>/``), the
+# audit's derived tables go to this sibling.
+DERIVED_DIR = "derived"
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,13 @@ def _split_by_month(table: PublishedTable) -> list[tuple[str, pa.Table]]:
     return parts
 
 
+def table_folder(name: str) -> str:
+    """The site folder, relative to its root, that holds table ``name``'s extracts."""
+    return f"{DERIVED_DIR if name in DERIVED_TABLES else DATA_DIR}/{name}"
+
+
 def write_extracts(site: Site, table: PublishedTable, csv_month_rows: int) -> list[Extract]:
-    folder = f"data/{table.name}"
+    folder = table_folder(table.name)
     out = [Extract(table.name, "parquet", site.write(f"{folder}/{table.name}.parquet", parquet_bytes(table.data)),
                    table.data.num_rows)]
     if table.data.num_rows > csv_month_rows and table.time_column:

@@ -1,6 +1,6 @@
-"""Ingest landed vendor files: discover → stage (one mapped task per bounded group) → publish.
+"""Ingest landed vendor files: discover → stage (one mapped task per bounded group) → publish → compact.
 
-Thin by design: every task calls one ``pipelines.flow`` function, the same one ``sensorlog run`` calls.
+Thin by design: every task calls one ``pipelines`` function, the same one a ``sensorlog`` command calls.
 The schedule is the safety net (a sweep of the landing zone); event-driven runs come from the
 S3 → SQS watcher DAG. Publishing has one writer at a time (a lock inside ``commit_batches``), so
 runs never fork the transparency log, and every task is safe to retry.
@@ -15,6 +15,7 @@ from airflow.sdk import dag, task
 from pipelines import config, flow
 from pipelines.config import Settings
 from pipelines.log import witnessing
+from pipelines.publish import compact as compaction
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 
 SWEEP_MINUTES = config.sweep_minutes()  # when the file is parsed: the schedule is part of the DAG
@@ -53,7 +54,17 @@ def sensorlog_ingest():
         # A witness that is down or refuses is reported in the result and does not fail the run.
         return witnessing.collect_cosignatures(Settings.from_env()).to_dict()
 
-    publish(stage.expand(group=discover())) >> witness()
+    # Merge the small files each batch adds to a partition (under the writer lock, like publish). After
+    # whatever publish did: committed batches are safe to compact even when one batch failed.
+    @task(trigger_rule="all_done")
+    def compact() -> dict:
+        return compaction.compact_after_publish(Settings.from_env())
+
+    # The witness task waits for compaction too, so the portal its Asset triggers never reads a
+    # partition while compaction swaps it.
+    published, cosigned = publish(stage.expand(group=discover())), witness()
+    published >> compact() >> cosigned
+    published >> cosigned
 
 
 sensorlog_ingest()

@@ -335,3 +335,106 @@ class BatchTotals:
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "totals") -> BatchTotals:
         return cls.from_dict(_load(text, where, RecordError), where)
+
+
+# -- compaction --------------------------------------------------------------------------------
+
+
+class CompactionError(RecordError):
+    """A compaction record that is not one ``pipelines.publish.compact`` writes."""
+
+
+@dataclass(frozen=True)
+class CompactedPart:
+    """One manifest output whose rows a compacted file now holds, exactly as its manifest lists it."""
+
+    batch_id: str
+    path: str  # the output's path in its manifest (gone from the partitions), relative to the published root
+    rows: int
+    sha256: str
+    first_leaf: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "path": self.path, "rows": self.rows, "sha256": self.sha256,
+                "first_leaf": self.first_leaf}
+
+    @classmethod
+    def from_dict(cls, value: object, where: str = "part") -> CompactedPart:
+        m = _Members(value, where, ("batch_id", "path", "rows", "sha256", "first_leaf"), error=CompactionError)
+        return cls(m.text("batch_id"), m.text("path"), m.integer("rows"), m.text("sha256"), m.integer("first_leaf"))
+
+
+@dataclass(frozen=True)
+class ReplacedFile:
+    """A file one compaction removed from the partitions: a batch's output or an earlier compacted file."""
+
+    path: str
+    sha256: str
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, value: object, where: str = "replaced") -> ReplacedFile:
+        m = _Members(value, where, ("path", "sha256", "rows"), error=CompactionError)
+        return cls(m.text("path"), m.text("sha256"), m.integer("rows"))
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """A compacted file and what it replaced. Its rows are the ``parts``' rows, part after part, in leaf
+    order (``parts`` sorted by ``first_leaf``), so the part at offset ``k`` is rows ``[k, k + rows)``."""
+
+    table: str
+    event_date: str
+    path: str  # the compacted file, relative to the published root
+    rows: int
+    sha256: str
+    parts: tuple[CompactedPart, ...]
+    replaced: tuple[ReplacedFile, ...]
+
+    def offsets(self) -> list[tuple[int, CompactedPart]]:
+        """``(row offset in the file, part)`` for every part."""
+        out, at = [], 0
+        for part in self.parts:
+            out.append((at, part))
+            at += part.rows
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "compaction", "table": self.table, "event_date": self.event_date, "path": self.path,
+                "rows": self.rows, "sha256": self.sha256, "parts": [p.to_dict() for p in self.parts],
+                "replaced": [r.to_dict() for r in self.replaced]}
+
+    @classmethod
+    def from_dict(cls, value: object, where: str = "compaction") -> Compaction:
+        m = _Members(value, where, ("kind", "table", "event_date", "path", "rows", "sha256", "parts", "replaced"),
+                     error=CompactionError)
+        if m.text("kind") != "compaction":
+            raise CompactionError(f"{where}: member 'kind' must be 'compaction', got {m.value['kind']!r}")
+        parts = tuple(CompactedPart.from_dict(p, f"{where}: parts[{i}]") for i, p in enumerate(m.items("parts")))
+        replaced = tuple(ReplacedFile.from_dict(r, f"{where}: replaced[{i}]")
+                         for i, r in enumerate(m.items("replaced")))
+        record = cls(m.text("table"), m.text("event_date"), m.text("path"), m.integer("rows"), m.text("sha256"),
+                     parts, replaced)
+        record.check(where)
+        return record
+
+    def check(self, where: str) -> None:
+        """What every record holds: parts in leaf order, not overlapping, adding up to the file's rows."""
+        if not self.parts:
+            raise CompactionError(f"{where}: lists no parts")
+        ends = [p.first_leaf + p.rows for p in self.parts[:-1]]
+        if any(p.rows <= 0 for p in self.parts) or any(e > p.first_leaf
+                                                       for e, p in zip(ends, self.parts[1:], strict=True)):
+            raise CompactionError(f"{where}: parts are not in leaf order without overlaps")
+        if sum(p.rows for p in self.parts) != self.rows:
+            raise CompactionError(f"{where}: parts hold {sum(p.rows for p in self.parts)} rows, the file {self.rows}")
+
+    def to_json(self) -> str:
+        return _dump(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str = "compaction") -> Compaction:
+        return cls.from_dict(_load(text, where, CompactionError), where)

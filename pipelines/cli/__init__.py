@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import typer
 from typer.core import TyperGroup
 
-from pipelines.cli import audit, dev, ingest, log, portal, registry
+from pipelines.cli import audit, compact, dev, ingest, log, portal, registry
 from pipelines.cli._output import print_error
 from pipelines.errors import FAILURE, SensorlogError
 
@@ -43,6 +43,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("commit", ingest.commit_cmd),
     ("run", ingest.run_cmd),
     ("status", ingest.status_cmd),
+    ("compact", compact.compact_cmd),
     ("demo", dev.demo_cmd),
     ("portal", portal.portal_cmd),
     ("verify", log.verify_cmd),

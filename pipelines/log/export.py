@@ -9,6 +9,7 @@ Under the output's ``log/`` (paths are c2sp.org/tlog-tiles wherever the spec nam
     tile/<L>/<N>[.p/<W>]        hash tiles: every full tile, and the partial tiles of every signed size
     tile/entries/<N>[.p/<W>]    entry bundles: each entry is a leaf's bytes (docs/log-format.md)
     manifests/<batch_id>.json   the batch manifests (each is also a leaf, in the bundles)
+    compactions/<first>-<last>.json  what each compacted data file replaced (``pipelines.publish.compact``)
     batches.jsonl               the batch index: one {"batch_id", "start", "count"} line per batch
 
 and, with ``data``, the logged Parquet files themselves under ``<data>/event_type=…/…`` (the paths
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from pipelines import storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.log import writer
-from pipelines.records import Manifest, Output
+from pipelines.records import Compaction, Manifest, Output
 from pipelines.site import Site
 from pipelines.tlog import bundles, leaf, merkle
 from pipelines.tlog.checkpoint import open_checkpoint
@@ -44,6 +45,7 @@ from pipelines.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, TileReader, tile_path
 LOG_DIR = "log"
 DATA_DIR = "data"
 MANIFESTS = "manifests"
+COMPACTIONS = "compactions"
 
 
 class ExportError(SensorlogError, RuntimeError):
@@ -109,9 +111,36 @@ def load_batches(manifests: str, size: int) -> list[BatchEntry]:
     return out
 
 
-def batch_entries(read: Callable[[str], bytes], batch: BatchEntry) -> Iterator[tuple[int, list[bytes], str]]:
+class OutputRows:
+    """Each manifest output's rows: read from its own file, or sliced from the compacted file that holds
+    them now (``pipelines.publish.compact``), which is read once and kept until its last output."""
+
+    def __init__(self, read: Callable[[str], bytes], records: Mapping[str, Compaction] | None = None) -> None:
+        self.read = read
+        records = records or {}
+        self.where = {(p.batch_id, p.path): (r, k) for r in records.values() for k, p in r.offsets()}
+        self.remaining = {r.path: len(r.parts) for r in records.values()}
+        self.cache: dict[str, pa.Table] = {}
+
+    def __call__(self, batch_id: str, out: Output) -> pa.Table:
+        held = self.where.get((batch_id, out.path))
+        if held is None:
+            return pq.ParquetFile(pa.BufferReader(self.read(out.path))).read()
+        record, offset = held
+        table = self.cache.get(record.path)
+        if table is None:
+            table = self.cache[record.path] = pq.ParquetFile(pa.BufferReader(self.read(record.path))).read()
+        self.remaining[record.path] -= 1
+        if not self.remaining[record.path]:
+            del self.cache[record.path]
+        return table.slice(offset, out.rows)
+
+
+def batch_entries(read: Callable[[str], bytes], batch: BatchEntry,
+                  rows: OutputRows | None = None) -> Iterator[tuple[int, list[bytes], str]]:
     """``(first leaf, leaf bytes, what)`` of a batch's rows, then its manifest leaf. Consecutive files
     of one table are encoded together: the encoder's fixed cost per call dominates small partitions."""
+    rows = rows or OutputRows(read)
     group: list[tuple[Output, pa.Table]] = []
 
     def encode() -> Iterator[tuple[int, list[bytes], str]]:
@@ -125,7 +154,7 @@ def batch_entries(read: Callable[[str], bytes], batch: BatchEntry) -> Iterator[t
         group.clear()
 
     for out in batch.manifest.outputs:
-        table = pq.ParquetFile(pa.BufferReader(read(out.path))).read()
+        table = rows(batch.manifest.batch_id, out)
         if group and (group[0][0].table != out.table or not group[0][1].schema.equals(table.schema)):
             yield from encode()
         group.append((out, table))
@@ -168,6 +197,9 @@ def export_log(settings: Settings, site: Site, *, data: str | None = DATA_DIR, l
     batches = load_batches(settings.manifests, size)
     for b in batches:
         site.write(f"{log}/{MANIFESTS}/{b.name}", storage.read_bytes(storage.join(settings.manifests, b.name)))
+    compacted = _compaction_records(settings)
+    for name, record in compacted.items():
+        site.write(f"{log}/{COMPACTIONS}/{name}.json", record.to_json())
     records = writer.batch_index(log_dir)
     site.write(f"{log}/{BATCHES}", "".join(
         json.dumps({"batch_id": r.batch_id, "start": r.start, "count": r.count}) + "\n"
@@ -185,12 +217,22 @@ def export_log(settings: Settings, site: Site, *, data: str | None = DATA_DIR, l
             data_files += 1
         return raw
 
-    entries = _write_bundles(read, site, log, batches, tiles, size, sizes)
+    entries = _write_bundles(OutputRows(read, compacted), site, log, batches, tiles, size, sizes)
     site.finish()
     return ExportResult(size, entries, len(site.files) - written, data_files, round(time.perf_counter() - started, 2))
 
 
-def _write_bundles(read: Callable[[str], bytes], site: Site, log: str, batches: list[BatchEntry], tiles: TileReader,
+def _compaction_records(settings: Settings) -> dict[str, Compaction]:
+    """The compaction records, by name: the site serves them next to the manifests (``log/compactions/``)."""
+    from pipelines.publish import compact  # publishing's module: only the export needs it here
+
+    try:
+        return compact.load_records(settings)
+    except compact.CompactError as err:
+        raise ExportError(str(err)) from err
+
+
+def _write_bundles(rows: OutputRows, site: Site, log: str, batches: list[BatchEntry], tiles: TileReader,
                    size: int, sizes: list[int]) -> int:
     """Entry bundles for ``[0, size)``, each entry checked against the signed level-0 tile."""
     pending: list[bytes] = []
@@ -211,7 +253,7 @@ def _write_bundles(read: Callable[[str], bytes], site: Site, log: str, batches: 
                 site.write(f"{log}/{bundles.bundle_path(bundle_index, width)}", bundles.encode_bundle(chunk[:width]))
 
     for batch in batches:
-        for first, entries, what in batch_entries(read, batch):
+        for first, entries, what in batch_entries(rows.read, batch, rows):
             if first != next_index:
                 raise ExportError(f"{what} starts at leaf {first}, but the previous leaves end at {next_index}")
             stored = tiles.leaf_hashes(first, first + len(entries))

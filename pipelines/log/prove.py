@@ -119,7 +119,8 @@ def leaf_of(settings: Settings, index: int) -> tuple[str, str, bytes, dict]:
             row = {"source": "manifest", "event_id": batch_id, "leaf_hash": leaf.manifest_leaf_hash(manifest).hex()}
             return leaf.MANIFEST_TABLE, f"manifests/{batch_id}.json", leaf.manifest_leaf_bytes(manifest), row
         raise ProveError(f"manifest {batch_id}.json lists no file holding leaf {index}")
-    uri = storage.join(settings.published, out["path"])
+    path = _current_path(settings, out["path"])
+    uri = storage.join(settings.published, path)
     hits = []
     with storage.open_random_access(uri) as handle:
         # Record batch by record batch: a partition file can be large, the answer is one row.
@@ -129,10 +130,18 @@ def leaf_of(settings: Settings, index: int) -> tuple[str, str, bytes, dict]:
                 hits.append(hit)
     rows = pa.Table.from_batches(hits) if hits else None
     if rows is None:
-        raise ProveError(f"{out['path']} has no row with leaf_index {index}")
+        raise ProveError(f"{path} has no row with leaf_index {index}")
     if rows.num_rows != 1:
-        raise ProveError(f"{out['path']} has {rows.num_rows} rows with leaf_index {index}, expected one")
-    return out["table"], out["path"], leaf.table_leaf_bytes(out["table"], rows)[0], rows.to_pylist()[0]
+        raise ProveError(f"{path} has {rows.num_rows} rows with leaf_index {index}, expected one")
+    return out["table"], path, leaf.table_leaf_bytes(out["table"], rows)[0], rows.to_pylist()[0]
+
+
+def _current_path(settings: Settings, path: str) -> str:
+    """The file holding a manifest output's rows now: the output's own, or the compacted file that replaced it."""
+    from pipelines.publish import compact  # publishing's module, only when a row is proved
+
+    held = compact.current_path(compact.load_records(settings), path)
+    return path if held is None else held[0]
 
 
 def prove_index(settings: Settings, index: int) -> EventProof:

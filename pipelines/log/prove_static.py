@@ -22,9 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines import site_files
 from pipelines.log.prove import ConsistencyProof, EventProof, ProveError
-from pipelines.log.reader import Missing, Source, SourceError
-from pipelines.log.verify import read_batch_index
+from pipelines.log.reader import Missing, Source, SourceError, open_source, parent
+from pipelines.log.verify import load_compaction_records, read_batch_index
+from pipelines.records import Compaction, RecordError
 from pipelines.tlog import bundles, cosignature, leaf, merkle, note
 from pipelines.tlog import proof as tlog_proof
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
@@ -120,15 +122,47 @@ def _check_against_data(log: StaticLog, data: Source, index: int, leaf_bytes: by
     out = next((o for o in manifest["outputs"] if o["first_leaf"] <= index < o["first_leaf"] + o["rows"]), None)
     if out is None:
         raise ProveError(f"manifests/{batch}.json lists no file holding leaf {index}")
+    path = _current_path(log, out["path"])
     try:
-        table = pq.ParquetFile(pa.BufferReader(data.read(out["path"]))).read()
+        table = pq.ParquetFile(pa.BufferReader(data.read(path))).read()
     except (SourceError, pa.ArrowException) as exc:
-        raise ProveError(f"{data.describe(out['path'])}: {exc}") from exc
+        raise ProveError(f"{data.describe(path)}: {exc}") from exc
     row = table.filter(pc.equal(table.column("leaf_index"), index))
     if row.num_rows != 1 or leaf.table_leaf_bytes(out["table"], row)[0] != leaf_bytes:
-        raise ProveError(f"the row at leaf {index} in {data.describe(out['path'])} is not the logged leaf:"
+        raise ProveError(f"the row at leaf {index} in {data.describe(path)} is not the logged leaf:"
                          " run sensorlog verify")
-    return out["path"]
+    return path
+
+
+def _current_path(log: StaticLog, path: str) -> str:
+    """The file holding a manifest output's rows now: its own, or the compacted file that replaced it
+    (``log/compactions/``; a site that cannot be listed names its records in its signed file list)."""
+    compactions = log.source.child("compactions")
+    records = load_compaction_records(compactions)
+    if not records and compactions.list() is None:
+        records = _listed_records(log, compactions)
+    for record in records:
+        if any(part.path == path for part in record.parts):
+            return record.path
+    return path
+
+
+def _listed_records(log: StaticLog, compactions: Source) -> list[Compaction]:
+    """The compaction records a site's ``SHA256SUMS`` lists (over HTTP, where folders cannot be listed)."""
+    site = open_source(parent(log.source.describe("")))
+    try:
+        listed = site_files.paths_of_unverified(site.read(site_files.FILE_NAME).decode("utf-8"))
+    except (SourceError, UnicodeDecodeError, ValueError):
+        return []
+    prefix = "log/compactions/"
+    out = []
+    for p in listed:
+        if p.startswith(prefix) and p.endswith(".json") and "/" not in p[len(prefix):]:
+            try:
+                out.append(Compaction.from_json(compactions.read(p[len(prefix):]), p))
+            except (SourceError, RecordError):
+                continue
+    return out
 
 
 def prove_index(log: StaticLog, index: int, data: Source | None = None) -> EventProof:

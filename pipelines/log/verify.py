@@ -29,6 +29,9 @@ checkpoint, and the portal's one-file extracts):
      file must exist and hash to the manifest's SHA-256;
    - every row is re-encoded (``tlog.leaf``) and must match its ``leaf_hash`` column; its
      ``leaf_index`` must be its position (the manifest's ``first_leaf`` plus its row number);
+   - after ``sensorlog compact``, a compaction record (``compactions/``, next to the manifests) says which
+     compacted file holds an output's rows: each output is held at most once, as its manifest lists
+     it, and its rows are its slice of that file (``docs/compaction.md``);
 
 6. the leaves, each batch's manifest leaf included, are folded in leaf order into a Merkle frontier
    (O(log n) memory), and the root at each signed tree size (the latest checkpoint, every stored
@@ -53,8 +56,8 @@ leaf order are encoded together: the leaf encoder's fixed cost per call dominate
 small daily partitions a batch writes.
 
 Only ``event_type=*`` partitions under the published directory hold logged rows; the derived
-tables next to them (``retention_ledger/``, ``findings/``) are recomputed by the audit and are not
-leaves, so they are not checked here.
+tables (``retention_ledger``, ``findings``, under their own ``derived/`` root beside it) are recomputed
+by the audit and are not leaves, so they are not checked here.
 
 Run it on a quiescent log (or a copy): a batch published while ``verify`` runs can show up as an
 unlisted file or as a manifest beyond the checkpoint it read first.
@@ -77,10 +80,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import site_files, storage
-from pipelines.layout import PARTITION_PREFIX, published_relpath
+from pipelines.layout import PARTITION_PREFIX, compacted_name, compacted_relpath, published_relpath
 from pipelines.log.batch_index import parse_tolerant
-from pipelines.log.reader import HttpSource, Missing, Source, SourceError, StorageSource, open_source
+from pipelines.log.reader import HttpSource, Missing, Source, SourceError, StorageSource, open_source, parent
 from pipelines.log.verify_tiles import BundleChecker, TileChecker
+from pipelines.records import Compaction, RecordError
 from pipelines.schemas import LOGGED_TABLES
 from pipelines.tlog import cosignature, leaf, merkle, note
 from pipelines.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
@@ -150,6 +154,21 @@ class _Output:
     rows: int
     sha256: str
     first_leaf: int
+    event_date: str = ""
+    compacted: _Compacted | None = None  # the compacted file now holding this output's rows
+    offset: int = 0  # the row in it where they start
+
+
+@dataclass
+class _Compacted:
+    """A compacted file (``compactions/<name>.json``): read once, then sliced for each output it holds."""
+
+    name: str  # the record's file name, for messages
+    record: Compaction
+    remaining: int  # outputs still to check; its rows are dropped after the last
+    table: pa.Table | None = None
+    loaded: bool = False
+    failed: bool = False
 
 
 @dataclass
@@ -216,10 +235,12 @@ class _Verifier:
         manifests: Source,
         report: Report,
         progress: Progress | None,
+        compactions: Source | None = None,
     ) -> None:
         self.log = log
         self.data = data
         self.manifests_src = manifests
+        self.compactions_src = compactions
         self.tile_checker: TileChecker | None = None
         self.bundle_checker: BundleChecker | None = None
         self.report = report
@@ -345,6 +366,7 @@ class _Verifier:
             if name != f"{batch_id}.json":
                 self.report.fail("manifest", subject, f"names batch {batch_id}: a manifest is named by its batch id")
             for out, date in zip(outputs, date_of, strict=True):
+                out.event_date = date
                 expected = published_relpath(out.table, date, batch_id)
                 if out.rel != expected:
                     self.report.fail(
@@ -482,6 +504,120 @@ class _Verifier:
             report.fail("file", out.rel, f"could not be read to the end ({exc})")
             self.break_tree(f"{out.rel} is unreadable")
 
+    # -- compaction records ----------------------------------------------------------------------
+
+    def load_compactions(self, file_list: site_files.FileList | None,
+                         site: Source | None) -> list[tuple[str, Compaction]]:
+        """The compaction records (``compactions/``, next to the manifests), by file name. On a source that
+        cannot list (HTTP) the site's signed file list names them."""
+        src = self.compactions_src
+        if src is None:
+            return []
+        listing = src.list()
+        if listing is not None:
+            names = sorted(listing)
+        elif file_list is not None and (prefix := _data_prefix(site, src)) is not None:
+            names = sorted(p[len(prefix):] for p in file_list.files if p.startswith(prefix))
+        else:
+            names = []
+        records = []
+        for name in (n for n in names if n.endswith(".json") and "/" not in n and not n.startswith(".")):
+            subject = f"compactions/{name}"
+            try:
+                record = Compaction.from_json(src.read(name), subject)
+            except RecordError as exc:
+                self.report.fail("compaction", subject, f"is not a readable compaction record ({exc})")
+                continue
+            except OSError as exc:
+                self.report.fail("compaction", subject, f"cannot be read ({exc})")
+                continue
+            last = record.parts[-1].first_leaf + record.parts[-1].rows - 1
+            expected = compacted_relpath(record.table, record.event_date, record.parts[0].first_leaf, last)
+            if name != f"{compacted_name(record.parts[0].first_leaf, last)}.json" or record.path != expected:
+                self.report.fail("compaction", subject, f"names {record.path!r}; a record of the leaves it holds is"
+                                                        f" {compacted_name(record.parts[0].first_leaf, last)}.json"
+                                                        f" naming {expected}")
+                continue
+            records.append((name, record))
+        return records
+
+    def apply_compactions(self, batches: list[_Batch], records: list[tuple[str, Compaction]]) -> set[str]:
+        """Point every output a record holds at its compacted file; returns the compacted files in use.
+        Each part must be a manifest's output exactly as listed, and no output may be held twice."""
+        outputs = {(out.batch_id, out.rel): out for b in batches for out in b.outputs}
+        in_use: set[str] = set()
+        for name, record in records:
+            subject = f"compactions/{name}"
+            held = _Compacted(name, record, 0)
+            for offset, part in record.offsets():
+                out = outputs.get((part.batch_id, part.path))
+                if out is None:
+                    self.report.fail("compaction", subject, f"lists {part.path} of batch {part.batch_id}, which no"
+                                                            " manifest lists")
+                elif out.compacted is not None:
+                    self.report.fail("compaction", subject, f"lists {part.path}, which compactions/"
+                                                            f"{out.compacted.name} holds too: its rows would be"
+                                                            " published twice")
+                elif (part.rows, part.sha256, part.first_leaf, record.table, record.event_date) != (
+                        out.rows, out.sha256, out.first_leaf, out.table, out.event_date):
+                    self.report.fail("compaction", subject, f"lists {part.path} unlike manifests/{out.manifest}"
+                                                            " (rows, SHA-256, first leaf, table or date differ)")
+                else:
+                    out.compacted, out.offset = held, offset
+                    held.remaining += 1
+            if held.remaining:
+                in_use.add(record.path)
+        if records and not any(p.check == "compaction" for p in self.report.problems):
+            self.report.passed.append(f"{len(records)} compaction records: every output they list is held by"
+                                      " exactly one compacted file")
+        return in_use
+
+    def check_compacted(self, out: _Output, held: _Compacted) -> None:
+        """An output whose rows a compacted file holds: the file is checked against its record once, then
+        the output's rows (its slice of the file) are checked like a batch file's."""
+        record = held.record
+        view = _Output(f"{out.manifest}", out.batch_id, out.table, record.path, out.rows, out.sha256, out.first_leaf)
+        if not held.loaded:
+            held.loaded = True
+            self.load_compacted(held)
+        held.remaining -= 1
+        if held.failed or held.table is None:
+            self.flush()
+            self.break_tree(f"{record.path} cannot be checked")
+            return
+        self.add(_Piece(view, held.table.slice(out.offset, out.rows), 0))
+        if held.remaining == 0:
+            held.table = None  # every output it holds is checked: free its rows
+
+    def load_compacted(self, held: _Compacted) -> None:
+        record, report = held.record, self.report
+        subject = f"compactions/{held.name}"
+        digest, table, error = self._load(_Output(held.name, "", record.table, record.path, record.rows,
+                                                  record.sha256, 0), 0)
+        self.flush()
+        if error == "missing":
+            report.fail("file", record.path, f"is listed by {subject} but missing")
+            held.failed = True
+            return
+        report.files += 1
+        if digest and digest != record.sha256:
+            report.fail("file", record.path, f"SHA-256 is {digest}, but {subject} says {record.sha256}: the file was"
+                                             " changed")
+        if error is not None or table is None:
+            report.fail("file", record.path, error or "cannot be read")
+            held.failed = True
+            return
+        missing = [c for c in ("source", "event_id", "leaf_index", "leaf_hash") if c not in table.schema.names]
+        if missing:
+            report.fail("file", record.path, f"has no column(s) {', '.join(missing)}")
+            held.failed = True
+        elif table.num_rows != record.rows:
+            report.fail("file", record.path, f"has {table.num_rows} rows, but {subject} says {record.rows}: rows were"
+                                             " removed or added")
+            held.failed = True
+        else:
+            held.table = table
+
     def add(self, piece: _Piece) -> None:
         if self.pending and (
             self.pending[0].out.table != piece.out.table
@@ -558,7 +694,7 @@ class _Verifier:
             def submit(k: int) -> None:
                 if k < len(jobs) and k not in futures:
                     out = jobs[k][1]
-                    if listed is None or out.rel in listed:
+                    if out.compacted is None and (listed is None or out.rel in listed):
                         futures[k] = pool.submit(self._load, out, 0 if listed is None else listed[out.rel])
 
             for k in range(READ_AHEAD):
@@ -572,7 +708,10 @@ class _Verifier:
                     submit(k + READ_AHEAD)
                     future = futures.pop(k, None)
                     k += 1
-                    self.check_file(out, None if future is None else future.result())
+                    if out.compacted is not None:
+                        self.check_compacted(out, out.compacted)
+                    else:
+                        self.check_file(out, None if future is None else future.result())
                 self.flush()
                 mleaf = leaf.manifest_leaf_hash(b.manifest)
                 self.compare_stored(b.manifest_leaf, [mleaf], _named(f"manifest leaf {b.manifest_leaf}"
@@ -585,6 +724,30 @@ class _Verifier:
 
 def _as_source(where: str | Path | Source) -> Source:
     return open_source(str(where)) if isinstance(where, str | Path) else where
+
+
+def _compactions_source(log_src: Source, manifests_src: Source, in_log: bool) -> Source | None:
+    """The compaction records: ``compactions/`` next to the manifests (``log/compactions`` on a site)."""
+    if in_log:
+        return log_src.child("compactions")
+    where = manifests_src.describe("")
+    try:
+        return open_source(f"{parent(where).rstrip('/')}/compactions")
+    except SourceError:
+        return None
+
+
+def load_compaction_records(src: Source) -> list[Compaction]:
+    """Every readable compaction record of ``src`` (for ``prove``); none where it cannot list."""
+    listing = src.list()
+    out = []
+    for name in sorted(listing or ()):
+        if name.endswith(".json") and "/" not in name and not name.startswith("."):
+            try:
+                out.append(Compaction.from_json(src.read(name), name))
+            except (RecordError, OSError):
+                continue  # verify names it; prove then says the output's file is missing
+    return out
 
 
 @dataclass
@@ -615,6 +778,7 @@ class _Run:
     batches: list[_Batch] = field(default_factory=list)
     on_disk: dict[str, int] | None = None
     end: int = 0  # the leaves the published manifests account for
+    compacted: set[str] = field(default_factory=set)  # compacted files in use (none: never compacted)
 
     @property
     def log_key(self) -> note.Verifier:
@@ -813,7 +977,9 @@ def _step_data(run: _Run) -> None:
 
     run.batches = batches = v.load_manifests()
     v.check_chain(batches, latest.size if latest else None)
-    listed_paths = {out.rel for b in batches for out in b.outputs}
+    records = v.load_compactions(run.file_list, run.site)
+    run.compacted = compacted = v.apply_compactions(batches, records)
+    listed_paths = {out.rel for b in batches for out in b.outputs if out.compacted is None} | compacted
     on_disk = _list_partition_files(data_src)
     if on_disk is None and run.file_list is not None:
         prefix = _data_prefix(run.site, data_src)
@@ -947,7 +1113,8 @@ def _step_summary(run: _Run) -> None:
         report.passed.append(f"{len(batches)} manifests chain over leaves [0, {run.end}) without gaps or overlaps")
     if not any(p.check in ("file", "extra") for p in report.problems) and report.files:
         unlisted = "" if run.on_disk is not None else " (unlisted files not looked for)"
-        report.passed.append(f"{report.files} files match their manifests' SHA-256; no unlisted files{unlisted}")
+        whose = "their manifests' and compaction records'" if run.compacted else "their manifests'"
+        report.passed.append(f"{report.files} files match {whose} SHA-256; no unlisted files{unlisted}")
     if not any(p.check in ("row", "logged-leaf") for p in report.problems) and report.rows:
         report.passed.append(f"{report.rows} rows: leaf_index and leaf_hash match their contents and the log")
 
@@ -991,11 +1158,13 @@ def verify_log(
     report = Report()
     log_src, data_src = _as_source(log), _as_source(published)
     manifests_src = log_src.child("manifests") if manifests is None else _as_source(manifests)
+    compactions_src = _compactions_source(log_src, manifests_src, manifests is None)
     site_src = None if site is None else _as_source(site)
     run = _Run(
         log=log_src, data=data_src, site=site_src, since=since, since_name=since_name, expected_vkey=expected_vkey,
         witnesses=witnesses, min_witnesses=min_witnesses, strict=strict, report=report,
-        v=_Verifier(log_src, data_src, manifests_src, report, progress), home=_exists(log_src, STATE_FILE),
+        v=_Verifier(log_src, data_src, manifests_src, report, progress, compactions_src),
+        home=_exists(log_src, STATE_FILE),
     )
     for check in CHECKS:
         if check(run) is False:

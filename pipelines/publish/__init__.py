@@ -53,7 +53,7 @@ from pipelines.ingest.stage import (
     staged_files,
 )
 from pipelines.log import writer as log_writer
-from pipelines.publish import dedupe, writer
+from pipelines.publish import compact, dedupe, writer
 from pipelines.records import Leaves, Manifest, Output, QuarantineRow
 from pipelines.registry import declarations, load_registry
 from pipelines.schemas import DECLARATIONS_KIND

@@ -1,4 +1,5 @@
-"""``python -m bench.run [--sizes 100000,1000000,5000000] [--out bench/results]`` (``make bench``).
+"""``python -m bench.run [--sizes 100000,1000000,5000000] [--home-sizes 1000000,10000000] [--out bench/results]``
+(``make bench``).
 
 For each size N: generate N events as CloudEvents NDJSON (``bench.generate``), then, each in its own
 process (``bench.measure``), time and take the peak RSS of
@@ -10,12 +11,29 @@ process (``bench.measure``), time and take the peak RSS of
 (d) the verify baseline: pyarrow reads the published Parquet and SHA-256s each row's leaf bytes;
 (e) the ledger append of one fixed-size batch at the log's size after (b) (on a copy of the log).
 
+Then, for each home size N of ``--home-sizes`` (issue 15: a batch's publishing cost should not depend on
+the log's size):
+
+(f) a home holding N rows is built once (N generated events published by ``flow.run`` with one staging
+    process per core: a real seen index, log, manifests and Parquet) and cached under ``--home-cache``
+    (default ``$SENSORLOG_BENCH_CACHE``, else ``<tmp>/sensorlog-bench-cache``) as ``home-n<N>-<key>``,
+    where the key hashes the bytes of ``pipelines/``, ``registry/`` and ``bench/generate.py``, the
+    pyarrow/DuckDB/Python versions and ``HOME_FORMAT``: any change to the code that writes a home
+    rebuilds it (and deletes that N's older entry). Then, ``--home-runs`` times, in its own process
+    (``bench.measure home-batch``): the home is copied, one ``--home-batch``-event batch of new events
+    (and a variant with ``--home-dupes`` of its rows exact copies of published ones) is staged, not
+    timed, and ``publish.publish_batch`` is timed step by step (dedupe, index commit, Parquet, log
+    append, manifest, …). Medians and every run go to the report, with the ratio largest/smallest home.
+    ``--home-sizes none`` skips it; ``--sizes none`` runs only it, keeping the sections (a)–(e) of the
+    results already in ``--out``.
+
 Writes ``<out>/results.json`` and ``<out>/results.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -24,14 +42,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.generate import write_events
+from bench.generate import GHOST, START, write_events
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
 APPEND_BATCH = 100_000
+DEFAULT_HOME_SIZES = (1_000_000, 10_000_000)
+HOME_BATCH = 100_000
+HOME_RUNS = 3
+HOME_DUPES = 0.01
+HOME_TARGET = 1.3  # the batch into the largest home costs at most this times the same into the smallest
+HOME_FORMAT = "1"  # bump to rebuild every cached home (the key also hashes the code that writes a home)
+SAMPLE_LINES = 20_000  # lines of a home's first landed file kept as the source of its variant's duplicates
 
 
 def _machine() -> dict:
@@ -209,6 +234,17 @@ def markdown(results: dict) -> str:
         f"- command: `{results['command']}`",
         "- every measurement runs in its own process; peak RSS is that process's VmHWM (for CLI commands, the "
         "child's ru_maxrss). The machine is shared, so timings are noisy.",
+    ]
+    if sizes:
+        lines += size_markdown(results)
+    if results.get("home_batch"):
+        lines += home_markdown(results["home_batch"])
+    return "\n".join(lines) + "\n"
+
+
+def size_markdown(results: dict) -> list[str]:
+    sizes = results["sizes"]
+    lines = [
         "",
         "## Throughput and memory",
         "",
@@ -310,13 +346,13 @@ def markdown(results: dict) -> str:
         "does not rebuild the Merkle tree or check signatures. Generated data is valid CloudEvents with "
         "value-level anomalies at 1e-4 (negative counts, an unregistered deployment, exact duplicates).",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def targets(results: dict) -> list[str]:
     sizes = {int(k): v for k, v in results["sizes"].items()}
     top = max(sizes) if sizes else None
-    out = []
+    out: list[str] = []
     if top is None:
         return out
     r = sizes[top]
@@ -354,21 +390,382 @@ def targets(results: dict) -> list[str]:
         )
     return out
 
+# -- (f) one batch into a home of N rows ---------------------------------------------------------------
+
+
+def _sizes(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none", "0"):
+        return []
+    return [int(s.replace("_", "")) for s in text.split(",") if s.strip()]
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("SENSORLOG_BENCH_CACHE") or Path(tempfile.gettempdir()) / "sensorlog-bench-cache")
+
+
+def home_key() -> str:
+    """What a cached home depends on: the bytes of the code and data that write one, and the versions
+    of the libraries whose file formats it holds (Parquet, the DuckDB index)."""
+    import duckdb
+    import pyarrow
+
+    digest = hashlib.sha256(
+        f"format {HOME_FORMAT}; python {platform.python_version()}; pyarrow {pyarrow.__version__}; "
+        f"duckdb {duckdb.__version__}\n".encode()
+    )
+    files = [PROJECT / "bench" / "generate.py"]
+    for folder in ("pipelines", "registry"):
+        files += [p for p in (PROJECT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for path in sorted(files):
+        digest.update(f"{path.relative_to(PROJECT)}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _published_sample(path: Path, limit: int) -> list[bytes]:
+    """Lines of a landed file that were published as they are (no value anomaly), up to ``limit``."""
+    out: list[bytes] = []
+    with open(path, "rb") as f:
+        for line in f:
+            if len(out) >= limit:
+                break
+            if b'"records": -1' not in line and GHOST.encode() not in line:
+                out.append(line)
+    return out
+
+
+def build_home(n: int, cache: Path, key: str, reuse_format: bool = False) -> dict:
+    """The cached home of ``n`` rows for ``key``, built first if it is not there. Returns its record
+    (``entry`` is its folder). With ``reuse_format``, a home another code version built is taken instead
+    of building one: copied, brought up to date by the current code (``bench.measure home-prepare``),
+    and kept as ``home-n<N>-<key>-upgraded``."""
+    entry = cache / f"home-n{n}-{key}"
+    if reuse_format:
+        upgraded = cache / f"home-n{n}-{key}-upgraded"
+        for candidate in (entry, upgraded):
+            if (candidate / "home.json").exists():
+                return _cached(candidate)
+        built = sorted(
+            (p for p in cache.glob(f"home-n{n}-*") if not p.name.endswith("-upgraded") and (p / "home.json").exists()),
+            key=lambda p: (p / "home.json").stat().st_mtime,
+        )
+        if built:
+            return _upgrade_home(n, built[-1], upgraded, cache, key)
+    if (entry / "home.json").exists():
+        return _cached(entry)
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob(f"home-n{n}-*"):  # a home of an older code version is never used again
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = cache / f".building-n{n}-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    landing, home = tmp / "landing", tmp / "home"
+    _log(f"home of {n:,} rows: generating (cache {entry})")
+    t = time.perf_counter()
+    gen = write_events(landing, n, PROJECT / "registry")
+    generate_seconds = time.perf_counter() - t
+    workers = os.cpu_count() or 1
+    _log(f"home of {n:,} rows: publishing {len(gen.files)} files with {workers} staging processes")
+    built_run = _measure(
+        "sensorlog-parallel", tmp, "--landing", str(landing), "--home", str(home), "--workers", str(workers)
+    )
+    if "error" in built_run or built_run.get("totals", {}).get("failed"):
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"building the home of {n:,} rows failed: {built_run.get('error') or built_run['totals']}")
+    (tmp / "published-sample.ndjson").write_bytes(b"".join(_published_sample(Path(gen.files[0]), SAMPLE_LINES)))
+    shutil.rmtree(landing, ignore_errors=True)
+    shutil.rmtree(home / "staging", ignore_errors=True)
+    totals = built_run["totals"]
+    meta = {
+        "rows_requested": n,
+        "events": gen.events,
+        "files": len(gen.files),
+        "days": gen.days,
+        "published": totals["published"],
+        "declarations": totals.get("declarations", 0),
+        "batches": totals["batches"],
+        "generate_seconds": generate_seconds,
+        "publish_seconds": built_run["seconds"],
+        "workers": workers,
+        "bytes": _bytes(home),
+        "key": key,
+        "built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    (tmp / "home.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, entry)
+    return {**meta, "entry": str(entry), "reused": False}
+
+
+def _bytes(home: Path) -> int:
+    return sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
+
+
+def _cached(entry: Path) -> dict:
+    return {**json.loads((entry / "home.json").read_text()), "entry": str(entry), "reused": True}
+
+
+def _upgrade_home(n: int, source: Path, entry: Path, cache: Path, key: str) -> dict:
+    from bench.measure import copy_home
+
+    for old in cache.glob(f"home-n{n}-*-upgraded"):
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = cache / f".upgrading-n{n}-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    _log(f"home of {n:,} rows: bringing {source.name} up to date with this code (cache {entry})")
+    copy_home(source / "home", tmp / "home")
+    shutil.copy2(source / "published-sample.ndjson", tmp / "published-sample.ndjson")
+    prepared = _measure("home-prepare", tmp, "--home", str(tmp / "home"))
+    if "error" in prepared:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"upgrading the home of {n:,} rows failed: {prepared['error']}")
+    meta = json.loads((source / "home.json").read_text())
+    meta.update(upgraded_from=source.name, upgrade_seconds=prepared["seconds"], key=key, bytes=_bytes(tmp / "home"),
+                upgraded=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    (tmp / "home.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, entry)
+    return {**meta, "entry": str(entry), "reused": False}
+
+
+def _batch_files(work: Path, homes: dict[int, dict], batch: int, dupes: float) -> dict:
+    """The batch files: ``fresh`` (new events dated after every home's), and per home ``dupes`` (the
+    same, its last rows replaced by published rows of that home). One file each."""
+    folder = work / "home-batches"
+    shutil.rmtree(folder, ignore_errors=True)
+    after = max(meta["days"] for meta in homes.values()) + 1
+    gen = write_events(folder / "gen", batch, PROJECT / "registry", start=START + timedelta(days=after),
+                       anomaly_rate=0.0, per_file=batch)
+    lines: list[bytes] = []
+    for path in gen.files:
+        with open(path, "rb") as f:
+            lines += f.readlines()
+    shutil.rmtree(folder / "gen")
+    fresh = folder / "fresh.ndjson"
+    fresh.write_bytes(b"".join(lines))
+    files: dict = {"fresh": {n: fresh for n in homes}}
+    if dupes > 0:
+        files["dupes"] = {}
+        for n in homes:
+            with open(Path(homes[n]["entry"]) / "published-sample.ndjson", "rb") as f:
+                sample = f.readlines()
+            count = min(len(sample), max(1, round(batch * dupes)))
+            step = max(1, len(sample) // count)
+            dupes_file = folder / f"dupes-n{n}.ndjson"
+            dupes_file.write_bytes(b"".join([*lines[: batch - count], *sample[::step][:count]]))
+            files["dupes"][n] = dupes_file
+    return files
+
+
+STEP_LABELS = {
+    "dedupe": "dedupe (`dedupe.classify`)",
+    "index_open_commit": "seen index open + commit",
+    "parquet": "Parquet write",
+    "log_open": "log open",
+    "log_append": "log append",
+    "manifest": "manifest write",
+    "move_into_place": "files moved into place",
+    "other": "other",
+    "total": "**publish_batch total**",
+}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def run_home_batches(
+    sizes: list[int], work: Path, cache: Path, batch: int, runs: int, dupes: float, reuse_format: bool = False
+) -> dict:
+    key = home_key()
+    homes = {n: build_home(n, cache, key, reuse_format) for n in sizes}
+    files = _batch_files(work, homes, batch, dupes)
+    measured: dict = {variant: {n: [] for n in sizes} for variant in files}
+    # Runs interleave the sizes, so a change in the shared machine's load falls on every size alike.
+    for run in range(runs):
+        for variant, by_size in files.items():
+            for n in sizes:
+                _log(f"{batch:,}-event batch ({variant}) into the home of {n:,} rows, run {run + 1}/{runs}")
+                scratch = work / f"home-batch-n{n}"
+                r = _measure(
+                    "home-batch", work, "--home", str(Path(homes[n]["entry"]) / "home"),
+                    "--scratch", str(scratch), "--batch-file", str(by_size[n]),
+                )
+                shutil.rmtree(scratch, ignore_errors=True)
+                measured[variant][n].append(r)
+    shutil.rmtree(work / "home-batches", ignore_errors=True)
+    out: dict = {
+        "batch": batch,
+        "runs": runs,
+        "dupe_rate": dupes,
+        "target": HOME_TARGET,
+        "cache": str(cache),
+        "key": key,
+        "homes": {str(n): meta for n, meta in homes.items()},
+        "variants": {},
+    }
+    for variant, by_size in measured.items():
+        v: dict = {"sizes": {}}
+        for n, rs in by_size.items():
+            ok = [r for r in rs if "error" not in r]
+            v["sizes"][str(n)] = {
+                "runs": rs,
+                "errors": [r["error"] for r in rs if "error" in r],
+                "median": {k: _median([r["steps"][k] for r in ok]) for k in STEP_LABELS} if ok else {},
+                "all": {k: [r["steps"][k] for r in ok] for k in STEP_LABELS},
+            }
+        small, large = str(min(sizes)), str(max(sizes))
+        lo, hi = v["sizes"][small]["median"], v["sizes"][large]["median"]
+        if len(sizes) > 1 and lo and hi:
+            v["ratio"] = {k: hi[k] / lo[k] if lo[k] > 0 else None for k in STEP_LABELS}
+        out["variants"][variant] = v
+    return out
+
+
+def _short(n: int) -> str:
+    for unit, name in ((1_000_000, "M"), (1_000, "k")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{name}"
+    return f"{n:,}"
+
+
+def home_markdown(hb: dict) -> list[str]:
+    sizes = sorted(int(n) for n in hb["homes"])
+    small, large = min(sizes), max(sizes)
+    lines = [
+        "",
+        f"## {_short(hb['batch'])}-event batch into a home of N rows (issue 15)",
+        "",
+        f"- date: {hb['date']}; command: `{hb['command']}`",
+        f"- one batch of {hb['batch']:,} events published (`publish.publish_batch`) into a copy of a home that "
+        f"already holds N rows; staged before, not timed; runs per size: {hb['runs']}, each in its own process, "
+        "sizes interleaved. Cells: median seconds (every run).",
+        "- homes: "
+        + "; ".join(
+            f"{int(n):,} rows requested → {m['published']:,} published + {m['declarations']} declarations in "
+            f"{m['batches']} event batches, {m['bytes'] / 2**30:.2f} GiB "
+            + (f"(reused from the cache, built {m['built']})" if m.get("reused") else
+               f"(built in {m['generate_seconds']:.0f} s generating + {m['publish_seconds']:.0f} s publishing)")
+            + (f", built by another code version ({m['upgraded_from']}) and brought up to date by this one's "
+               f"upgrade path in {m['upgrade_seconds']:.0f} s" if m.get("upgraded_from") else "")
+            for n, m in sorted(hb["homes"].items(), key=lambda kv: int(kv[0]))
+        ),
+    ]
+    titles = {
+        "fresh": "every event new",
+        "dupes": f"{100 * hb['dupe_rate']:g}% of the events exact copies of published ones",
+    }
+    for variant, v in hb["variants"].items():
+        ratio_head = f" {_short(large)} / {_short(small)} |" if len(sizes) > 1 else ""
+        lines += [
+            "",
+            f"### {titles.get(variant, variant)}",
+            "",
+            "| step | " + " | ".join(f"into {_short(n)} rows, s" for n in sizes) + " |" + ratio_head,
+            "|---|" + "---:|" * len(sizes) + ("---:|" if len(sizes) > 1 else ""),
+        ]
+        for k, label in STEP_LABELS.items():
+            cells = []
+            for n in sizes:
+                part = v["sizes"][str(n)]
+                if not part["median"]:
+                    cells.append("error")
+                    continue
+                runs = ", ".join(f"{x:.2f}" for x in part["all"][k])
+                cells.append(f"{part['median'][k]:.2f} ({runs})")
+            row = f"| {label} | " + " | ".join(cells) + " |"
+            if len(sizes) > 1:
+                r = (v.get("ratio") or {}).get(k)
+                row += f" {_fmt(r, '.2f')}× |" if r is not None else " — |"
+            lines.append(row)
+        extra = []
+        for n in sizes:
+            ok = [r for r in v["sizes"][str(n)]["runs"] if "error" not in r]
+            if ok:
+                r0 = ok[0]
+                extra.append(
+                    f"into {_short(n)}: log {r0['log_size_before']:,} → {r0['log_size_after']:,} leaves, "
+                    f"{r0['published']:,} published, {r0['duplicates']:,} duplicates, {r0['quarantined']:,} "
+                    f"quarantined; not timed above: staging {_median([r['stage_seconds'] for r in ok]):.1f} s, "
+                    f"the copy of the home {_median([r['copy_seconds'] for r in ok]):.1f} s, the per-run "
+                    f"recover + declarations check {_median([r['per_run_seconds'] for r in ok]):.2f} s"
+                )
+                missing = sorted({m for r in ok for m in r.get("not_timed", [])})
+                if missing:
+                    extra[-1] += f"; not found to time (in other): {', '.join(missing)}"
+            for err in v["sizes"][str(n)]["errors"]:
+                extra.append(f"into {_short(n)}: a run failed: {err[-300:]}")
+        lines += [""] + [f"- {e}" for e in extra]
+    lines += ["", "### Target (issue 15; reported, not asserted)", ""]
+    lines += home_targets(hb)
+    lines += [
+        "",
+        "The copy hard-links the home's published, quarantine and manifest files (the publisher only adds "
+        "files there, by rename) and copies the seen index, the log and the state, so every run starts from "
+        "the same home; the copied files are then in the page cache (a long-running publisher's would be too).",
+    ]
+    return lines
+
+
+def home_targets(hb: dict) -> list[str]:
+    sizes = sorted(int(n) for n in hb["homes"])
+    if len(sizes) < 2:
+        return ["- needs two home sizes"]
+    small, large = min(sizes), max(sizes)
+    out = []
+    for variant, v in hb["variants"].items():
+        ratio = (v.get("ratio") or {}).get("total")
+        name = "new events" if variant == "fresh" else f"{100 * hb['dupe_rate']:g}% duplicates"
+        if ratio is None:
+            out.append(f"- {name}: not measured")
+            continue
+        verdict = "met" if ratio <= hb["target"] else "not met"
+        lo, hi = v["sizes"][str(small)]["median"], v["sizes"][str(large)]["median"]
+        step = max((k for k in STEP_LABELS if k not in ("total", "other")), key=lambda k: hi[k] - lo[k])
+        worst, grows = (step, v["ratio"][step]), hi[step] - lo[step]
+        out.append(
+            f"- {_short(hb['batch'])} batch ({name}) into {_short(large)} rows ≤ {hb['target']}× the same into "
+            f"{_short(small)} rows: {ratio:.2f}× ({verdict}); the step that adds most: "
+            f"{STEP_LABELS[worst[0]]} ({_fmt(worst[1], '.2f')}×, {grows:+.2f} s)"
+        )
+    return out
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES), help="comma-separated event counts")
+    parser.add_argument(
+        "--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+        help="comma-separated event counts for (a)-(e); 'none' skips them and keeps those already in --out",
+    )
+    parser.add_argument(
+        "--home-sizes", default=",".join(str(s) for s in DEFAULT_HOME_SIZES),
+        help="comma-separated rows of the homes one batch is published into (f); 'none' skips it",
+    )
+    parser.add_argument("--home-batch", type=int, default=HOME_BATCH, help="events in the batch of (f)")
+    parser.add_argument("--home-runs", type=int, default=HOME_RUNS, help="runs of (f) per home size and variant")
+    parser.add_argument(
+        "--home-dupes", type=float, default=HOME_DUPES,
+        help="share of the second variant's batch that copies published rows (0: no second variant)",
+    )
+    parser.add_argument("--home-cache", default=None, help="where built homes are kept (default: "
+                        "$SENSORLOG_BENCH_CACHE, else <tmp>/sensorlog-bench-cache)")
+    parser.add_argument(
+        "--home-cache-key", choices=("code", "format"), default="code",
+        help="code: a home is rebuilt whenever the code that writes one changed; format: a home built by "
+        "another code version is reused, brought up to date by this code's own upgrade path (seen index)",
+    )
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results"), help="where results.json/.md go")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the generated and published data")
     args = parser.parse_args(argv)
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    sizes = _sizes(args.sizes)
+    home_sizes = _sizes(args.home_sizes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sensorlog-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    command = "python -m bench.run" + (f" --sizes {args.sizes}" if args.sizes != parser.get_default("sizes") else "")
-    results = {
+    given = [a for a in (argv if argv is not None else sys.argv[1:])]
+    command = " ".join(["python -m bench.run", *given])
+    results: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
         "machine": _machine(),
@@ -376,11 +773,30 @@ def main(argv: list[str] | None = None) -> None:
         "append_batch": APPEND_BATCH,
         "sizes": {},
     }
+    previous = out / "results.json"
+    if not sizes and previous.exists():  # only (f): keep the sections (a)-(e) measured before
+        kept = json.loads(previous.read_text())
+        if kept.get("sizes"):
+            _log(f"--sizes none: keeping the sizes measured {kept.get('date')} in {previous}")
+            results = {**kept, "home_batch": None}
     try:
         for n in sizes:
             results["sizes"][str(n)] = run_size(n, work, args.keep)
             (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
             (out / "results.md").write_text(markdown(results))
+        if home_sizes:
+            cache = Path(args.home_cache) if args.home_cache else default_cache()
+            hb = run_home_batches(
+                home_sizes, work, cache, args.home_batch, args.home_runs, args.home_dupes,
+                reuse_format=args.home_cache_key == "format",
+            )
+            hb["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            hb["command"] = command
+            results["home_batch"] = hb
+        else:
+            results.pop("home_batch", None)
+        (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+        (out / "results.md").write_text(markdown(results))
     finally:
         if not args.work and not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -14,16 +14,28 @@ from pipelines.config import PROJECT_DIR
 pytestmark = pytest.mark.system
 
 N = 20_000
+HOMES = (20_000, 40_000)  # the home sizes of the batch-into-a-home measurement (issue 15), tiny
+HOME_BATCH = 2_000
+STEPS = {"dedupe", "index_open_commit", "parquet", "log_open", "log_append", "manifest", "move_into_place",
+         "other", "total"}
 
 
-def test_benchmark_at_a_small_size_writes_complete_results(tmp_path: Path):
-    out = tmp_path / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--sizes", str(N), "--out", str(out), "--work", str(tmp_path / "work")],
+def _bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.run", *args, "--out", str(tmp_path / "results"),
+         "--work", str(tmp_path / "work"), "--home-cache", str(tmp_path / "cache")],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
         timeout=1800,  # a ceiling for a hung run, not a speed requirement: a loaded machine is slow
+    )
+
+
+def test_benchmark_at_a_small_size_writes_complete_results(tmp_path: Path):
+    out = tmp_path / "results"
+    proc = _bench(
+        tmp_path, "--sizes", str(N), "--home-sizes", ",".join(map(str, HOMES)), "--home-batch", str(HOME_BATCH),
+        "--home-runs", "1",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
@@ -67,3 +79,36 @@ def test_benchmark_at_a_small_size_writes_complete_results(tmp_path: Path):
 
     md = (out / "results.md").read_text()
     assert f"| {N:,} |" in md and "## Targets" in md and results["command"] in md
+
+    _check_home_batch(results, md, reused=False)
+
+    # The homes are kept in the cache, keyed by the bytes of the code that writes them: found again.
+    from bench.run import build_home, home_key
+
+    again = build_home(HOMES[0], tmp_path / "cache", home_key())
+    assert again["reused"] is True and again["key"] == results["home_batch"]["key"]
+
+
+def _check_home_batch(results: dict, md: str, reused: bool) -> None:
+    hb = results["home_batch"]
+    assert hb["batch"] == HOME_BATCH and hb["runs"] == 1
+    assert set(hb["homes"]) == {str(n) for n in HOMES}
+    for n, home in hb["homes"].items():
+        assert home["reused"] is reused
+        assert home["published"] + home["declarations"] >= 0.99 * int(n)
+    assert set(hb["variants"]) == {"fresh", "dupes"}
+    for variant, v in hb["variants"].items():
+        assert set(v["ratio"]) == STEPS
+        for n in HOMES:
+            part = v["sizes"][str(n)]
+            assert not part["errors"], part["errors"]
+            assert set(part["median"]) == STEPS
+            run = part["runs"][0]
+            assert run["rows_in"] == HOME_BATCH
+            assert run["log_size_before"] == hb["homes"][str(n)]["published"] + hb["homes"][str(n)]["declarations"] \
+                + hb["homes"][str(n)]["batches"] + 1  # + one manifest leaf per batch, the declarations' too
+            assert run["log_size_after"] == run["log_size_before"] + run["published"] + 1
+            dupes = round(HOME_BATCH * hb["dupe_rate"]) if variant == "dupes" else 0
+            assert run["duplicates"] == dupes and run["published"] == HOME_BATCH - dupes, run
+    assert "2k-event batch into a home of N rows" in md and "| **publish_batch total** |" in md
+    assert "40k / 20k" in md and "Target (issue 15" in md

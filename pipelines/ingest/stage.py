@@ -135,9 +135,12 @@ def quarantine_table(rows: Iterable[QuarantineRow]) -> pa.Table:
 # call, while the pandas frame GX needs (about 150 B a row, plus its masks) only grows.
 GX_BATCH_ROWS = 2_000_000
 # The parsed chunks wait for their validation with every column, ``_raw`` too (about 700 B a row of
-# the benchmark's NDJSON), so what they hold is bounded as well: with the next chunk being parsed and
-# GX's frame on top, staging a 280 MB file of 555,000 events peaked at 1.35 GB (1.33 GB chunk by chunk).
-GX_BATCH_BYTES = 512 << 20
+# the benchmark's NDJSON, 180 MB a chunk of DEFAULT_CHUNK_ROWS), so what they hold bounds the batch
+# first: a batch is validated once it holds this much. Holding two such chunks took staging a 500 MB
+# file from a peak of 1.34 GB (chunk by chunk) to 1.69 GB, past the 1.5 GB a process may take, so a
+# chunk this large is validated alone, as before, and only smaller chunks (CSV and JSON arrays, at
+# ROWWISE_CHUNK_ROWS; short rows; a file's last chunk) are validated together.
+GX_BATCH_BYTES = 128 << 20
 
 
 class _Held:
@@ -148,10 +151,14 @@ class _Held:
         self.rows = self.bytes = 0
 
     def full_with(self, chunk: ParsedChunk) -> bool:
-        """Whether ``chunk`` would take the held rows or bytes past a bound (a chunk alone never is:
-        chunks are not split, and ``DEFAULT_CHUNK_ROWS`` is far below ``GX_BATCH_ROWS``)."""
-        rows, size = _size(chunk)
-        return bool(self.chunks) and (self.rows + rows > GX_BATCH_ROWS or self.bytes + size > GX_BATCH_BYTES)
+        """Whether ``chunk`` would take the held rows past ``GX_BATCH_ROWS`` (a chunk alone never
+        does: chunks are not split, and ``DEFAULT_CHUNK_ROWS`` is far below it)."""
+        return bool(self.chunks) and self.rows + _size(chunk)[0] > GX_BATCH_ROWS
+
+    def full(self) -> bool:
+        """Whether the held chunks are to be validated now, before the next one is parsed (which would
+        otherwise sit in memory next to them)."""
+        return self.bytes >= GX_BATCH_BYTES
 
     def add(self, chunk: ParsedChunk) -> None:
         rows, size = _size(chunk)
@@ -269,6 +276,8 @@ def stage_file(
                     result.rejected_at_validation += _stage_held(held.take(), known, now, output)
                 held.add(chunk)
                 chunk = None
+                if held.full():
+                    result.rejected_at_validation += _stage_held(held.take(), known, now, output)
                 # Hand freed Arrow memory back to the OS between chunks (the allocator keeps it
                 # otherwise), so a long file does not hold the high-water mark of every chunk.
                 pa.default_memory_pool().release_unused()

@@ -16,6 +16,7 @@ import pytest
 from pipelines import flow, layout, storage
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import airflow_runner, synthetic
+from pipelines.publish import compact
 from pipelines.registry import load_registry
 
 pytestmark = pytest.mark.system
@@ -36,6 +37,9 @@ def test_every_dag_imports_without_errors():
     # The log's Asset (which rebuilds the portal) comes after the witnesses cosigned the checkpoint.
     assert {a.name for a in ingest.get_task("witness").outlets} == {"sensorlog.log"}
     assert "publish" in ingest.get_task("witness").upstream_task_ids
+    # Compaction follows publish, and the witness (whose Asset starts the portal) waits for it.
+    assert ingest.get_task("compact").upstream_task_ids == {"publish"}
+    assert "compact" in ingest.get_task("witness").upstream_task_ids
     assert {"sensorlog_ingest", "sensorlog_audit", "sensorlog_portal"} <= set(bag.dag_ids)
 
 
@@ -121,11 +125,15 @@ def test_the_ingest_dag_publishes_under_airflow(airflow_run):
     assert len(declared) == 1  # the publish task logged the registry once, before the events
     manifests = [m for m in manifests if m not in declared]
     assert len(manifests) == len(landed)
+    records = compact.load_records(settings)  # the DAG's compact task merged the batches' files
+    assert records
     for m in manifests:
         assert m["rows_in"] == m["published"] + m["quarantined"] + m["duplicates"]
         for out in m["outputs"]:
-            uri = storage.join(settings.published, out["path"])
-            assert pq.read_metadata(uri).num_rows == out["rows"]
+            held = compact.current_path(records, out["path"])
+            uri = storage.join(settings.published, out["path"] if held is None else held[0])
+            assert pq.read_metadata(uri).num_rows == (out["rows"] if held is None else records[
+                next(n for n, r in records.items() if r.path == held[0])].rows)
     assert sum(m["published"] for m in manifests) > 1000
     assert storage.list_files(storage.join(settings.published, "event_type=collection"), (".parquet",))
     assert "sensorlog_ingest" in log.read_text()

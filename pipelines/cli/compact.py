@@ -14,7 +14,7 @@ from pipelines.config import Settings
 
 
 def compact_cmd(
-    max_rows: int = typer.Option(1_000_000, "--max-rows", min=1, help="Rows per compacted file at most"),
+    max_rows: int = typer.Option(500_000, "--max-rows", min=1, help="Rows per compacted file at most"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be merged; change nothing"),
 ) -> None:
     """Merge each partition's small Parquet files into few large ones; verify and prove follow the records."""

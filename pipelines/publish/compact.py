@@ -57,7 +57,7 @@ from pipelines.records import CompactedPart, Compaction, Manifest, RecordError, 
 
 log = logging.getLogger(__name__)
 
-MAX_ROWS = 1_000_000  # rows per compacted file: tens of MB of zstd Parquet at the event tables' widths
+MAX_ROWS = 500_000  # rows per compacted file: about 40 MB of zstd Parquet at the collection table's 80 bytes a row
 JOURNAL = "journal.json"
 RETIRED = ".retired-"  # old partition directories kept until the next compaction
 _RENAME_EXCHANGE = 2  # linux/fs.h

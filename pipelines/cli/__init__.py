@@ -7,7 +7,7 @@ and ``COMMANDS`` below, the one list of every command (in ``sensorlog --help`` o
 * ``log``: the transparency log, ``verify``, ``prove``, ``check-proof``, ``log export``, ``cosign``
   and the ``witness`` group;
 * ``audit``, ``portal``, ``registry``: one command each;
-* ``dev``: the sample city, ``generate`` and ``demo``;
+* ``dev``: the sample city, ``generate`` and ``demo``, and a big invented registry, ``generate-registry``;
 * ``_output``: what the commands print (consoles, progress bars, errors, the summary, proof text).
 
 The modules import only typer and rich at the top; what a command needs is imported when it runs, so
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("registry", registry.registry_cmd),
     ("generate", dev.generate_cmd),
+    ("generate-registry", dev.generate_registry_cmd),
     ("discover", ingest.discover_cmd),
     ("stage", ingest.stage_cmd),
     ("commit", ingest.commit_cmd),

@@ -1,8 +1,10 @@
-"""Developer tools on the synthetic sample city: ``sensorlog generate`` and ``sensorlog demo``."""
+"""Developer tools: the synthetic sample city (``sensorlog generate``, ``sensorlog demo``) and a big
+invented registry for measuring scale (``sensorlog generate-registry``)."""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import typer
 
@@ -39,6 +41,21 @@ def generate_cmd(
     with console.status("generating the city…"), reported_as("generate", ValueError, exit_code=USAGE):
         truth = synthetic.write_city(registry, landing or s.landing, options)  # ValueError: e.g. a bad --cadence
     console.print(f"wrote {truth.events:,} events in {len(truth.files)} files to {landing or s.landing}")
+
+
+def generate_registry_cmd(
+    out: str = typer.Option(..., help="Folder to write the deployment files into (created if missing)"),
+    deployments: int = typer.Option(10_000, help="How many deployment files"),
+    grants: int = typer.Option(1_000_000, help="Access grants in all (current policies), at least one each"),
+    seed: int = typer.Option(0),
+):
+    """Write a big invented registry (every name made up) for measuring loading, the portal and the audit."""
+    from pipelines.dev import bigregistry
+
+    with console.status(f"writing {deployments:,} deployments…"):
+        with reported_as("generate-registry", ValueError, exit_code=USAGE):  # e.g. fewer grants than deployments
+            bigregistry.write_registry(Path(out), deployments, grants, seed)
+    console.print(f"wrote {deployments:,} deployments with {grants:,} access grants to {out}")
 
 
 def demo_cmd(

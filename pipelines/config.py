@@ -160,6 +160,29 @@ def audit_fail_on(env: Mapping[str, str] | None = None) -> str | None:
     return environment(env).get("SENSORLOG_AUDIT_FAIL_ON") or None
 
 
+CITY_BBOX_ENV = "SENSORLOG_CITY_BBOX"
+
+
+def city_bbox(env: Mapping[str, str] | None = None) -> tuple[float, float, float, float] | None:
+    """``SENSORLOG_CITY_BBOX``: the city's bounding box, ``min_lon,min_lat,max_lon,max_lat`` in WGS 84 (as
+    a registry's ``location.bbox``); a deployment outside it is a registry warning. ``None`` when unset:
+    positions are then checked only for being plausible at all (not 0,0). Malformed is a usage error."""
+    raw = environment(env).get(CITY_BBOX_ENV, "").strip()
+    if not raw:
+        return None
+    expected = f"{CITY_BBOX_ENV}={raw!r}: expected min_lon,min_lat,max_lon,max_lat (four numbers, each min <= max)"
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError:
+        raise UsageError(expected) from None
+    if len(values) != 4 or not all(abs(v) <= 180 for v in values) or not all(abs(v) <= 90 for v in values[1::2]):
+        raise UsageError(expected)
+    min_lon, min_lat, max_lon, max_lat = values
+    if min_lon > max_lon or min_lat > max_lat:
+        raise UsageError(expected)
+    return min_lon, min_lat, max_lon, max_lat
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """How ``pipelines.storage`` talks to S3. Endpoint and region are the standard AWS variables (boto3

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from pipelines.registry import Registry, RetentionRule, local_day
+from pipelines.registry import ACCESS_DECLARED, Registry, RetentionRule, local_day
 from pipelines.registry.declarations import SOURCE, Declared
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -121,6 +121,7 @@ DENIED_SCHEMA = pa.schema(
         ("organisation", pa.string()),
         ("role", pa.string()),
         ("policy_version", pa.int64()),
+        ("verdict", pa.string()),  # undeclared, or unverifiable (the policy also grants unnamed organisations)
     ]
 )
 
@@ -129,17 +130,19 @@ def denied_access(declared: Declared, tuples: pa.Table) -> pa.Table:
     """Of the distinct (deployment_id, day, organisation, role) access tuples, those the policy the
     deployment is judged by that local day does not allow, with that policy's version.
 
-    Runs ``PolicyVersion.allows`` itself (case-insensitive organisations, exact roles) so the audit can
+    Runs ``PolicyVersion.judge`` itself (case-insensitive organisations, exact roles) so the audit can
     never disagree with the registry about who is allowed; the input has one row per distinct tuple,
-    not per access event.
+    not per access event. ``verdict`` is ``unverifiable`` when the policy grants access to organisations
+    it does not name (a bare count): such an access is neither shown declared nor shown undeclared.
     """
     denied = []
     for row in tuples.to_pylist():
         if row["deployment_id"] not in declared.histories:
             continue  # validation quarantines unknown deployments; nothing to judge them by
         policy = declared.policy_at(row["deployment_id"], row["day"])
-        if not policy.allows(row["organisation"], row["role"]):
-            denied.append({**row, "policy_version": policy.version})
+        verdict = policy.judge(row["organisation"], row["role"])
+        if verdict != ACCESS_DECLARED:
+            denied.append({**row, "policy_version": policy.version, "verdict": verdict})
     return pa.Table.from_pylist(denied, schema=DENIED_SCHEMA)
 
 

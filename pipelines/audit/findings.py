@@ -10,6 +10,17 @@ One line per kind (periods are half-open, local days are whole [local midnight, 
   deployment and class, from its first to its last day of collection.
 * ``undeclared_access``: access by an organisation and role the policy in force that local day does
   not grant; period [accessed_at, +1 s) truncated to the second (events in one second are one finding).
+* ``access_unverifiable``: the same, when that policy also grants access to organisations it does
+  not name (a bare count such as "988 external organisations", or words such as "NA"): a count cannot
+  show that this organisation is among them, nor that it is not, so the access is neither passed as
+  declared nor called undeclared. A named grant that states no roles covers its organisation in
+  every role (the declaration restricts none).
+* ``retention_unclear``: a class whose rule, on days the deployment was in service within the log, is
+  ``unknown`` (declared, but not clearly: "NA", "-Infinity days"); no due date is computed from it and
+  the ledger's status for those days is ``unknown``. One finding per stretch of days judged by one
+  such rule; numbers: the declared words (``stated``), which logged version declared them
+  (``declared_in``: ``<id>@<n>``, or the registry file), their ``provenance``, records collected and
+  still retained; evidence: the declaration row, then the first collection window.
 * ``collecting_after_decommission``: days after the decommissioning date with any collection;
   consecutive days are one finding (data class empty: it concerns the device).
 * ``silent_deployment``: at least ``silence_days`` consecutive local days, while the deployment is
@@ -213,7 +224,8 @@ FROM orphan_f f JOIN orphan o
 UNDECLARED_ACCESS = """
 CREATE OR REPLACE TEMP TABLE denied_acc AS
 SELECT a.*, n.policy_version, date_trunc('second', a.accessed_at) AS second
-FROM acc a JOIN denied n USING (deployment_id, day, organisation, role);
+FROM acc a JOIN denied n USING (deployment_id, day, organisation, role)
+WHERE n.verdict = 'undeclared';
 
 CREATE OR REPLACE TEMP TABLE access_f AS
 SELECT deployment_id, data_class, second AS period_start, second + INTERVAL 1 SECOND AS period_end,
@@ -233,6 +245,77 @@ INSERT INTO evidence
 SELECT f.fkey, 0, a.accessed_at, a.source, a.event_id
 FROM access_f f JOIN denied_acc a
   ON a.deployment_id = f.deployment_id AND a.data_class = f.data_class AND a.second = f.period_start;
+"""
+
+# The same shape as undeclared_access, for organisations the policy does not name while it grants access
+# to organisations it only counts (or does not state): the access cannot be judged either way.
+UNVERIFIABLE_ACCESS = """
+CREATE OR REPLACE TEMP TABLE unverified_acc AS
+SELECT a.*, n.policy_version, date_trunc('second', a.accessed_at) AS second
+FROM acc a JOIN denied n USING (deployment_id, day, organisation, role)
+WHERE n.verdict = 'unverifiable';
+
+CREATE OR REPLACE TEMP TABLE unverified_f AS
+SELECT deployment_id, data_class, second AS period_start, second + INTERVAL 1 SECOND AS period_end,
+       max(policy_version) AS policy_version,
+       array_to_string(list_sort(list_distinct(list(organisation))), ', ') AS organisation,
+       array_to_string(list_sort(list_distinct(list(role))), ', ') AS role,
+       sum(records) AS records, count(*) AS events,
+       fkey('access_unverifiable', deployment_id, data_class, second, second + INTERVAL 1 SECOND) AS fkey
+FROM unverified_acc GROUP BY deployment_id, data_class, second;
+
+INSERT INTO found
+SELECT f.fkey, 'access_unverifiable', f.deployment_id, f.data_class, f.period_start, f.period_end, f.policy_version,
+       to_json(struct_pack(organisation := f.organisation, role := f.role, records := f.records, events := f.events,
+                           reason := 'the organisation is not named; the policy grants access to organisations'
+                                     || ' it does not name, so this access can be shown neither declared nor'
+                                     || ' undeclared'))::VARCHAR
+FROM unverified_f f;
+
+INSERT INTO evidence
+SELECT f.fkey, 0, a.accessed_at, a.source, a.event_id
+FROM unverified_f f JOIN unverified_acc a
+  ON a.deployment_id = f.deployment_id AND a.data_class = f.data_class AND a.second = f.period_start;
+"""
+
+# A rule declared 'unknown' judges no deletion (no due date): the finding says so for every stretch of
+# days, in service and within the log, that it applies to, with the declared words and their origin.
+UNCLEAR = """
+CREATE OR REPLACE TEMP TABLE unclear_f AS
+WITH seg AS (
+  SELECT u.*,
+         greatest(u.valid_from, dp.commissioned, coalesce(p.log_first_day, p.last_day)) AS first_day,
+         least(u.valid_to - 1, coalesce(dp.decommissioned, p.last_day), p.last_day) AS last_day
+  FROM unclear u JOIN deployments dp USING (deployment_id) CROSS JOIN params p),
+kept AS (
+  SELECT s.deployment_id, s.data_class, s.first_day, any_value(s.last_day) AS last_day,
+         any_value(s.policy_version) AS policy_version, any_value(s.stated) AS stated,
+         any_value(s.provenance) AS provenance, any_value(s.declared_in) AS declared_in,
+         any_value(s.source) AS source, any_value(s.event_id) AS event_id,
+         coalesce(sum(g.collected), 0) AS records, coalesce(sum(g.undeleted), 0) AS retained
+  FROM seg s LEFT JOIN grp g
+    ON g.deployment_id = s.deployment_id AND g.data_class = s.data_class AND g.day BETWEEN s.first_day AND s.last_day
+  WHERE s.first_day <= s.last_day
+  GROUP BY s.deployment_id, s.data_class, s.first_day)
+SELECT k.*, ds.day_start AS period_start, de.day_end AS period_end,
+       fkey('retention_unclear', k.deployment_id, k.data_class, ds.day_start, de.day_end) AS fkey
+FROM kept k JOIN days ds ON ds.day = k.first_day JOIN days de ON de.day = k.last_day;
+
+INSERT INTO found
+SELECT fkey, 'retention_unclear', deployment_id, data_class, period_start, period_end, policy_version,
+       to_json(struct_pack(stated := stated, declared_in := declared_in, provenance := provenance,
+                           records := records, records_retained := retained,
+                           days := date_diff('day', first_day, last_day) + 1))::VARCHAR
+FROM unclear_f;
+
+INSERT INTO evidence
+SELECT fkey, 0, period_start, source, event_id FROM unclear_f WHERE event_id IS NOT NULL
+UNION ALL
+SELECT fkey, 1, e.t, e.source, e.id FROM (
+  SELECT f.fkey, min(struct_pack(t := w.window_start, source := w.source, id := w.event_id)) AS e
+  FROM unclear_f f JOIN win w
+    ON w.deployment_id = f.deployment_id AND w.data_class = f.data_class AND w.day BETWEEN f.first_day AND f.last_day
+  GROUP BY f.fkey);
 """
 
 INDEFINITE = """
@@ -294,7 +377,8 @@ ORDER BY s.rank DESC, f.kind, f.deployment_id, f.data_class NULLS FIRST, f.perio
 """
 
 STEPS = (
-    RETENTION, UNDECLARED_CLASS, DECOMMISSIONED, SILENT, ORPHAN_DELETIONS, UNDECLARED_ACCESS, INDEFINITE, RETROACTIVE,
+    RETENTION, UNDECLARED_CLASS, DECOMMISSIONED, SILENT, ORPHAN_DELETIONS, UNDECLARED_ACCESS, UNVERIFIABLE_ACCESS,
+    UNCLEAR, INDEFINITE, RETROACTIVE,
 )
 
 
@@ -311,7 +395,7 @@ def severity_table() -> pa.Table:
 
 def compute(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """All findings, most severe first (needs ``retention.build``, ``denied``, ``deployments``,
-    ``declared``, ``retroactive`` and ``severity`` in the session)."""
+    ``declared``, ``retroactive``, ``unclear`` and ``severity`` in the session)."""
     con.execute(SETUP)
     for step in STEPS:
         con.execute(step)

@@ -14,6 +14,10 @@ collecting_after_decommission      high        a device the registry says is gon
 retroactive_policy_change          high        a declaration rewrote the terms of days already past
 late_deletion                      medium      deleted, but later than declared (plus grace)
 silent_deployment                  medium      an active device stopped reporting: the log has a hole
+access_unverifiable                medium      access by an organisation the policy does not name, while
+                                               it grants access to organisations it only counts
+retention_unclear                  medium      retention was declared in words that state no period:
+                                               no deletion can be judged on time or late
 deleted_without_collection         low         bookkeeping: a deletion of data the log never saw
 indefinite_retention               info        declared and lawful, but worth a resident's attention
 =================================  ==========  ===================================================
@@ -41,6 +45,8 @@ SEVERITY_OF_KIND = {
     "retroactive_policy_change": "high",
     "late_deletion": "medium",
     "silent_deployment": "medium",
+    "access_unverifiable": "medium",
+    "retention_unclear": "medium",
     "deleted_without_collection": "low",
     "indefinite_retention": "info",
 }

@@ -248,19 +248,20 @@ class _City:
 
     def access(self, deployment: Deployment, day: date) -> None:
         policy = deployment.policy_at(day)
-        grants = [g for g in policy.access if g.roles]
+        # Only a named grant with roles says who may access in which role (the demo's are all named).
+        grants = [(g, g.organisation) for g in policy.access if g.roles and g.organisation is not None]
         if not grants:
             return
         count = _poisson(self.rng, ACCESS_PER_DAY.get(deployment.kind, DEFAULT_ACCESS_PER_DAY))
         for n in range(count):
-            grant = grants[self.rng.randrange(len(grants))]
+            grant, organisation = grants[self.rng.randrange(len(grants))]
             role = grant.roles[self.rng.randrange(len(grant.roles))]
             at = self.local_midnight(day) + timedelta(hours=8 + self.rng.random() * 10)
             self.emit_access(
                 deployment,
                 deployment.data_classes[0],
                 at,
-                grant.organisation,
+                organisation,
                 role,
                 grant.purpose,
                 f"acc-{deployment.id}-{day:%Y%m%d}-{n}",
@@ -484,7 +485,7 @@ class _City:
             d = pool[n % len(pool)]
             day = self.options.start + timedelta(days=60 + 3 * n)
             at = self.local_midnight(day) + timedelta(hours=11)
-            org = organisation or d.current_policy.access[0].organisation
+            org = organisation or d.current_policy.access[0].organisation or d.accountable_organisation
             event_id = f"acc-{d.id}-{day:%Y%m%d}-x{n}"
             self.emit_access(d, d.data_classes[0], at, org, role, "records request", event_id)
             self.finding(

@@ -257,9 +257,12 @@ def _walk(value: Any, spec: Mapping[str, Any], root: Mapping[str, Any], path: st
             yield path, kind
     elif isinstance(value, Mapping):
         props = spec.get("properties", {})
+        extra = spec.get("additionalProperties")  # a map of free keys (provenance.fields) is checked too
         for name, item in value.items():
             if name in props:
                 yield from _walk(item, props[name], root, f"{path}.{name}" if path else str(name))
+            elif isinstance(extra, Mapping):
+                yield from _walk(item, extra, root, f"{path}.{name}" if path else str(name))
     elif isinstance(value, list) and isinstance(spec.get("items"), Mapping):
         for i, item in enumerate(value):
             yield from _walk(item, spec["items"], root, f"{path}[{i}]")

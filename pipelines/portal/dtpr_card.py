@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from pipelines.registry import AccessGrant, Deployment, PolicyVersion, RetentionRule, parse_iso_duration
+from pipelines.registry.model import provenance_for
 from pipelines.registry.taxonomy import Taxonomy, load_taxonomy
 
 _DATA_CLASS_LABELS = {
@@ -21,6 +22,7 @@ _DATA_CLASS_LABELS = {
     "motion_counts": "Motion counts",
     "payment_records": "Payment records",
     "plate_reads": "Plate reads",
+    "search_audit_log": "Search audit log",
     "session_records": "Session records",
     "vehicle_counts": "Vehicle counts",
     "video": "Video",
@@ -68,6 +70,14 @@ _UNIT_WORDS: dict[str, dict[str, tuple[str, str]]] = {
 }
 _AND = {"en": "and", "es": "y", "fr": "et", "pt": "e"}
 _INDEFINITELY = {"en": "indefinitely", "es": "indefinidamente", "fr": "indéfiniment", "pt": "indefinidamente"}
+# For a period declared 'unknown', inside DTPR's "Retained {{duration}}": no period is claimed.
+_UNCLEAR = {
+    "en": "(period not stated clearly)",
+    "es": "(período no indicado claramente)",
+    "fr": "(durée non indiquée clairement)",
+    "pt": "(período não indicado claramente)",
+}
+FILLED = "filled in, not from the source"
 
 
 def data_class_label(slug: str) -> str:
@@ -87,6 +97,10 @@ def format_duration(period: str, lang: str = "en") -> str:
     return f"{', '.join(parts[:-1])} {_AND.get(lang, 'and')} {parts[-1]}"
 
 
+def _quoted(text: str | None) -> str:
+    return f"'{text}'" if text else "(no words given)"
+
+
 def render_retention_text(rule: RetentionRule, lang: str = "en") -> str:
     """A plain sentence for a resident, generated from the machine-readable rule.
 
@@ -100,6 +114,9 @@ def render_retention_text(rule: RetentionRule, lang: str = "en") -> str:
         return f"{label} {be} not kept: nothing is stored."
     if rule.kind == "indefinite":
         return f"{label} {be} kept indefinitely."
+    if rule.kind == "unknown":
+        # The source's words, verbatim: never a period read into them.
+        return f"{label}: retention not stated clearly: {_quoted(rule.stated)}."
     span = format_duration(rule.period, "en")
     start = {
         "window_end": f" after {it} {be} recorded",
@@ -130,46 +147,104 @@ def _retention_elements(policy: PolicyVersion, lang: str, taxonomy: Taxonomy) ->
             entry = _elements(["retention__no_data_retained"], lang, taxonomy)[0]
         else:
             element = taxonomy.element("retention__data_retained")
-            span = (
-                _INDEFINITELY.get(lang, "indefinitely")
-                if rule.kind == "indefinite"
-                else format_duration(rule.period, lang)
-            )
-            # DTPR's description ("stored for X, and after this ... deleted") is wrong for no end date.
-            description = (
-                "Data is kept with no planned deletion date."
-                if rule.kind == "indefinite"
-                else element.description(lang).replace("{{duration}}", span)
-            )
+            if rule.kind == "indefinite":
+                span = _INDEFINITELY.get(lang, "indefinitely")
+                # DTPR's description ("stored for X, and after this ... deleted") is wrong for no end date.
+                description = "Data is kept with no planned deletion date."
+            elif rule.kind == "unknown":
+                span = _UNCLEAR.get(lang, _UNCLEAR["en"])
+                description = f"Data is kept, for a period the source does not state clearly: {_quoted(rule.stated)}."
+            else:
+                span = format_duration(rule.period, lang)
+                description = element.description(lang).replace("{{duration}}", span)
             entry = (element.id, element.name(lang).replace("{{duration}}", span), description)
         if entry not in out:
             out.append(entry)
     return out
 
 
-def _grant_line(grant: AccessGrant) -> str:
-    return f"{grant.organisation} ({', '.join(grant.roles)}): {grant.purpose}"
+def grant_line(grant: AccessGrant) -> str:
+    """One grant as declared: what the source does not state is said to be not stated, never filled."""
+    purpose = grant.purpose or "purpose not stated"
+    if grant.form == "unstated":
+        return f"Access not stated clearly: {_quoted(grant.stated)}"
+    if grant.form == "counted":
+        count = grant.count or 0
+        who = f"{count:,} organisation{'s' if count != 1 else ''}, not named"
+        if grant.description:
+            who += f" ({grant.description})"
+        roles = f", as {', '.join(grant.roles)}" if grant.roles else ""
+        return f"{who}{roles}: {purpose}"
+    roles = ", ".join(grant.roles) if grant.roles else "roles not stated"
+    return f"{grant.organisation} ({roles}): {purpose}"
+
+
+def source_note(deployment: Deployment, path: str) -> str | None:
+    """Where the value at ``path`` came from, in words, for showing next to it: ``provenance.fields``,
+    else the record's ``provenance.filled`` (filled in, not from the source); None when nothing is said."""
+    source = deployment.source_of(path)
+    if source is None and deployment.provenance:
+        filled = {p: FILLED for p in deployment.provenance.get("filled", ())}
+        source = provenance_for(filled, path)
+    return source
+
+
+def _sourced(deployment: Deployment, path: str, text: str) -> str:
+    source = source_note(deployment, path)
+    if not source:
+        return text
+    # Inside the sentence's full stop, so the note reads as part of it.
+    return f"{text[:-1]} (source: {source})." if text.endswith(".") else f"{text} (source: {source})"
+
+
+def _data_sources_line(deployment: Deployment) -> list[str]:
+    if not deployment.data_sources:
+        return []
+    parts = []
+    for i, source in enumerate(deployment.data_sources):
+        if source.name is not None:
+            text = source.name
+        else:
+            count = source.count or 0
+            text = f"{count:,} not named"
+        if source.description:
+            text += f" ({source.description})"
+        note = deployment.source_of(f"data_sources[{i}]")
+        parts.append(f"{text} [source: {note}]" if note and note != deployment.source_of("data_sources") else text)
+    return [_sourced(deployment, "data_sources", f"Data sources consulted: {'; '.join(parts)}")]
 
 
 def _card_extra(deployment: Deployment, policy: PolicyVersion, lang: str) -> dict[str, list[str]]:
-    role = f" ({deployment.accountable_role})" if deployment.accountable_role else ""
-    partners = [f"With: {', '.join(deployment.partners)}"] if deployment.partners else []
+    d = deployment
+    role = f" ({d.accountable_role})" if d.accountable_role else ""
+    partners = [f"With: {', '.join(d.partners)}"] if d.partners else []
     classes = [
-        f"{data_class_label(c)}: {deployment.data_class_descriptions[c]}"
-        if c in deployment.data_class_descriptions
-        else data_class_label(c)
-        for c in deployment.data_classes
+        _sourced(d, f"data_classes[{i}]",
+                 f"{data_class_label(c)}: {d.data_class_descriptions[c]}" if c in d.data_class_descriptions
+                 else data_class_label(c))
+        for i, c in enumerate(d.data_classes)
     ]
+    devices = []
+    if d.devices is not None:
+        what = f" {d.devices.description}" if d.devices.description else ""
+        devices = [_sourced(d, "devices", f"Devices: {d.devices.count:,}{what}")]
+    search_audit = []
+    if d.public_search_audit is not None:
+        words = "published" if d.public_search_audit else "not published"
+        search_audit = [_sourced(d, "public_search_audit", f"Public audit of searches: {words}")]
     since = f"Policy version {policy.version}, in force from {policy.effective_from.isoformat()}."
+    rules_at, grants_at = d.policy_fields(policy)
+    grants = [_sourced(d, f"{grants_at}[{i}]", grant_line(g)) for i, g in enumerate(policy.access)]
+    rules = [_sourced(d, f"{rules_at}[{i}]", render_retention_text(r, lang)) for i, r in enumerate(policy.retention)]
     return {
-        "accountable": [f"{deployment.accountable_organisation}{role}", *partners],
+        "accountable": [_sourced(d, "accountable", f"{d.accountable_organisation}{role}"), *partners],
         "purpose": [],
-        "tech": [f"Vendor: {deployment.vendor}"],
-        "data": classes,
+        "tech": [_sourced(d, "vendor", f"Vendor: {d.vendor}"), *devices],
+        "data": [*classes, *_data_sources_line(d)],
         "process": [],
-        "access": [_grant_line(g) for g in policy.access],
-        "retention": [*(render_retention_text(r, lang) for r in policy.retention), since],
-        "storage": [deployment.storage_location],
+        "access": [*grants, *search_audit],
+        "retention": [*rules, since],
+        "storage": [_sourced(d, "storage", d.storage_location)],
     }
 
 

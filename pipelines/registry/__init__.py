@@ -39,9 +39,22 @@ from pipelines.registry.load import (
     YamlBoundsError,
     from_checked,
     load_registry,
+    registry_warnings,
     validate_registry,
 )
-from pipelines.registry.model import DEFAULT_TIMEZONE, AccessGrant, Deployment, PolicyVersion, Registry, local_day
+from pipelines.registry.model import (
+    ACCESS_DECLARED,
+    ACCESS_UNDECLARED,
+    ACCESS_UNVERIFIABLE,
+    DEFAULT_TIMEZONE,
+    AccessGrant,
+    DataSource,
+    Deployment,
+    DeviceCount,
+    PolicyVersion,
+    Registry,
+    local_day,
+)
 from pipelines.registry.retention import (
     DAYS_PER_MONTH,
     DAYS_PER_YEAR,
@@ -52,6 +65,7 @@ from pipelines.registry.retention import (
     NO_RETENTION,
     PERIOD_LIMIT_EXPECTED,
     TRIGGERS,
+    UNKNOWN,
     IsoDuration,
     RetentionRule,
     exceeds_period_limit,
@@ -59,6 +73,9 @@ from pipelines.registry.retention import (
 )
 
 __all__ = [
+    "ACCESS_DECLARED",
+    "ACCESS_UNDECLARED",
+    "ACCESS_UNVERIFIABLE",
     "DAYS_PER_MONTH",
     "DAYS_PER_YEAR",
     "DEFAULT_TIMEZONE",
@@ -76,8 +93,11 @@ __all__ = [
     "REGISTRY_SUFFIXES",
     "SCHEMA_FILE",
     "TRIGGERS",
+    "UNKNOWN",
     "AccessGrant",
+    "DataSource",
     "Deployment",
+    "DeviceCount",
     "IsoDuration",
     "PolicyVersion",
     "Problem",
@@ -92,5 +112,6 @@ __all__ = [
     "load_registry",
     "local_day",
     "parse_iso_duration",
+    "registry_warnings",
     "validate_registry",
 ]

@@ -23,6 +23,8 @@ from pipelines.registry.retention import (
     INDEFINITE,
     NO_RETENTION,
     PERIOD_LIMIT_EXPECTED,
+    STATED_EXPECTED,
+    UNKNOWN,
     exceeds_period_limit,
     parse_iso_duration,
 )
@@ -54,14 +56,19 @@ MAX_RECORD_BYTES = 60_000
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with one registry file, worded as what was expected."""
+    """One thing wrong with one registry file, worded as what was expected; ``line`` is the line of the
+    field in the file when it is known. A ``warning`` is implausible rather than wrong: it is reported
+    and never stops a registry from loading."""
 
     file: str
     field: str
     expected: str
+    line: int | None = None
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field}: expected {self.expected}"
+        where = f" (line {self.line})" if self.line is not None else ""
+        return f"{self.file}: {self.field}: expected {self.expected}{where}"
 
 
 class RegistryError(SensorlogError):
@@ -274,7 +281,9 @@ def _check_data_classes(doc: Mapping[str, Any], report: Report) -> None:
 def _check_rule(rule: Any, where: str, declared: list[str] | None, report: Report) -> str | None:
     """Check one retention rule; returns its data class when it names one."""
     period, data_class = _dict(rule).get("period"), _dict(rule).get("data_class")
-    if isinstance(period, str) and period not in (NO_RETENTION, INDEFINITE):
+    if period == UNKNOWN and "stated" not in _dict(rule):
+        report(f"{where}.stated", STATED_EXPECTED)
+    if isinstance(period, str) and period not in (NO_RETENTION, INDEFINITE, UNKNOWN):
         try:
             if exceeds_period_limit(parse_iso_duration(period)):
                 report(f"{where}.period", f"{PERIOD_LIMIT_EXPECTED} (got {period!r})")
@@ -358,6 +367,38 @@ def _check_bbox(doc: Mapping[str, Any], report: Report) -> None:
             report("location.bbox", f"[min_lon, min_lat, max_lon, max_lat] with each min <= max (got {box})")
 
 
+_PATH_PART_RE = re.compile(r"([a-z_]+)|\[(\d+|\*)\]")
+
+
+def path_parts(path: str) -> list[str | int]:
+    """``access.grants[2].roles`` -> ``["access", "grants", 2, "roles"]`` (``[*]`` is ``"*"``)."""
+    parts: list[str | int] = []
+    for name, index in _PATH_PART_RE.findall(path):
+        parts.append(name if name else (int(index) if index != "*" else "*"))
+    return parts
+
+
+def _resolves(value: Any, parts: list[str | int]) -> bool:
+    if not parts:
+        return True
+    head, rest = parts[0], parts[1:]
+    if isinstance(head, str) and head != "*":
+        return isinstance(value, dict) and head in value and _resolves(value[head], rest)
+    if not isinstance(value, list) or not value:
+        return False
+    if head == "*":
+        return all(_resolves(item, rest) for item in value)
+    return isinstance(head, int) and head < len(value) and _resolves(value[head], rest)
+
+
+def _check_field_provenance(doc: Mapping[str, Any], report: Report) -> None:
+    # A source named for a field the record does not have would be shown next to nothing.
+    fields = _dict(_dict(doc.get("provenance")).get("fields"))
+    for path in fields:
+        if isinstance(path, str) and not path.startswith("provenance") and not _resolves(doc, path_parts(path)):
+            report(f"provenance.fields.{path}", f"the path of a field this record has (nothing at {path!r})")
+
+
 def _check_privacy(doc: Mapping[str, Any], report: Report) -> None:
     # Imported here, not at the top: privacy brings pyarrow and phonenumbers, which everything that imports
     # the registry package (the CLI's --help, the taxonomy) would otherwise pay for.
@@ -391,6 +432,7 @@ def _semantic_problems(doc: Mapping[str, Any], name: str, stem: str) -> list[Pro
     _check_policies(doc, report)
     _check_lifecycle(doc, report)
     _check_bbox(doc, report)
+    _check_field_provenance(doc, report)
     _check_privacy(doc, report)
     _check_record_size(doc, report)
     return problems
@@ -404,3 +446,68 @@ def check_deployment(doc: Any, name: str, stem: str) -> list[Problem]:
     # A field the schema already rejected gets no second message from the deeper checks.
     seen = {p.field for p in shape}
     return shape + [p for p in _semantic_problems(doc, name, stem) if p.field not in seen]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Warnings: valid, but implausible (reported with file and line; a registry with warnings still loads)
+
+BBox = tuple[float, float, float, float]
+# Words that hold a place for an address nobody filled in.
+_PLACEHOLDER_RE = re.compile(
+    r"\s*(tbd|tba|tbc|n/?a|none|null|nil|unknown|pending|placeholder|address|to be (determined|announced|confirmed)"
+    r"|[-?x0.]+)\s*[.!]*\s*",
+    re.IGNORECASE,
+)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _inside(lon: float, lat: float, box: BBox) -> bool:
+    return box[0] <= lon <= box[2] and box[1] <= lat <= box[3]
+
+
+def _overlaps(a: BBox, box: BBox) -> bool:
+    return a[0] <= box[2] and box[0] <= a[2] and a[1] <= box[3] and box[1] <= a[3]
+
+
+def _box_text(box: BBox) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in box) + "]"
+
+
+def deployment_warnings(doc: Mapping[str, Any], name: str, city_bbox: BBox | None = None) -> list[Problem]:
+    """What is valid but implausible in one checked document: a position at 0,0 (a missing value written
+    as zeros), outside the city's bounding box (``city_bbox``, from ``SENSORLOG_CITY_BBOX``), or an
+    address or area that only holds a place ("TBD")."""
+    out: list[Problem] = []
+
+    def warn(where: str, expected: str) -> None:
+        out.append(Problem(name, where, expected, warning=True))
+
+    location = _dict(doc.get("location"))
+    lat, lon = _number(location.get("lat")), _number(location.get("lon"))
+    box = location.get("bbox")
+    numbers = [_number(v) for v in box] if isinstance(box, list) and len(box) == 4 else []
+    corners: BBox | None = None
+    if isinstance(box, list) and len(numbers) == 4 and None not in numbers:
+        corners = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+    if lat is not None and lon is not None:
+        if lat == 0 and lon == 0:
+            warn("location.lat", "a real position (got lat 0, lon 0: in the Gulf of Guinea, usually a missing value"
+                             " written as zeros)")
+        elif city_bbox and not _inside(lon, lat, city_bbox):
+            warn("location.lat", f"a position inside the city's bounding box {_box_text(city_bbox)}"
+                                 f" (SENSORLOG_CITY_BBOX; got lat {lat:g}, lon {lon:g})")
+    if corners is not None:
+        if not any(corners):
+            warn("location.bbox", "a real area (got [0, 0, 0, 0], usually a missing value written as zeros)")
+        elif city_bbox and not _overlaps(corners, city_bbox):
+            warn("location.bbox", f"an area that overlaps the city's bounding box {_box_text(city_bbox)}"
+                                  f" (SENSORLOG_CITY_BBOX; got {_box_text(corners)})")
+    for key in ("address", "area"):
+        text = location.get(key)
+        if isinstance(text, str) and _PLACEHOLDER_RE.fullmatch(text):
+            what = "a street address or description of the place" if key == "address" else "the name of the area"
+            warn(f"location.{key}", f"{what} (got {text!r}, which holds a place for one)")
+    return out

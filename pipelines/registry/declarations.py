@@ -171,6 +171,10 @@ class Declared:
 
     def segments(self, deployment_id: str) -> list[tuple[PolicyVersion, date, date]]:
         """(policy, first local day, day after the last) for each stretch of days judged by one policy."""
+        return [(policy, lo, hi) for _, policy, lo, hi in self.declared_segments(deployment_id)]
+
+    def declared_segments(self, deployment_id: str) -> list[tuple[Declaration, PolicyVersion, date, date]]:
+        """``segments``, each with the declaration (logged version) its policy was read from."""
         versions, starts = self.histories[deployment_id], self._starts(deployment_id)
         out = []
         for k, version in enumerate(versions):
@@ -181,7 +185,7 @@ class Declared:
                 valid_to = policies[n + 1].effective_from if n + 1 < len(policies) else END_OF_TIME
                 lo, hi = max(valid_from, window[0]), min(valid_to, window[1])
                 if lo < hi:
-                    out.append((policy, lo, hi))
+                    out.append((version, policy, lo, hi))
         return out
 
     def policy_at(self, deployment_id: str, day: date) -> PolicyVersion:

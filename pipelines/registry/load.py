@@ -12,8 +12,17 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from pipelines.errors import SensorlogError
-from pipelines.registry.checks import Problem, RegistryError, check_deployment
-from pipelines.registry.model import DEFAULT_TIMEZONE, AccessGrant, Deployment, PolicyVersion, Registry
+from pipelines.registry.checks import BBox, Problem, RegistryError, check_deployment, deployment_warnings
+from pipelines.registry.lines import with_lines
+from pipelines.registry.model import (
+    DEFAULT_TIMEZONE,
+    AccessGrant,
+    DataSource,
+    Deployment,
+    DeviceCount,
+    PolicyVersion,
+    Registry,
+)
 from pipelines.registry.retention import DEFAULT_TRIGGER, RetentionRule
 
 REGISTRY_SUFFIXES = (".yaml", ".yml")
@@ -137,11 +146,28 @@ def _read_yaml(path: Path, name: str) -> tuple[Any, list[Problem]]:
 
 
 def _rules(items: list[dict[str, Any]]) -> tuple[RetentionRule, ...]:
-    return tuple(RetentionRule(r["data_class"], r["period"], r.get("trigger", DEFAULT_TRIGGER)) for r in items)
+    return tuple(
+        RetentionRule(r["data_class"], r["period"], r.get("trigger", DEFAULT_TRIGGER), r.get("stated")) for r in items
+    )
 
 
 def _grants(items: list[dict[str, Any]]) -> tuple[AccessGrant, ...]:
-    return tuple(AccessGrant(g["organisation"], tuple(g["roles"]), g["purpose"]) for g in items)
+    return tuple(
+        AccessGrant(
+            g.get("organisation"), tuple(g.get("roles", ())), g.get("purpose"), g.get("organisations"),
+            g.get("description"), g.get("stated"),
+        )
+        for g in items
+    )
+
+
+def _devices(doc: Mapping[str, Any]) -> DeviceCount | None:
+    devices = doc.get("devices")
+    return DeviceCount(devices["count"], devices.get("description")) if devices else None
+
+
+def _data_sources(doc: Mapping[str, Any]) -> tuple[DataSource, ...]:
+    return tuple(DataSource(s.get("name"), s.get("count"), s.get("description")) for s in doc.get("data_sources", ()))
 
 
 def _policy_versions(doc: Mapping[str, Any]) -> tuple[PolicyVersion, ...]:
@@ -227,6 +253,10 @@ def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
         timezone=timezone,
         raw=MappingProxyType(doc),
         source_file=source_file,
+        devices=_devices(doc),
+        data_sources=_data_sources(doc),
+        public_search_audit=doc.get("public_search_audit"),
+        field_provenance=MappingProxyType(dict(doc.get("provenance", {}).get("fields", {}))),
     )
 
 
@@ -251,7 +281,7 @@ def _load_file(path: Path, timezone: str) -> tuple[Deployment | None, list[Probl
     if problems:
         return None, problems
     problems = check_deployment(doc, name, path.stem)
-    return (None, problems) if problems else (_build(doc, name, timezone), [])
+    return (None, with_lines(problems, path)) if problems else (_build(doc, name, timezone), [])
 
 
 def _load(path: str | Path, timezone: str) -> tuple[dict[str, Deployment], list[Problem]]:
@@ -287,3 +317,13 @@ def load_registry(path: str | Path, *, timezone: str = DEFAULT_TIMEZONE) -> Regi
     if problems:
         raise RegistryError(problems)
     return Registry(deployments)
+
+
+def registry_warnings(registry: Registry, city_bbox: BBox | None = None) -> list[Problem]:
+    """Every warning of a loaded registry (``checks.deployment_warnings``), in id order, each with the
+    line of its field in the deployment's file; ``city_bbox`` is ``config.city_bbox()``."""
+    out: list[Problem] = []
+    for d in registry:
+        found = deployment_warnings(dict(d.raw), d.source_file, city_bbox)
+        out += with_lines(found, d.source_file) if found and Path(d.source_file).is_file() else found
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -14,17 +15,45 @@ from pipelines.registry.retention import RetentionRule
 DEFAULT_TIMEZONE = "America/New_York"  # the default of Settings.timezone
 
 
+# How an access by one organisation in one role stands against a policy (``PolicyVersion.judge``).
+ACCESS_DECLARED = "declared"
+ACCESS_UNDECLARED = "undeclared"
+# Not named, but the policy grants access to organisations it does not name (a bare count, or words
+# such as "NA"): the access can be judged neither declared nor undeclared.
+ACCESS_UNVERIFIABLE = "unverifiable"
+
+
 @dataclass(frozen=True)
 class AccessGrant:
-    """Who may access a deployment's data, in which roles, for what."""
+    """Who may access a deployment's data, in which roles, for what, as declared: nothing is filled in.
 
-    organisation: str
+    Three forms (``form``): ``named`` (one ``organisation``), ``counted`` (``count`` organisations the
+    source does not name, e.g. "988 external organisations"), ``unstated`` (the source states neither:
+    its words are in ``stated``, e.g. "NA"). ``roles`` is empty and ``purpose`` None when not stated.
+    ``stated`` is the source's wording; it is not a term of the policy and takes no part in comparing.
+    """
+
+    organisation: str | None
     roles: tuple[str, ...]
-    purpose: str
+    purpose: str | None
+    count: int | None = None
+    description: str | None = None
+    stated: str | None = field(default=None, compare=False)
+
+    @property
+    def form(self) -> str:
+        if self.organisation is not None:
+            return "named"
+        return "counted" if self.count is not None else "unstated"
 
     def allows(self, organisation: str, role: str) -> bool:
+        """Whether this grant covers that organisation (any case) in that role. Only a named grant can:
+        a count of unnamed organisations covers no particular one. A named grant that states no roles
+        restricts none, so it covers the organisation in any role."""
+        if self.organisation is None:
+            return False
         # Organisation names arrive from many vendor feeds with varying case; role slugs are exact.
-        return _same_organisation(self.organisation, organisation) and role in self.roles
+        return _same_organisation(self.organisation, organisation) and (not self.roles or role in self.roles)
 
 
 def _same_organisation(a: str, b: str) -> bool:
@@ -48,6 +77,16 @@ class PolicyVersion:
         """Whether a declared grant covers this organisation (any case) in this role."""
         return any(g.allows(organisation, role) for g in self.access)
 
+    def judge(self, organisation: str, role: str) -> str:
+        """``ACCESS_DECLARED`` when a grant covers the access; else ``ACCESS_UNVERIFIABLE`` when the
+        policy also grants access to organisations it does not name (a bare count cannot show that this
+        one is among them, nor that it is not), else ``ACCESS_UNDECLARED``."""
+        if self.allows(organisation, role):
+            return ACCESS_DECLARED
+        if any(g.organisation is None for g in self.access):
+            return ACCESS_UNVERIFIABLE
+        return ACCESS_UNDECLARED
+
 
 def local_day(moment: datetime | date, timezone: str) -> date:
     """The local calendar day of an instant (naive means UTC, like every timestamp in the pipeline);
@@ -60,6 +99,23 @@ def local_day(moment: datetime | date, timezone: str) -> date:
         return aware.astimezone(ZoneInfo(timezone)).date()
     except OverflowError:
         return date.min if aware.year == 1 else date.max
+
+
+@dataclass(frozen=True)
+class DeviceCount:
+    """How many devices a deployment declares, and what they are (e.g. 12 "fixed cameras")."""
+
+    count: int
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A data source the deployment consults (e.g. a hotlist): by ``name``, or ``count`` unnamed ones."""
+
+    name: str | None
+    count: int | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +157,28 @@ class Deployment:
     timezone: str
     raw: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
     source_file: str = field(default="", compare=False)
+    # How many devices the deployment declares (e.g. cameras), None when it does not say.
+    devices: DeviceCount | None = None
+    data_sources: tuple[DataSource, ...] = ()
+    # Whether the operator publishes an audit of searches of the data; None when not declared.
+    public_search_audit: bool | None = None
+    # Where a field's value came from (``provenance.fields``): field path -> the source, in words.
+    field_provenance: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+
+    def source_of(self, path: str) -> str | None:
+        """Where the value at ``path`` (``retention[0]``, ``access.grants[2]``, ``devices``) came from,
+        as declared in ``provenance.fields`` for it or for the nearest field that holds it (``[*]``
+        there stands for every item); None when nothing is said."""
+        return provenance_for(self.field_provenance, path)
+
+    def policy_fields(self, policy: PolicyVersion) -> tuple[str, str]:
+        """The field paths of a policy's retention rules and grants in the record: ``retention`` and
+        ``access.grants`` for the current one, ``policy_history[k].retention`` and ``...access`` for an
+        earlier one (history is kept oldest first, so ``k`` is its place among the versions)."""
+        if policy is self.current_policy:
+            return "retention", "access.grants"
+        k = self.policy_versions.index(policy)
+        return f"policy_history[{k}].retention", f"policy_history[{k}].access"
 
     @property
     def current_policy(self) -> PolicyVersion:
@@ -123,6 +201,26 @@ class Deployment:
         """In service on that local day: from ``commissioned`` to ``decommissioned``, both inclusive."""
         day = local_day(on, self.timezone)
         return self.commissioned <= day and (self.decommissioned is None or day <= self.decommissioned)
+
+
+_INDEX_RE = re.compile(r"\[(\d+|\*)\]$")
+
+
+def _parent(path: str) -> str | None:
+    if _INDEX_RE.search(path):
+        return _INDEX_RE.sub("", path)
+    return path.rsplit(".", 1)[0] if "." in path else None
+
+
+def provenance_for(fields: Mapping[str, str], path: str) -> str | None:
+    """The source ``fields`` gives for ``path`` or its nearest enclosing field (see ``source_of``)."""
+    at: str | None = path
+    while at:
+        for key in (at, re.sub(r"\[\d+\]", "[*]", at)):
+            if key in fields:
+                return fields[key]
+        at = _parent(at)
+    return None
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 NO_RETENTION = "none"
 INDEFINITE = "indefinite"
+# Declared, but not clearly: the source said something ("NA", "-Infinity days") that is no period. The
+# rule keeps those words verbatim (``stated``); nothing is computed from it, and the audit says so.
+UNKNOWN = "unknown"
 TRIGGERS = ("window_end", "window_start", "case_closed")
 DEFAULT_TRIGGER = "window_end"
 # Only RetentionRule.duration uses these fixed lengths; RetentionRule.due uses the calendar.
@@ -31,7 +34,13 @@ _DURATION_RE = re.compile(
     r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
 )
-DURATION_EXPECTED = "an ISO 8601 duration such as P30D, PT72H or P1Y (whole numbers), or 'none' or 'indefinite'"
+DURATION_EXPECTED = (
+    "an ISO 8601 duration such as P30D, PT72H or P1Y (whole numbers), 'none', 'indefinite', "
+    "or 'unknown' with the source's own words in stated"
+)
+STATED_EXPECTED = (
+    "the source's own words for a period declared 'unknown', kept verbatim (e.g. stated: '-Infinity days')"
+)
 # Longer periods are refused: they say "indefinite" in a way no calendar can compute a due date for.
 MAX_PERIOD_DAYS = 36_525  # 100 calendar years
 PERIOD_LIMIT_EXPECTED = (
@@ -79,7 +88,10 @@ class RetentionRule:
     """How long one data class is kept, as declared.
 
     ``period`` is an ISO 8601 duration, ``"none"`` (nothing is kept: records must be gone when the
-    collection window ends) or ``"indefinite"`` (no deletion date). ``trigger`` says when the
+    collection window ends), ``"indefinite"`` (no deletion date) or ``"unknown"`` (declared, but not
+    clearly: ``stated`` holds the source's words verbatim, and there is no due date). ``stated`` may
+    accompany any period (the words a period was read from); it is not a term of the policy, so it
+    takes no part in comparing rules. ``trigger`` says when the
     period starts: ``window_end`` (end of the collection window, the default), ``window_start``, or
     ``case_closed``, which is informational: the log never sees a case close, so no due date can be
     computed for it.
@@ -88,6 +100,7 @@ class RetentionRule:
     data_class: str
     period: str
     trigger: str = DEFAULT_TRIGGER
+    stated: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.trigger not in TRIGGERS:
@@ -97,11 +110,13 @@ class RetentionRule:
 
     @property
     def kind(self) -> str:
-        """``"duration"``, ``"none"`` or ``"indefinite"``."""
+        """``"duration"``, ``"none"``, ``"indefinite"`` or ``"unknown"``."""
         if self.period == NO_RETENTION:
             return "none"
         if self.period == INDEFINITE:
             return "indefinite"
+        if self.period == UNKNOWN:
+            return "unknown"
         return "duration"
 
     @property
@@ -110,7 +125,7 @@ class RetentionRule:
 
     @property
     def duration(self) -> timedelta | None:
-        """The period as a fixed length: zero for ``none``, None for ``indefinite``.
+        """The period as a fixed length: zero for ``none``, None for ``indefinite`` and ``unknown``.
 
         Months count as 30 days and years as 365 days (``DAYS_PER_MONTH``, ``DAYS_PER_YEAR``). This is
         for sorting and summaries; use ``due`` to decide whether a record is late, which follows the
@@ -128,10 +143,10 @@ class RetentionRule:
 
         Years and months follow the calendar of ``collected_end`` (31 January + P1M = 28/29 February,
         29 February + P1Y = 28 February); weeks, days and time parts are exact elapsed time. ``none``
-        is due at ``collected_end`` itself. Returns None when there is no due date: ``indefinite``, or
-        the ``case_closed`` trigger. A ``window_start`` rule needs ``collected_start``.
+        is due at ``collected_end`` itself. Returns None when there is no due date: ``indefinite``,
+        ``unknown``, or the ``case_closed`` trigger. A ``window_start`` rule needs ``collected_start``.
         """
-        if self.kind == "indefinite" or self.trigger == "case_closed":
+        if self.kind in ("indefinite", "unknown") or self.trigger == "case_closed":
             return None
         start = collected_end
         if self.trigger == "window_start":

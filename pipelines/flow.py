@@ -22,6 +22,7 @@ from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.ingest import plausibility
 from pipelines.ingest.feeds import discovered_suffixes
+from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.stage import stage_file
 from pipelines.records import BatchTotals
 from pipelines.registry import RegistryError, load_registry
@@ -119,6 +120,7 @@ def staged_in_order(
     the caller publishes batch k while the workers stage the files after it."""
     uris = list(uris)
     ids = deployment_ids(settings)
+    feed_selection.load(settings)  # a broken feed setting stops the run here, before any file is staged
     pool = None
     if workers > 1 and len(uris) > 1:
         # spawn, not fork: a forked child would inherit the parent's threads' locks (DuckDB, Arrow pools).

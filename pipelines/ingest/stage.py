@@ -26,6 +26,7 @@ from pipelines import layout, storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.ingest.feeds import discovered_suffixes, parse_file
+from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.parsing import DEFAULT_CHUNK_ROWS, ParsedChunk, UnparseableFile, parsed_schema
 from pipelines.ingest.validate import ValidationOutcome, validate_chunk
 from pipelines.log import rowhash
@@ -258,6 +259,7 @@ def stage_file(
     known = deployment_ids if isinstance(deployment_ids, Mapping) else frozenset(deployment_ids)
     now = now or datetime.now(UTC)
     result = StageResult(batch_id, uri, size, validated_at=now.isoformat(), deployment_ids=sorted(known))
+    selection = feed_selection.load(settings)  # which feed reads uri (a broken setting stages nothing)
     work = final.with_name(f".tmp-{uuid.uuid4().hex}-{batch_id}")
     work.mkdir(parents=True)
     writers = _Writers(work)
@@ -269,7 +271,7 @@ def stage_file(
                 raise UnparseableFile(uri, 0, "file is empty")
             held = _Held()
             chunk: ParsedChunk | None  # None once a chunk is held, so the parser's reference is gone
-            for chunk in parse_file(uri, chunk_rows):
+            for chunk in parse_file(uri, chunk_rows, selection):
                 result.rows_in += chunk.rows_in
                 result.rejected_at_parse += len(chunk.rejected)
                 if held.full_with(chunk):

@@ -37,7 +37,7 @@ class CloudEventsCsv(Feed):
 
 
 @dataclass
-class _Record:
+class CsvRecord:
     """One CSV record: the number of its first line, its raw text (every physical line it spans),
     and its cells, or the problem that rejects it."""
 
@@ -47,7 +47,7 @@ class _Record:
     problem: str | None = None
 
 
-class _CsvRecords:
+class CsvRecords:
     """The records of a CSV file, each from exactly the physical lines it spans (a quoted field may
     hold newlines), so every line belongs to exactly one record or one rejection.
 
@@ -79,7 +79,7 @@ class _CsvRecords:
             yield raw.decode("utf-8", errors="surrogateescape") + "\n"
         self.ended = True
 
-    def _record(self, cells: list[str] | None, problem: str | None) -> _Record:
+    def _record(self, cells: list[str] | None, problem: str | None) -> CsvRecord:
         data = b"\n".join(raw for _, raw in self.taken)
         data = data[:-1] if data.endswith(b"\r") else data
         raw = data.decode("utf-8", errors="backslashreplace")
@@ -90,16 +90,16 @@ class _CsvRecords:
                 cells, problem = None, utf8_problem(err)
         if problem is None and self.size > MAX_EVENT_BYTES:
             cells, problem = None, size_problem()
-        return _Record(self.taken[0][0] if self.taken else 0, raw[:MAX_RAW], cells, problem)
+        return CsvRecord(self.taken[0][0] if self.taken else 0, raw[:MAX_RAW], cells, problem)
 
-    def _first_line_only(self, problem: str) -> _Record:
+    def _first_line_only(self, problem: str) -> CsvRecord:
         """Reject the first line of the record being read; its other lines are read again."""
         self.pending.extendleft(reversed(self.taken[1:]))
         del self.taken[1:]
         self.size = len(self.taken[0][1]) + 1
         return self._record(None, problem)
 
-    def __iter__(self) -> Iterator[_Record]:
+    def __iter__(self) -> Iterator[CsvRecord]:
         while True:
             self.ended = False
             reader = csv.reader(self._lines(), strict=True)
@@ -129,7 +129,7 @@ class _CsvRecords:
 
 def _csv(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
     builder = ChunkBuilder(uri)
-    reader = _CsvRecords(uri)
+    reader = CsvRecords(uri)
     records = iter(reader)
     header_record = next(records, None)
     if header_record is None:

@@ -1,0 +1,125 @@
+"""What the CSV vendor exports share: a header that must name exactly the expected columns, then one
+record per row, each turned into zero or more CloudEvents by the feed, or rejected with its reasons.
+
+Records come from ``cloudevents_csv.CsvRecords`` (bounded, per-record UTF-8, a stray quote rejects one
+line), so every physical line ends in exactly one row, one rejection or a blank. A row is one
+decision: either all of its events go to ``ChunkBuilder`` (and each is then published or quarantined
+on its own) or the row is one quarantine row naming every problem found in it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from pipelines.ingest.feeds.cloudevents_csv import CsvRecords
+from pipelines.ingest.parsing import (
+    ROWWISE_CHUNK_ROWS,
+    ChunkBuilder,
+    ParsedChunk,
+    UnparseableFile,
+    parse_timestamp,
+)
+
+
+class RowProblems(ValueError):
+    """Why a row cannot become events: one reason per problem, each led by its column."""
+
+    def __init__(self, reasons: list[str]):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+# A feed's row rule: the row's cells by column name → the row's CloudEvents (may raise RowProblems).
+RowToEvents = Callable[[dict[str, str]], list[dict]]
+
+
+def parse(
+    uri: str, chunk_rows: int, columns: tuple[str, ...], feed: str, to_events: RowToEvents
+) -> Iterator[ParsedChunk]:
+    """The events of a CSV whose header holds exactly ``columns`` (in any order, names compared
+    trimmed and lower-cased); any other header quarantines the file whole with the difference."""
+    chunk_rows = min(chunk_rows, ROWWISE_CHUNK_ROWS)
+    builder = ChunkBuilder(uri)
+    reader = CsvRecords(uri)
+    records = iter(reader)
+    header_record = next(records, None)
+    if header_record is None:
+        yield builder.build()
+        return
+    if header_record.cells is None:
+        raise UnparseableFile(uri, header_record.line, f"CSV header: {header_record.problem}")
+    header = [h.strip().lower() for h in header_record.cells]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    missing, extra = sorted(set(columns) - set(header)), sorted(set(header) - set(columns))
+    if repeated or missing or extra:
+        problems = [f"{what} {names}" for what, names in
+                    (("lacks column(s)", missing), ("has unexpected column(s)", extra), ("repeats column(s)", repeated))
+                    if names]
+        raise UnparseableFile(
+            uri, header_record.line,
+            f"CSV header {'; '.join(problems)}: the {feed} feed reads exactly {', '.join(columns)}",
+        )
+    reader.width = len(header)
+    for record in records:
+        if record.cells is None:
+            builder.rows_in += 1
+            builder.reject(record.line, record.raw, [record.problem or "csv: unreadable record"])
+        elif not any(c.strip() for c in record.cells):
+            continue  # a blank line is not a row
+        elif len(record.cells) != len(header):
+            builder.rows_in += 1
+            builder.reject(record.line, record.raw, [f"csv: expected {len(header)} cells, found {len(record.cells)}"])
+        else:
+            fields = dict(zip(header, record.cells, strict=True))
+            try:
+                events = to_events(fields)
+            except RowProblems as err:
+                builder.rows_in += 1
+                builder.reject(record.line, record.raw, [f"{feed}: {reason}" for reason in err.reasons])
+                events = []
+            for event in events:
+                builder.add(record.line, record.raw, event)
+        if len(builder) >= chunk_rows:
+            yield builder.build()
+            builder = builder.next()
+    yield builder.build()
+
+
+_LOCAL = re.compile(r"^(\d{4})[/-](\d{2})[/-](\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def local_instant(text: str, zone: ZoneInfo) -> datetime:
+    """A wall-clock time without offset (``2018/02/22 00:00:00``, ``2018-02-22 00:00``, a bare date),
+    read in ``zone``, as an aware UTC datetime; a time with an explicit offset (RFC 3339) is kept.
+
+    A wall-clock time the zone skips (spring forward) is refused; one it repeats (fall back) is the
+    first of the two, as ``zoneinfo`` reads ``fold=0``."""
+    value = text.strip()
+    match = _LOCAL.match(value)
+    if match is None:
+        try:
+            parsed = parse_timestamp(value)
+        except ValueError:
+            what = "a time like 2018/02/22 00:00:00 (or RFC 3339 with an offset)"
+            raise ValueError(f"{text[:60]!r} is not {what}") from None
+        return parsed
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups())
+    try:
+        wall = datetime(year, month, day, hour, minute, second, tzinfo=zone)
+    except ValueError as err:
+        raise ValueError(f"{value!r}: {err}") from None
+    back = wall.astimezone(UTC).astimezone(zone)
+    if back.replace(tzinfo=None) != wall.replace(tzinfo=None):
+        raise ValueError(f"{value!r} does not exist in {zone.key} (the clocks skip it)")
+    try:
+        return wall.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside years 0001-9999 in UTC") from None
+
+
+def utc_text(instant: datetime) -> str:
+    """An instant as the RFC 3339 text a CloudEvent carries."""
+    return instant.astimezone(UTC).isoformat()

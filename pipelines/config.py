@@ -25,6 +25,9 @@ PROJECT_DIR = PACKAGE_DIR.parent  # the checkout's root when running from one (t
 # Kept at the top of the repository; a built wheel carries a copy of each under pipelines/_shipped/
 # (setup.py's build step). Look them up with resource_dir(), never through PROJECT_DIR.
 SHIPPED_FOLDERS = ("schemas", "expectations", "registry", "dags")
+# The sample city's log origin, the default of SENSORLOG_LOG_ORIGIN (a real city sets its own: the portal
+# warns when a registry other than the sample's is published under it, pipelines.portal.defaults).
+DEMO_LOG_ORIGIN = "sensorlog.example/riverton"
 
 
 def resource_dir(name: str) -> Path:
@@ -102,7 +105,7 @@ class Settings:
             log=where("SENSORLOG_LOG", _join(local_home, "log")),
             key_file=where("SENSORLOG_KEY_FILE", _join(local_home, "keys", "log.key")),
             registry=where("SENSORLOG_REGISTRY", str(resource_dir("registry"))),
-            log_origin=env.get("SENSORLOG_LOG_ORIGIN", "sensorlog.example/riverton"),
+            log_origin=env.get("SENSORLOG_LOG_ORIGIN", DEMO_LOG_ORIGIN),
             timezone=env.get("SENSORLOG_TIMEZONE", "America/New_York"),
             duckdb_memory=env.get("SENSORLOG_DUCKDB_MEMORY", "1GB"),
             witnesses=where("SENSORLOG_WITNESSES", _join(home, "witnesses.txt")),

@@ -2,8 +2,12 @@
 
 ``build_portal`` writes, under ``out`` (a folder or an ``s3://`` prefix)::
 
-    index.html                      all deployments (filter and sort in the page), map, downloads
+    index.html                      all deployments (filter and sort in the page), counts per organisation
+                                    and kind, map, deployments without coordinates, downloads
+    index-<n>.html                  further pages of the list when there are more than pages.LIST_ROWS,
+    organisations/<slug>[-<n>].html and then one list per accountable organisation
     deployments/<id>.html           DTPR card, what it did, feedback, how to verify
+    deployments/<id>-access[-<n>].html   every access grant, when the card only summarises them
     signs/<id>-{letter,a4}.svg      printable street signs with a QR code to the page
     data/<table>/<table>.parquet    one Parquet extract per event table
     data/<table>/<table>[-YYYY-MM].csv   CSV extracts (one per month when large)
@@ -42,10 +46,11 @@ from pipelines.portal import declared
 from pipelines.portal.activity import collect_activity, finding_counts
 from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
 from pipelines.portal.dcat import DatasetEntry, DistributionFile, build_catalog, iso_instant, temporal_range
+from pipelines.portal.defaults import demo_defaults
 from pipelines.portal.extracts import Extract, csv_bytes, write_extracts
 from pipelines.portal.i18n import Translator
 from pipelines.portal.options import PortalOptions
-from pipelines.portal.pages import Common, DatasetView, LogInfo, render_deployment, render_index
+from pipelines.portal.pages import Common, DatasetView, LogInfo, access_pages, index_pages, render_deployment
 from pipelines.portal.registry_export import registry_json, registry_schema, registry_table
 from pipelines.portal.signs import PAPERS, render_sign, sign_path
 from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, PublishedTable, flatten_nested, read_tables
@@ -273,8 +278,11 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
     log = _export_log(build, _log_info(settings, build.warnings))
     build.log = log
     histories = _publish_declarations(build, log)
+    origins = [settings.log_origin] + ([log.checkpoint.split("\n", 1)[0]] if log else [])
+    notes = tuple(demo_defaults(build.registry.ids(), options, origins))
+    build.warnings.extend(f"sample-city default: {n.text()}" for n in notes)
     common = Common(options, build.now.isoformat(timespec="seconds").replace("+00:00", "Z"), log,
-                    settings.timezone, build.today)
+                    settings.timezone, build.today, notes)
     t = Translator(options.lang)
     for d in build.registry:
         paths = tuple(sign_path(d.id, paper) for paper in PAPERS)
@@ -289,8 +297,11 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
             (paths[0], paths[1]),
             histories.get(d.id),
         ))
+        for path, html in access_pages(common, d):
+            site.write(path, html)
     counts = None if findings is None else finding_counts(findings)
-    site.write("index.html", render_index(common, build.registry, activity, counts, build.views))
+    for path, html in index_pages(common, build.registry, activity, counts, build.views):
+        site.write(path, html)
 
 
 def build_portal(

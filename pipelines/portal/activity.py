@@ -6,6 +6,7 @@ Days are local calendar days in the city's time zone, as residents count them.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,13 +16,16 @@ import duckdb
 import pyarrow.compute as pc
 
 from pipelines.portal.tables import PublishedTable
-from pipelines.registry import Registry
+from pipelines.registry import Deployment, Registry
 
 RECENT_ACCESSES = 15
-# The per-day chart and table show at most this many days, ending at the last day with a report:
-# a window dated years back (a vendor's clock reset to year 1) must not make a page of a million days.
-CHART_DAYS = 366
-
+# A chart has at most this many bars. Its range is the deployment's own active period (commissioned to
+# decommissioned, or the log's last day, widened to any day it reported on), in days when that fits, else
+# weeks, else months; beyond 366 months only the last 366 are drawn. So a window dated years back (a
+# vendor's clock reset to year 1) never makes a page of a million bars, and four months of a node that
+# lived in 2018 are not a sliver of a 2018-2024 axis.
+CHART_BARS = 366
+BUCKETS = ("day", "week", "month")
 
 @dataclass(frozen=True)
 class AccessSummary:
@@ -39,8 +43,10 @@ class AccessSummary:
 class Activity:
     """Facts about one deployment; lists are empty when nothing was published."""
 
-    days: list[date] = field(default_factory=list)  # every local day in the chart's range
-    daily: dict[str, list[int]] = field(default_factory=dict)  # data class → records per day in ``days``
+    days: list[date] = field(default_factory=list)  # the first local day of each bar of the chart
+    daily: dict[str, list[int]] = field(default_factory=dict)  # data class → records per bar in ``days``
+    bucket: str = "day"  # what one bar is: a "day", "week" or "month" (see BUCKETS)
+    spread: bool = False  # some window spans more than one day: its records are shared over its days
     collected: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     accesses: list[AccessSummary] = field(default_factory=list)
@@ -63,29 +69,95 @@ def _day_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _collected_per_day(con: duckdb.DuckDBPyConnection, timezone: str, out: dict[str, Activity]) -> None:
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+
+
+def chart_buckets(first: date, last: date) -> tuple[str, list[date]]:
+    """(bucket, the first day of each bar) for a chart from ``first`` to ``last``, both included: days when
+    at most CHART_BARS of them, else weeks, else calendar months (the last CHART_BARS of them)."""
+    span = (last - first).days + 1
+    if span <= CHART_BARS:
+        return "day", _day_range(first, last)
+    if span <= CHART_BARS * 7:
+        return "week", [first + timedelta(days=7 * i) for i in range((span + 6) // 7)]
+    months = [_month_start(last)]
+    while len(months) < CHART_BARS and months[-1] > _month_start(first):
+        previous = months[-1] - timedelta(days=1)
+        months.append(_month_start(previous))
+        if previous.year == 1 and previous.month == 1:
+            break
+    return "month", list(reversed(months))
+
+
+def _bar_end(bucket: str, starts: list[date], i: int, last: date) -> date:
+    """The last day of bar ``i``."""
+    if i + 1 < len(starts):
+        return starts[i + 1] - timedelta(days=1)
+    if bucket == "day":
+        return starts[i]
+    if bucket == "week":
+        return min(starts[i] + timedelta(days=6), last)
+    return last
+
+
+def _active_range(deployment: Deployment | None, own: tuple[date, date], log: tuple[date, date]) -> tuple[date, date]:
+    """The days a deployment's chart covers: its commissioning (or the log's first day, if later) to its
+    decommissioning (or the log's last day), widened to every day it reported on, so that collection
+    after decommissioning is on the chart."""
+    if deployment is None:
+        return own
+    start = max(deployment.commissioned, log[0])
+    end = log[1] if deployment.decommissioned is None else min(deployment.decommissioned, log[1])
+    return min(start, own[0]), max(end, own[1], start)
+
+
+def _collected_per_day(con: duckdb.DuckDBPyConnection, registry: Registry, timezone: str,
+                       out: dict[str, Activity]) -> None:
+    # A window is counted on the local days it covers (its last microsecond decides its last day), its
+    # records shared evenly between them: a vendor's 30-day total is a 30-day plateau, not a spike.
     rows = con.execute(
-        "SELECT deployment_id, data_class, CAST(timezone(?, window_start) AS DATE) AS day, sum(records) "
-        "FROM collection GROUP BY ALL ORDER BY ALL",
-        [timezone],
+        "SELECT deployment_id, data_class, CAST(timezone(?, window_start) AS DATE) AS first_day, "
+        "CAST(timezone(?, greatest(window_start, window_end - INTERVAL 1 MICROSECOND)) AS DATE) AS last_day, "
+        "sum(records) FROM collection GROUP BY ALL ORDER BY ALL",
+        [timezone, timezone],
     ).fetchall()
     # DuckDB hands back a local day before year 1 (midnight UTC of 1 January of year 1, west of
     # Greenwich) as text: it is counted in the totals but has no place on a chart.
-    charted = [r[2] for r in rows if isinstance(r[2], date)]
-    if not rows or not charted:
-        days: list[date] = []
-    else:
-        # One range for every deployment, so charts line up and a silent deployment shows as a gap.
-        last = max(charted)
-        first = max(min(charted), date.fromordinal(max(1, last.toordinal() - CHART_DAYS + 1)))
-        days = _day_range(first, last)
-    index = {d: i for i, d in enumerate(days)}
-    for dep_id, data_class, day, records in rows:
+    charted = [(r[0], r[1], r[2], r[3] if isinstance(r[3], date) else r[2], int(r[4])) for r in rows
+               if isinstance(r[2], date)]
+    for dep_id, data_class, _first, _last, records in rows:
         act = out[dep_id]
         act.collected[data_class] = act.collected.get(data_class, 0) + int(records)
-        if day in index:
-            act.days = days
-            act.daily.setdefault(data_class, [0] * len(days))[index[day]] += int(records)
+    if not charted:
+        return
+    log = (min(r[2] for r in charted), max(r[3] for r in charted))
+    by_deployment: dict[str, list[tuple[str, date, date, int]]] = defaultdict(list)
+    for dep_id, data_class, first, last, records in charted:
+        by_deployment[dep_id].append((data_class, first, max(first, last), records))
+    for dep_id, windows in by_deployment.items():
+        own = (min(w[1] for w in windows), max(w[2] for w in windows))
+        first, last = _active_range(registry.get(dep_id), own, log)
+        bucket, starts = chart_buckets(first, last)
+        ends = [_bar_end(bucket, starts, i, last) for i in range(len(starts))]
+        sums: dict[str, list[float]] = {}
+        act = out[dep_id]
+        for data_class, w_first, w_last, records in windows:
+            days = (w_last - w_first).days + 1
+            act.spread = act.spread or days > 1
+            values = sums.setdefault(data_class, [0.0] * len(starts))
+            i = max(0, bisect_right(starts, w_first) - 1)
+            while i < len(starts) and starts[i] <= w_last:
+                overlap = (min(ends[i], w_last) - max(starts[i], w_first)).days + 1
+                if overlap > 0:
+                    values[i] += records * overlap / days
+                i += 1
+        act.bucket, act.days = bucket, starts
+        act.daily = {c: [round(v) for v in values] for c, values in sums.items()}
 
 
 def _first_leaves(con: duckdb.DuckDBPyConnection, out: dict[str, Activity]) -> None:
@@ -170,7 +242,7 @@ def collect_activity(
     out: dict[str, Activity] = defaultdict(Activity)
     for d in registry:
         out[d.id] = Activity()
-    _collected_per_day(con, timezone, out)
+    _collected_per_day(con, registry, timezone, out)
     _first_leaves(con, out)
     _deleted(con, out)
     _accesses(con, registry, out)

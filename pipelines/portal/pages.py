@@ -8,9 +8,12 @@ documents) and the licences', which are navigation, never loaded by the page.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -22,18 +25,30 @@ from markupsafe import Markup, escape
 from pipelines.config import PACKAGE_DIR
 from pipelines.portal.activity import Activity
 from pipelines.portal.declared import History
+from pipelines.portal.defaults import DemoDefault
 from pipelines.portal.dtpr_card import data_class_label, dtpr_card, render_retention_text
 from pipelines.portal.i18n import EN, Translator, kind_label
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path
-from pipelines.portal.svg import MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
-from pipelines.registry import Deployment, Registry
+from pipelines.portal.svg import MAP_DOTS, MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
+from pipelines.registry import AccessGrant, Deployment, Registry
 from pipelines.registry.taxonomy import load_taxonomy
 
 TEMPLATE_DIR = PACKAGE_DIR / "templates" / "portal"
 # The retention ledger columns a resident needs, in this order (others stay in the downloads).
 RETENTION_COLUMNS = ("data_class", "day", "declared_period", "retained", "oldest_retained_age_days", "next_due",
                      "status")
+# Page weight stays bounded whatever the registry and the log hold: every list a page shows is either
+# short by nature (data classes, policy versions) or cut at one of these sizes, saying how many more the
+# downloads hold. A real licence-plate reader declares hundreds of outside agencies with one purpose.
+ACCESS_INLINE = 25  # up to this many grants the DTPR card lists each; beyond, it summarises them
+ACCESS_TOP = 15  # organisations (and purposes) named in the summary
+ACCESS_PAGE = 1000  # grants per page of the full list
+ACCESSED_ROWS = 50  # rows of "who accessed the data" (organisation, role, data class), most events first
+FINDINGS_ROWS = 100  # findings on a deployment page, most severe first
+LIFECYCLE_ROWS = 100  # lifecycle events, latest first when cut
+VERSION_ROWS = 50  # declaration versions, newest first
+LIST_ROWS = 1000  # deployments per page of the index (and of an organisation's list)
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,8 @@ class Common:
     log: LogInfo | None
     timezone: str
     today: date
+    # The sample city's settings this site still uses (pipelines.portal.defaults): a note on every page.
+    notes: tuple[DemoDefault, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -154,6 +171,7 @@ def _globals(common: Common, root: str) -> dict[str, Any]:
         # Commands that work from a copy of this site alone (tests run each line as written).
         "verify_command": VERIFY_COMMANDS,
         "verify_deployment_command": None,
+        "notes": [Translator(lang).markup(n.key, value=n.value) for n in common.notes],
     }
 
 
@@ -165,19 +183,34 @@ def _kind(kind: str, lang: str) -> Markup:
 # -- index ---------------------------------------------------------------------------------------
 
 
+def organisation_slug(name: str) -> str:
+    """A file name for an organisation's list: readable, and unique (names differing only in punctuation
+    or case get different hashes)."""
+    words = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:60] or "organisation"
+    return f"{words}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def organisation_path(name: str, page: int = 1) -> str:
+    return f"organisations/{organisation_slug(name)}" + (f"-{page}" if page > 1 else "") + ".html"
+
+
+def index_path(page: int) -> str:
+    return "index.html" if page == 1 else f"index-{page}.html"
+
+
 def _index_rows(registry: Registry, activity: dict[str, Activity], findings: dict[str, int] | None,
                 common: Common) -> list[dict[str, Any]]:
     lang = common.options.lang
     taxonomy = load_taxonomy()
     rows = []
-    for d in registry:
+    for d in sorted(registry, key=lambda d: (d.name.casefold(), d.id)):
         act = activity.get(d.id, Activity())
         purposes = [taxonomy.element(p).name(lang) for p in d.purposes]
-        kind_text = kind_label(d.kind, lang)[0]
         rows.append({
             "id": d.id,
             "name": d.name,
             "href": page_path(d.id),
+            "kind": d.kind,
             "kind_label": _kind(d.kind, lang),
             "accountable": d.accountable_organisation,
             "purposes": purposes,
@@ -185,10 +218,44 @@ def _index_rows(registry: Registry, activity: dict[str, Activity], findings: dic
             "collected": sum(act.collected.values()),
             "accesses": act.access_events,
             "findings": None if findings is None else findings.get(d.id, 0),
-            "search": " ".join([d.name, d.id, d.kind, kind_text, d.accountable_organisation, d.vendor, *purposes,
-                                d.area or "", d.address or ""]),
+            # What the row does not show; the filter also matches the row's own text.
+            "search": " ".join(w for w in (d.id, d.kind, d.vendor, d.area, d.address) if w),
         })
     return rows
+
+
+def _pages(rows: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [rows[i:i + size] for i in range(0, len(rows), size)] or [rows]
+
+
+def _organisations(registry: Registry, today: date, paged: bool) -> list[dict[str, Any]]:
+    """Deployments per accountable organisation, most first (the vendor portals' camera counts)."""
+    count: Counter[str] = Counter()
+    active: Counter[str] = Counter()
+    for d in registry:
+        count[d.accountable_organisation] += 1
+        active[d.accountable_organisation] += status(d, today) == "active"
+    return [{"name": name, "deployments": n, "active": active[name],
+             "href": organisation_path(name) if paged else None}
+            for name, n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0].casefold()))]
+
+
+def _kinds(registry: Registry, today: date, lang: str) -> list[dict[str, Any]]:
+    count = Counter(d.kind for d in registry)
+    active = Counter(d.kind for d in registry if status(d, today) == "active")
+    return [{"kind": k, "label": _kind(k, lang), "deployments": n, "active": active[k]}
+            for k, n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _filters(rows: list[dict[str, Any]], t: Translator) -> dict[str, list[tuple[str, str]]]:
+    """The choices of the index's filter boxes: (value, label), every one present in the registry."""
+    kinds = {r["kind"]: str(r["kind_label"].striptags()) for r in rows}
+    return {
+        "kind": sorted(kinds.items(), key=lambda kv: kv[1].casefold()),
+        "org": [(o, o) for o in sorted({r["accountable"] for r in rows}, key=str.casefold)],
+        "status": [(s, t.text(f"status_{s}")) for s in ("active", "planned", "decommissioned")
+                   if any(r["status"] == s for r in rows)],
+    }
 
 
 def _maps(registry: Registry, t: Translator, lang: str) -> tuple[list[dict[str, Any]], Markup]:
@@ -203,23 +270,96 @@ def _maps(registry: Registry, t: Translator, lang: str) -> tuple[list[dict[str, 
     maps = []
     for group in clusters(points):
         caption = t.text("map_panel", count=len(group), place=place_label(group))
-        maps.append({"svg": map_panel(group, colours, caption), "caption": caption})
+        grouped = len(group) > MAP_DOTS
+        svg = map_panel(group, colours, caption, group_label=lambda n: t.text("map_group", count=n))
+        maps.append({"svg": svg, "caption": caption, "grouped": grouped})
     labels = {k: kind_label(k, lang)[0] for k in colours}
     return maps, legend(colours, labels)
 
 
+def _unmapped(registry: Registry) -> list[dict[str, str]]:
+    """Deployments the map cannot show (no coordinates), so that none is missing without a word."""
+    return [{"name": d.name, "href": page_path(d.id), "area": d.area or d.address or ""}
+            for d in sorted(registry, key=lambda d: (d.name.casefold(), d.id)) if d.lat is None or d.lon is None]
+
+
+def _nav(paths: list[str], current: int, root: str) -> list[dict[str, Any]]:
+    return [{"page": n, "href": root + path, "current": n == current} for n, path in enumerate(paths, 1)]
+
+
 def render_index(common: Common, registry: Registry, activity: dict[str, Activity],
                  findings: dict[str, int] | None, datasets: list[DatasetView]) -> str:
+    """The index alone (its first page); ``index_pages`` gives every page of a big registry."""
+    return next(iter(index_pages(common, registry, activity, findings, datasets)))[1]
+
+
+def index_pages(common: Common, registry: Registry, activity: dict[str, Activity],
+                findings: dict[str, int] | None, datasets: list[DatasetView]) -> Iterator[tuple[str, str]]:
+    """(path, html) of the index and, when the registry has more than LIST_ROWS deployments, of the
+    further pages of the list and one list per accountable organisation. Every page holds at most
+    LIST_ROWS rows, so the index of 10,000 deployments is as light as that of a thousand."""
     env = environment()
+    lang = common.options.lang
+    rows = _index_rows(registry, activity, findings, common)
+    pages = _pages(rows, LIST_ROWS)
+    paged = len(pages) > 1
     g = _globals(common, "")
-    maps, legend_markup = _maps(registry, g["t"], common.options.lang)
-    return env.get_template("index.html").render(
-        **g,
-        rows=_index_rows(registry, activity, findings, common),
-        maps=maps,
-        legend=legend_markup,
-        datasets=datasets,
-    )
+    t: Translator = g["t"]
+    maps, legend_markup = _maps(registry, t, lang)
+    filters = _filters(rows, t)
+    organisations = _organisations(registry, common.today, paged)
+    kinds = _kinds(registry, common.today, lang)
+    paths = [index_path(n) for n in range(1, len(pages) + 1)]
+    unmapped = _unmapped(registry)
+    for n, page_rows in enumerate(pages, 1):
+        first = (n - 1) * LIST_ROWS + 1
+        yield paths[n - 1], env.get_template("index.html").render(
+            **g,
+            rows=page_rows,
+            total=len(rows),
+            range_text=t.markup("list_range", first=f"{first:,}", last=f"{first + len(page_rows) - 1:,}",
+                                total=f"{len(rows):,}") if paged else None,
+            nav=_nav(paths, n, "") if paged else [],
+            filters=filters,
+            organisations=organisations,
+            kinds=kinds,
+            maps=maps if n == 1 else [],
+            legend=legend_markup,
+            unmapped=unmapped[:LIST_ROWS] if n == 1 else [],
+            unmapped_more=max(0, len(unmapped) - LIST_ROWS),
+            datasets=datasets if n == 1 else [],
+            first_page=n == 1,
+            heading=None,
+        )
+    if not paged:
+        return
+    by_org: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_org.setdefault(r["accountable"], []).append(r)
+    g = _globals(common, "../")
+    for name, org_rows in by_org.items():
+        org_pages = _pages(org_rows, LIST_ROWS)
+        org_paths = [organisation_path(name, k) for k in range(1, len(org_pages) + 1)]
+        for k, page_rows in enumerate(org_pages, 1):
+            first = (k - 1) * LIST_ROWS + 1
+            yield org_paths[k - 1], env.get_template("index.html").render(
+                **g,
+                rows=page_rows,
+                total=len(org_rows),
+                range_text=t.markup("list_range", first=f"{first:,}", last=f"{first + len(page_rows) - 1:,}",
+                                    total=f"{len(org_rows):,}"),
+                nav=_nav([p.removeprefix("organisations/") for p in org_paths], k, "") if len(org_pages) > 1 else [],
+                filters=_filters(org_rows, t),
+                organisations=[],
+                kinds=[],
+                maps=[],
+                legend=Markup(""),
+                unmapped=[],
+                unmapped_more=0,
+                datasets=[],
+                first_page=False,
+                heading=t.text("org_title", organisation=name),
+            )
 
 
 # -- deployment pages ------------------------------------------------------------------------------
@@ -321,20 +461,103 @@ def _finding_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _chart(act: Activity, t: Translator, lang: str) -> tuple[Markup | None, Markup, list[dict[str, Any]]]:
+def _bar_label(day: date, bucket: str) -> str:
+    return day.strftime("%Y-%m") if bucket == "month" else day.isoformat()
+
+
+def _chart(act: Activity, t: Translator, lang: str) -> dict[str, Any] | None:
+    """The chart of records per day (week, month) over the deployment's own period, with its table."""
     if not act.days or not act.daily:
-        return None, Markup(""), []
+        return None
     colours = kind_colours(list(act.daily))
     labels = {c: data_class_label(c) for c in act.daily}
     totals = act.daily_totals
-    description = t.text("chart_desc", first=act.days[0].isoformat(), last=act.days[-1].isoformat(),
+    bucket = act.bucket
+    first, last = _bar_label(act.days[0], bucket), _bar_label(act.days[-1], bucket)
+    title = t.text(f"collected_per_{bucket}")
+    description = t.text("chart_desc" if bucket == "day" else f"chart_desc_{bucket}", first=first, last=last,
                          peak=f"{max(totals):,}")
-    chart = bar_chart(act.days, act.daily, colours, t.text("collected_per_day"), description, labels)
+    svg = bar_chart(act.days, act.daily, colours, title, description, labels,
+                    [_bar_label(day, bucket) for day in act.days])
     rows = [
-        {"day": day.isoformat(), "values": [act.daily[c][i] for c in act.daily], "total": totals[i]}
+        {"day": _bar_label(day, bucket), "values": [act.daily[c][i] for c in act.daily], "total": totals[i]}
         for i, day in enumerate(act.days)
     ]
-    return chart, legend(colours, labels), rows
+    return {
+        "svg": svg,
+        "legend": legend(colours, labels),
+        "rows": rows,
+        "title": t.markup(f"collected_per_{bucket}"),
+        "date_label": t.markup({"day": "date", "week": "week_of", "month": "month"}[bucket]),
+        "range": t.markup("chart_range", first=act.days[0].isoformat(), last=act.days[-1].isoformat()),
+        "spread": act.spread,
+        "bucket": bucket,
+    }
+
+
+def _grant_roles(grant: AccessGrant) -> tuple[str, ...]:
+    return tuple(getattr(grant, "roles", ()) or ())
+
+
+def access_summary(deployment: Deployment, full_list: str | None) -> dict[str, Any] | None:
+    """The current policy's access grants counted by purpose, role and organisation, for a card that
+    cannot list them one by one; None when the card lists them (at most ACCESS_INLINE grants)."""
+    grants = deployment.current_policy.access
+    if len(grants) <= ACCESS_INLINE:
+        return None
+    organisations: Counter[str] = Counter()
+    purposes: dict[str, list[str]] = {}
+    roles: Counter[str] = Counter()
+    for g in grants:
+        name = str(getattr(g, "organisation", "") or "–")
+        organisations[name] += 1
+        purposes.setdefault(str(getattr(g, "purpose", "") or "–"), []).append(name.casefold())
+        roles.update(_grant_roles(g))
+    by_purpose = sorted(((p, len(names), len(set(names))) for p, names in purposes.items()),
+                        key=lambda row: (-row[1], row[0]))
+    top = sorted(organisations.items(), key=lambda kv: (-kv[1], kv[0].casefold()))
+    return {
+        "grants": len(grants),
+        "organisations": len({n.casefold() for n in organisations}),
+        "by_purpose": by_purpose[:ACCESS_TOP],
+        "purposes_more": max(0, len(by_purpose) - ACCESS_TOP),
+        "by_role": sorted(roles.items(), key=lambda kv: (-kv[1], kv[0]))[:ACCESS_TOP],
+        "roles_more": max(0, len(roles) - ACCESS_TOP),
+        "top": top[:ACCESS_TOP],
+        "orgs_more": max(0, len(top) - ACCESS_TOP),
+        "full_list": full_list,
+    }
+
+
+def access_list_path(deployment_id: str, page: int = 1) -> str:
+    return f"deployments/{deployment_id}-access" + (f"-{page}" if page > 1 else "") + ".html"
+
+
+def access_pages(common: Common, d: Deployment) -> list[tuple[str, str]]:
+    """(path, html) of the full list of a deployment's current grants, ACCESS_PAGE a page; none when its
+    card lists them itself."""
+    grants = d.current_policy.access
+    if len(grants) <= ACCESS_INLINE:
+        return []
+    env = environment()
+    g = _globals(common, "../")
+    t: Translator = g["t"]
+    pages = _pages(list(grants), ACCESS_PAGE)
+    paths = [access_list_path(d.id, n) for n in range(1, len(pages) + 1)]
+    out = []
+    for n, page in enumerate(pages, 1):
+        rows = [{"organisation": getattr(gr, "organisation", None) or "–", "roles": _grant_roles(gr),
+                 "purpose": getattr(gr, "purpose", None) or "–"} for gr in page]
+        out.append((paths[n - 1], env.get_template("access.html").render(
+            **g,
+            d={"id": d.id, "name": d.name, "href": page_path(d.id).removeprefix("deployments/")},
+            rows=rows,
+            first=(n - 1) * ACCESS_PAGE + 1,
+            total=len(grants),
+            page_text=t.markup("page_of", page=n, pages=len(pages)) if len(pages) > 1 else None,
+            nav=_nav([p.removeprefix("deployments/") for p in paths], n, "") if len(pages) > 1 else [],
+        )))
+    return out
 
 
 def check_declaration_command(history: History) -> str:
@@ -370,8 +593,9 @@ def _declared_view(history: History | None, t: Translator) -> dict[str, Any] | N
                 "record": v.record_path,
                 "proof": v.proof_path,
             }
-            for v in reversed(history.versions)
+            for v in list(reversed(history.versions))[:VERSION_ROWS]
         ],
+        "versions_total": len(history.versions),
     }
 
 
@@ -384,7 +608,7 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
     lang = common.options.lang
     g = _globals(common, "../")
     t: Translator = g["t"]
-    chart, chart_legend, daily_rows = _chart(act, t, lang)
+    chart = _chart(act, t, lang)
     class_rows = _class_rows(d, act, lang)
     # Chart columns follow the classes that have daily numbers, in the chart's own order.
     chart_classes = [next(c for c in class_rows if c["slug"] == slug) for slug in act.daily]
@@ -406,17 +630,31 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
         "sign_letter": sign_paths[0],
         "sign_a4": sign_paths[1],
     }
+    summary = access_summary(d, access_list_path(d.id).removeprefix("deployments/"))
+    findings = None if findings_rows is None else [_finding_view(r) for r in findings_rows[:FINDINGS_ROWS]]
+    lifecycle = act.lifecycle[-LIFECYCLE_ROWS:]
+    more = {
+        "accessed": t.markup("accessed_more", shown=ACCESSED_ROWS, total=f"{len(act.accesses):,}")
+        if len(act.accesses) > ACCESSED_ROWS else None,
+        "findings": t.markup("findings_more", shown=FINDINGS_ROWS, total=f"{len(findings_rows):,}")
+        if findings_rows is not None and len(findings_rows) > FINDINGS_ROWS else None,
+        "lifecycle": t.markup("lifecycle_more", shown=LIFECYCLE_ROWS, total=f"{len(act.lifecycle):,}")
+        if len(act.lifecycle) > LIFECYCLE_ROWS else None,
+    }
     return env.get_template("deployment.html").render(
         **g,
         d=view,
         card=dtpr_card(d, lang),
+        access_summary=summary,
         act=act,
+        accesses=act.accesses[:ACCESSED_ROWS],
+        lifecycle=lifecycle,
+        more=more,
         chart=chart,
-        chart_legend=chart_legend,
-        daily_rows=daily_rows,
         chart_classes=chart_classes,
         class_rows=class_rows,
         retention=_retention_view(retention_rows),
-        findings=None if findings_rows is None else [_finding_view(r) for r in findings_rows],
+        findings=findings,
+        findings_total=None if findings_rows is None else len(findings_rows),
         declared=_declared_view(history, t),
     )

@@ -10,6 +10,7 @@ survives a weathered or partly covered sign.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import segno
 from markupsafe import escape
@@ -64,8 +65,15 @@ def wrap(text: str, size: float, width: float, bold: bool = False) -> list[str]:
 
 def qr_matrix(url: str) -> list[list[bool]]:
     """The QR code for ``url`` as rows of dark (True) modules, quiet zone included."""
+    return [list(row) for row in _qr_modules(url)]
+
+
+@lru_cache(maxsize=8)
+def _qr_modules(url: str) -> tuple[tuple[bool, ...], ...]:
+    # Encoding (choosing the best of eight masks) is most of a sign's cost; both papers of a deployment's
+    # sign carry the same URL, so it is encoded once.
     code = segno.make(url, error="q", micro=False, boost_error=False)
-    return [[module == 0x1 for module in row] for row in code.matrix_iter(border=QUIET_ZONE)]
+    return tuple(tuple(module == 0x1 for module in row) for row in code.matrix_iter(border=QUIET_ZONE))
 
 
 def qr_svg(url: str, x: float, y: float, size: float) -> str:

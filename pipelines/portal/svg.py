@@ -8,6 +8,7 @@ city into a dot). Everything is escaped markup built here, returned as ``Markup`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,6 +19,10 @@ from markupsafe import Markup, escape
 PALETTE = ("#0072B2", "#D55E00", "#007A5E", "#CC79A7", "#8A6D00", "#56638A", "#B2182B", "#4D4D4D")
 CLUSTER_DEGREES = 0.5  # deployments closer than about 50 km share a map panel
 MIN_SPAN_DEGREES = 0.01
+# Beyond this many deployments a panel draws groups, not dots: a dot with its link and name is about 200
+# bytes, so 10,000 of them would make the index weigh megabytes and the map one blot.
+MAP_DOTS = 400
+GRID_CELLS = 48  # groups are the cells of a grid this many cells wide
 
 
 @dataclass(frozen=True)
@@ -37,13 +42,33 @@ def kind_colours(kinds: list[str]) -> dict[str, str]:
 
 
 def clusters(points: list[MapPoint]) -> list[list[MapPoint]]:
-    """Single-linkage groups of points within ``CLUSTER_DEGREES`` of each other, largest first."""
-    groups: list[list[MapPoint]] = []
+    """Single-linkage groups of points within ``CLUSTER_DEGREES`` of each other, largest first.
+
+    Points are binned into cells ``CLUSTER_DEGREES`` wide: two points of one cell are always near, so only
+    cells are joined (with union-find), each pair of neighbouring cells by its first near pair. That is
+    linear in the points for a city, where comparing every point with every group was quadratic."""
+    cells: dict[tuple[int, int], list[MapPoint]] = {}
     for point in sorted(points, key=lambda p: p.id):
-        near = [g for g in groups if any(_near(point, q) for q in g)]
-        merged = [point] + [q for g in near for q in g]
-        groups = [g for g in groups if g not in near] + [merged]
-    return sorted((sorted(g, key=lambda p: p.id) for g in groups), key=lambda g: (-len(g), g[0].id))
+        key = (math.floor(point.lat / CLUSTER_DEGREES), math.floor(point.lon / CLUSTER_DEGREES))
+        cells.setdefault(key, []).append(point)
+    parent = {key: key for key in cells}
+
+    def root(key: tuple[int, int]) -> tuple[int, int]:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for (row, col), members in cells.items():
+        for other in ((row, col + 1), (row + 1, col - 1), (row + 1, col), (row + 1, col + 1)):
+            if other in cells and root(other) != root((row, col)) and any(
+                _near(a, b) for a in members for b in cells[other]
+            ):
+                parent[root(other)] = root((row, col))
+    groups: dict[tuple[int, int], list[MapPoint]] = {}
+    for key, members in cells.items():
+        groups.setdefault(root(key), []).extend(members)
+    return sorted((sorted(g, key=lambda p: p.id) for g in groups.values()), key=lambda g: (-len(g), g[0].id))
 
 
 def _near(a: MapPoint, b: MapPoint) -> bool:
@@ -65,8 +90,11 @@ def _extent(group: list[MapPoint]) -> tuple[float, float, float, float]:
     return min_lon - pad_lon, min_lat - pad_lat, max_lon + pad_lon, max_lat + pad_lat
 
 
-def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width: int = 640) -> Markup:
-    """One panel: area boxes, then a linked dot per deployment with its name as a tooltip."""
+def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width: int = 640,
+              group_label: Callable[[int], str] | None = None) -> Markup:
+    """One panel: area boxes, then a linked dot per deployment with its name as a tooltip; beyond
+    MAP_DOTS deployments, one grey circle per grid cell sized by how many it holds (``group_label`` names
+    the count in its tooltip), since no dot could be told apart or followed anyway."""
     min_lon, min_lat, max_lon, max_lat = _extent(group)
     # Equirectangular, with longitude shrunk by cos(latitude) so distances look right locally.
     scale_x = math.cos(math.radians((min_lat + max_lat) / 2))
@@ -84,6 +112,10 @@ def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width:
         f'xmlns="http://www.w3.org/2000/svg">',
         f'<rect width="{width}" height="{height}" fill="#f4f6f8" stroke="#8a949e"/>',
     ]
+    if len(group) > MAP_DOTS:
+        parts.extend(_grid_groups(group, xy, width, group_label or (lambda n: f"{n:,}")))
+        parts.append("</svg>")
+        return Markup("".join(parts))
     for p in group:
         if p.bbox:
             x0, y0 = xy(p.bbox[0], p.bbox[3])
@@ -106,6 +138,24 @@ def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width:
     return Markup("".join(parts))
 
 
+def _grid_groups(group: list[MapPoint], xy: Callable[[float, float], tuple[float, float]], width: int,
+                 label: Callable[[int], str]) -> list[str]:
+    cell = width / GRID_CELLS
+    counts: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for p in group:
+        x, y = xy(p.lon, p.lat)
+        counts.setdefault((int(x // cell), int(y // cell)), []).append((x, y))
+    largest = max(len(v) for v in counts.values())
+    parts = []
+    for _key, where in sorted(counts.items()):
+        n = len(where)
+        cx, cy = sum(x for x, _ in where) / n, sum(y for _, y in where) / n
+        r = 2 + (cell * 0.9 - 2) * math.sqrt(n / largest)
+        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="#56638A" fill-opacity="0.7" '
+                     f'stroke="#ffffff"><title>{escape(label(n))}</title></circle>')
+    return parts
+
+
 def legend(colours: dict[str, str], labels: dict[str, str]) -> Markup:
     items = "".join(
         f'<li><svg width="14" height="14" aria-hidden="true"><circle cx="7" cy="7" r="6" fill="{c}"/></svg> '
@@ -126,9 +176,11 @@ def _nice_max(value: int) -> int:
 
 
 def bar_chart(days: list[date], series: dict[str, list[int]], colours: dict[str, str], title: str,
-              description: str, labels: dict[str, str]) -> Markup:
-    """Stacked bars of records per day and data class; ``title``/``description`` name it for screen
-    readers, which get the numbers from the table next to it."""
+              description: str, labels: dict[str, str], bar_labels: list[str] | None = None) -> Markup:
+    """Stacked bars of records per day (or week, month: ``bar_labels`` names each bar, default its ISO
+    day) and data class; ``title``/``description`` name it for screen readers, which get the numbers
+    from the table next to it."""
+    names = bar_labels or [d.isoformat() for d in days]
     width, height, left, bottom, top = 720, 260, 64, 40, 12
     plot_w, plot_h = width - left - 12, height - bottom - top
     totals = [sum(v) for v in zip(*series.values(), strict=True)] if series else []
@@ -156,7 +208,7 @@ def bar_chart(days: list[date], series: dict[str, list[int]], colours: dict[str,
             y = top + plot_h * (1 - (base + value) / peak)
             parts.append(
                 f'<rect x="{left + i * bar_w + 0.5:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
-                f'height="{h:.1f}" fill="{colours[data_class]}"><title>{days[i].isoformat()}: '
+                f'height="{h:.1f}" fill="{colours[data_class]}"><title>{escape(names[i])}: '
                 f"{escape(labels.get(data_class, data_class))} {value:,}</title></rect>"
             )
             base += value
@@ -165,7 +217,7 @@ def bar_chart(days: list[date], series: dict[str, list[int]], colours: dict[str,
             x = left + (i + (0 if anchor == "start" else 1)) * bar_w
             parts.append(
                 f'<text x="{x:.1f}" y="{height - 14}" text-anchor="{anchor}" font-size="12" fill="#333">'
-                f"{days[i].isoformat()}</text>"
+                f"{escape(names[i])}</text>"
             )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -12,7 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.registry import Deployment, Registry
+from pipelines.portal.dtpr_card import grant_line
+from pipelines.registry import DataSource, Deployment, Registry, RetentionRule
 
 # (column, Arrow type, required, description): the CSV's Table Schema is generated from this list.
 REGISTRY_COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
@@ -32,7 +33,12 @@ REGISTRY_COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("storage", pa.list_(pa.string()), True, "DTPR storage element ids."),
     ("storage_location", pa.string(), True, "Where the data is stored."),
     ("data_classes", pa.list_(pa.string()), True, "Data classes the deployment declares it collects."),
-    ("retention", pa.list_(pa.string()), True, "Current retention policy, one data_class=period each."),
+    ("retention", pa.list_(pa.string()), True,
+     "Current retention policy, one data_class=period each; a period declared unknown is followed by the source's"
+     " words, verbatim: plate_reads=unknown: '-Infinity days'."),
+    ("access_grants", pa.list_(pa.string()), True,
+     "Current access grants as declared, one each: a named organisation (roles not stated when none are), a count"
+     " of organisations not named, or the source's words when it states neither."),
     ("policy_version", pa.int64(), True, "Version of the current retention and access policy."),
     ("policy_effective_from", pa.date32(), True, "Local date the current policy took effect."),
     ("mobility", pa.string(), True, "fixed or mobile."),
@@ -48,6 +54,12 @@ REGISTRY_COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("feedback_email", pa.string(), False, "E-mail address for questions and complaints."),
     ("feedback_phone", pa.string(), False, "Phone number for questions and complaints."),
     ("feedback_postal", pa.string(), False, "Postal address for questions and complaints."),
+    ("devices", pa.int64(), False, "How many devices the deployment declares (e.g. cameras)."),
+    ("devices_description", pa.string(), False, "What the devices are, as declared."),
+    ("data_sources", pa.list_(pa.string()), False,
+     "Data sources consulted (e.g. hotlists), by name, or 'N not named' for a count without names."),
+    ("public_search_audit", pa.bool_(), False,
+     "Whether an audit of the searches made is published; empty: not declared."),
     ("page", pa.string(), True, "The deployment's page, relative to the site root."),
 )
 
@@ -75,7 +87,8 @@ def _row(d: Deployment) -> dict[str, Any]:
         "storage": list(d.storage_elements),
         "storage_location": d.storage_location,
         "data_classes": list(d.data_classes),
-        "retention": [f"{r.data_class}={r.period}" for r in policy.retention],
+        "retention": [_rule(r) for r in policy.retention],
+        "access_grants": [grant_line(g) for g in policy.access],
         "policy_version": policy.version,
         "policy_effective_from": policy.effective_from,
         "mobility": d.mobility,
@@ -91,8 +104,22 @@ def _row(d: Deployment) -> dict[str, Any]:
         "feedback_email": d.feedback.get("email"),
         "feedback_phone": d.feedback.get("phone"),
         "feedback_postal": d.feedback.get("postal"),
+        "devices": d.devices.count if d.devices else None,
+        "devices_description": d.devices.description if d.devices else None,
+        "data_sources": [_source(s) for s in d.data_sources],
+        "public_search_audit": d.public_search_audit,
         "page": page_path(d.id),
     }
+
+
+def _rule(rule: RetentionRule) -> str:
+    text = f"{rule.data_class}={rule.period}"
+    return f"{text}: '{rule.stated}'" if rule.kind == "unknown" and rule.stated else text
+
+
+def _source(source: DataSource) -> str:
+    text = source.name if source.name is not None else f"{source.count or 0:,} not named"
+    return f"{text} ({source.description})" if source.description else text
 
 
 def registry_schema() -> pa.Schema:

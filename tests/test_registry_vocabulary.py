@@ -158,6 +158,9 @@ def test_card_shows_counts_sources_search_audit_and_provenance(vendor_shaped) ->
     assert "Retained (period not stated clearly)" in names
     assert "Search audit log: Who searched for what and why" in card["data"].extra
     assert vendor_shaped.source_of("location.lat") == "filled in by the city"
+    from pipelines.portal.pages import _location
+
+    assert _location(vendor_shaped).endswith("(source: filled in by the city)")  # the page's summary line
 
 
 def test_more_than_three_data_classes_are_accepted(vendor_shaped) -> None:

@@ -26,7 +26,7 @@ from pipelines.config import PACKAGE_DIR
 from pipelines.portal.activity import Activity
 from pipelines.portal.declared import History
 from pipelines.portal.defaults import DemoDefault
-from pipelines.portal.dtpr_card import data_class_label, dtpr_card, render_retention_text
+from pipelines.portal.dtpr_card import data_class_label, dtpr_card, render_retention_text, source_note
 from pipelines.portal.i18n import EN, Translator, kind_label
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path
@@ -370,7 +370,8 @@ def _location(d: Deployment) -> str:
     if d.lat is not None and d.lon is not None:
         parts.append(f"{d.lat:.4f}, {d.lon:.4f}")
     parts.append(d.mobility)
-    return " · ".join(parts)
+    source = source_note(d, "location")  # provenance.fields: where the position came from, beside it
+    return " · ".join(parts) + (f" (source: {source})" if source else "")
 
 
 def _is_web(url: str) -> bool:

@@ -360,3 +360,47 @@ def test_judge_words() -> None:
     assert policy.judge("riverton police", "detective") == ACCESS_DECLARED
     assert policy.judge("Other", "detective") == ACCESS_UNVERIFIABLE
     assert PolicyVersion(1, date(2026, 1, 1), (), (named,)).judge("Other", "x") == ACCESS_UNDECLARED
+
+
+def test_a_logged_change_to_unclear_retention_logs_verifies_and_is_the_findings_evidence(
+        tmp_path: Path, device_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+    from conftest import DEPLOYMENT, make_event, ndjson
+
+    from pipelines import flow
+    from pipelines.config import Settings
+    from pipelines.log.verify import verify_log
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "july.ndjson").write_bytes(ndjson([make_event("collection", 0)]))
+    s = Settings.from_env({"SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_LANDING": str(landing),
+                           "SENSORLOG_REGISTRY": str(device_registry)})
+    monkeypatch.setenv("SENSORLOG_NOW", "2026-07-05")
+    assert not flow.run(s)["failed"]
+    # The operator learns the vendor portal's words and declares them, from today on.
+    path = device_registry / f"{DEPLOYMENT}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["retention"] = [{"data_class": "video", "period": "unknown", "stated": "-Infinity days"}]
+    doc["devices"] = {"count": 4, "description": "cameras"}
+    doc["access"]["grants"].append({"organisations": 988, "description": "external organisations"})
+    doc["policy_history"] = [{"version": doc["policy_version"], "effective_from": doc["policy_effective_from"],
+                              "retention": [{"data_class": "video", "period": "P30D"}],
+                              "access": doc["access"]["grants"][:-1]}]
+    doc["policy_version"] += 1
+    doc["policy_effective_from"] = "2026-07-06"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setenv("SENSORLOG_NOW", "2026-07-06")
+    assert not flow.run(s)["failed"]
+
+    logged = declarations.read_rows(s.published)
+    assert [(r["sequence"], r["change"]) for r in logged] == [(1, "first"), (2, "amended")]
+    assert "devices" in logged[1]["changed_fields"] and "retention" in logged[1]["changed_fields"]
+    assert verify_log(s.log, s.published, s.manifests).ok
+
+    result = run_audit(s, AuditOptions(as_of=local("2026-07-08")))
+    [unclear] = [f for f in result.finding_dicts() if f["kind"] == "retention_unclear"]
+    assert unclear["numbers"]["declared_in"] == f"{DEPLOYMENT}@2" and unclear["numbers"]["stated"] == "-Infinity days"
+    assert unclear["period_start"] == "2026-07-06T04:00:00Z"  # only the days the unclear rule judges
+    assert {"source": declarations.SOURCE, "id": f"{DEPLOYMENT}@2"} in unclear["evidence"]
+    assert result.declarations == "log"

@@ -404,3 +404,16 @@ def test_a_logged_change_to_unclear_retention_logs_verifies_and_is_the_findings_
     assert unclear["period_start"] == "2026-07-06T04:00:00Z"  # only the days the unclear rule judges
     assert {"source": declarations.SOURCE, "id": f"{DEPLOYMENT}@2"} in unclear["evidence"]
     assert result.declarations == "log"
+
+
+def test_the_sign_shows_unclear_retention_and_points_to_the_page_for_many_classes(vendor_shaped) -> None:
+    from pipelines.portal.i18n import Translator
+    from pipelines.portal.signs import LETTER, render_sign
+
+    import html
+    import re
+
+    svg = render_sign(vendor_shaped, "https://example.org/d", LETTER, Translator("en"), "en")
+    words = " ".join(html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg))  # lines wrap
+    assert "Plate reads: retention not stated clearly: '-Infinity days'." in words
+    assert "… and 1 more data class: see the web page." in words

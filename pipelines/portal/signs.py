@@ -108,8 +108,22 @@ def _sections(d: Deployment, t: Translator, lang: str) -> list[tuple[str, list[s
         (t.text("sign_why"), [names(d.purposes)]),
         (t.text("sign_tech"), [names(d.technologies)]),
         (t.text("sign_collects"), [", ".join(data_class_label(c) for c in d.data_classes)]),
-        (t.text("sign_keeps"), [render_retention_text(r, lang) for r in d.current_policy.retention]),
+        (t.text("sign_keeps"), _kept(d, lang)),
     ]
+
+
+# A sign is read in the street: past this many retention rules (a deployment may declare any number of
+# data classes) it shows the first ones and points to the page, which lists them all.
+SIGN_RULES = 4
+
+
+def _kept(d: Deployment, lang: str) -> list[str]:
+    rules = d.current_policy.retention
+    lines = [render_retention_text(r, lang) for r in rules[:SIGN_RULES]]
+    if len(rules) > SIGN_RULES:
+        more = len(rules) - SIGN_RULES
+        lines.append(f"… and {more} more data class{'es' if more != 1 else ''}: see the web page.")
+    return lines
 
 
 def _text(x: float, y: float, size: float, text: str, weight: str = "normal", fill: str = "#1b1f24") -> str:

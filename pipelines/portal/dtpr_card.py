@@ -189,12 +189,28 @@ def source_note(deployment: Deployment, path: str) -> str | None:
     return source
 
 
-def _sourced(deployment: Deployment, path: str, text: str) -> str:
+def _note(source: str, what: str = "") -> str:
+    if source == FILLED:
+        return f"({what + ' ' if what else ''}{FILLED})"
+    return f"({what + ' ' if what else ''}source: {source})"
+
+
+def _sourced(deployment: Deployment, path: str, text: str, parts: tuple[str, ...] = ()) -> str:
+    """``text`` with where the value at ``path`` came from; ``parts`` are sub-fields (``roles``) whose
+    own source, when it differs, is said as well."""
+    if not deployment.field_provenance and not (deployment.provenance and deployment.provenance.get("filled")):
+        return text  # nothing to say (most records; a card may list thousands of grants)
     source = source_note(deployment, path)
-    if not source:
+    notes = [_note(source)] if source else []
+    for part in parts:
+        own = source_note(deployment, f"{path}.{part}")
+        if own and own != source:
+            notes.append(_note(own, part))
+    if not notes:
         return text
     # Inside the sentence's full stop, so the note reads as part of it.
-    return f"{text[:-1]} (source: {source})." if text.endswith(".") else f"{text} (source: {source})"
+    joined = " ".join(notes)
+    return f"{text[:-1]} {joined}." if text.endswith(".") else f"{text} {joined}"
 
 
 def _data_sources_line(deployment: Deployment) -> list[str]:
@@ -234,7 +250,8 @@ def _card_extra(deployment: Deployment, policy: PolicyVersion, lang: str) -> dic
         search_audit = [_sourced(d, "public_search_audit", f"Public audit of searches: {words}")]
     since = f"Policy version {policy.version}, in force from {policy.effective_from.isoformat()}."
     rules_at, grants_at = d.policy_fields(policy)
-    grants = [_sourced(d, f"{grants_at}[{i}]", grant_line(g)) for i, g in enumerate(policy.access)]
+    grants = [_sourced(d, f"{grants_at}[{i}]", grant_line(g), ("roles", "purpose"))
+              for i, g in enumerate(policy.access)]
     rules = [_sourced(d, f"{rules_at}[{i}]", render_retention_text(r, lang)) for i, r in enumerate(policy.retention)]
     return {
         "accountable": [_sourced(d, "accountable", f"{d.accountable_organisation}{role}"), *partners],
@@ -244,7 +261,7 @@ def _card_extra(deployment: Deployment, policy: PolicyVersion, lang: str) -> dic
         "process": [],
         "access": [*grants, *search_audit],
         "retention": [*rules, since],
-        "storage": [_sourced(d, "storage", d.storage_location)],
+        "storage": [_sourced(d, "storage.location", d.storage_location)],
     }
 
 

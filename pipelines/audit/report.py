@@ -1,4 +1,12 @@
-"""The auditor's report: one self-contained static HTML file (Jinja2, everything inline).
+"""The auditor's report: self-contained static HTML (Jinja2, everything inline).
+
+A small audit is one page with every finding and every chart. Beyond INLINE_FINDINGS findings or
+INLINE_DEPLOYMENTS deployments (a city-sized registry: thousands of either), one page would weigh
+megabytes and take a browser minutes, so the report becomes a summary page (counts by severity and kind,
+the most severe findings, the deployments with the most findings, the worst lateness) next to a folder
+named like it with one page per deployment (its findings, its chart, its lateness) and the list of every
+deployment in pages of LIST_ROWS. Each page stays bounded whatever the audit found; the findings
+table (``derived/findings``) has every finding and all its evidence.
 
 Charts are matplotlib figures rendered to inline SVG. Why matplotlib SVG rather than Vega-Lite:
 the report must open offline, forever, from an e-mail attachment or an archive, so it cannot depend
@@ -9,9 +17,10 @@ stack plus a headless renderer to get the same static SVG).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +36,7 @@ from pipelines import layout, storage
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
-from pipelines.audit.model import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso
+from pipelines.audit.model import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso, severity_rank
 from pipelines.config import Settings
 from pipelines.portal.dtpr_card import data_class_label
 from pipelines.registry import Registry, RetentionRule, load_registry
@@ -35,6 +44,14 @@ from pipelines.registry import Registry, RetentionRule, load_registry
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "audit_report.html.j2"
 REPORT_NAME = "audit_report.html"
+INLINE_FINDINGS = 500  # up to this many findings (and INLINE_DEPLOYMENTS), the report is one page
+INLINE_DEPLOYMENTS = 50
+SUMMARY_FINDINGS = 200  # the most severe findings on the summary page of a split report
+SUMMARY_DEPLOYMENTS = 200  # deployments with the most findings named on the summary page
+SUMMARY_LATENESS = 100  # deployments with the most late deletions on the summary page
+DEPLOYMENT_FINDINGS = 1000  # findings on one deployment's page, most severe first
+LIST_ROWS = 1000  # deployments per page of the list of every deployment
+_SAFE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,100}")
 STATUS_COLOURS = {
     "ok": "#2e7d32",
     "due_soon": "#f9a825",
@@ -153,37 +170,145 @@ def _deployments(result: AuditResult, registry: Registry | None) -> list[dict[st
     return out
 
 
-def render_report(result: AuditResult, registry: Registry | None = None) -> str:
-    """The report as one HTML string; ``registry`` only adds deployment names."""
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+def _common(result: AuditResult) -> dict[str, Any]:
     counts = result.counts()
-    return env.get_template(TEMPLATE).render(
-        as_of=iso(result.as_of),
-        as_of_date=result.as_of_date.isoformat(),
-        as_of_source=result.as_of_source,
-        newest_event=iso(result.newest_event),
-        later_events=(
+    return {
+        "as_of": iso(result.as_of),
+        "as_of_date": result.as_of_date.isoformat(),
+        "as_of_source": result.as_of_source,
+        "newest_event": iso(result.newest_event),
+        "later_events": (
             iso(result.newest_event_in_log)
             if result.newest_event_in_log is not None and result.newest_event_in_log > result.as_of
             else None
         ),
-        until=iso(result.until),
-        timezone=result.timezone,
-        deployment=result.options.deployment,
-        grace_days=result.options.grace / timedelta(days=1),
-        silence_days=result.options.silence_days,
-        checkpoint=result.checkpoint,
-        declarations=result.declarations,
-        severities=list(reversed(SEVERITIES)),
-        severity_counts=counts["severity"],
-        kind_counts=counts["kind"],
-        severity_of_kind=SEVERITY_OF_KIND,
+        "until": iso(result.until),
+        "timezone": result.timezone,
+        "deployment": result.options.deployment,
+        "grace_days": result.options.grace / timedelta(days=1),
+        "silence_days": result.options.silence_days,
+        "checkpoint": result.checkpoint,
+        "declarations": result.declarations,
+        "severities": list(reversed(SEVERITIES)),
+        "severity_counts": counts["severity"],
+        "kind_counts": counts["kind"],
+        "severity_of_kind": SEVERITY_OF_KIND,
+        "status_colours": STATUS_COLOURS,
+        "page": "full",
+        "root": "",
+        "folder": "",
+        "findings_total": result.findings.num_rows,
+        "findings_more": 0,
+        "deployments_total": 0,
+        "deployments_more": 0,
+        "lateness_more": 0,
+        "list_pages": [],
+        "current": None,
+        "summary_href": None,
+    }
+
+
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+
+
+def is_split(result: AuditResult) -> bool:
+    """Whether the report is a summary page with per-deployment pages (else one page holds everything)."""
+    ids = set(result.ledger["deployment_id"].to_pylist()) | set(result.findings["deployment_id"].to_pylist())
+    return result.findings.num_rows > INLINE_FINDINGS or len(ids) > INLINE_DEPLOYMENTS
+
+
+def render_report(result: AuditResult, registry: Registry | None = None) -> str:
+    """The report's first page as one HTML string (the whole report when it is not split); ``registry``
+    only adds deployment names."""
+    if is_split(result):
+        return render_pages(result, registry)[""]
+    return _environment().get_template(TEMPLATE).render(
+        **_common(result),
         findings=_finding_rows(result),
         lateness=result.lateness.to_pylist(),
         statuses=_last_day_statuses(result.ledger),
-        status_colours=STATUS_COLOURS,
         deployments=_deployments(result, registry),
     )
+
+
+def page_name(deployment_id: str) -> str:
+    """A deployment page's file name: its id when that is a safe file name, else a slug with a hash."""
+    if _SAFE_ID.fullmatch(deployment_id):
+        return f"{deployment_id}.html"
+    slug = re.sub(r"[^a-z0-9]+", "-", deployment_id.lower()).strip("-")[:60] or "deployment"
+    return f"{slug}-{hashlib.sha256(deployment_id.encode('utf-8')).hexdigest()[:10]}.html"
+
+
+def _rank(row: dict[str, Any]) -> tuple[int, str, str]:
+    return (-severity_rank(row["severity"]), str(row["period_start"]), str(row["id"]))
+
+
+def render_pages(result: AuditResult, registry: Registry | None = None, folder: str = "audit_report") -> dict[str, str]:
+    """A split report: ``""`` is the summary page; every other key is a path under ``folder`` (the
+    summary's sibling folder): ``<deployment page>`` and ``deployments-<n>.html``."""
+    env = _environment()
+    template = env.get_template(TEMPLATE)
+    findings = sorted(_finding_rows(result), key=_rank)
+    by_dep: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in findings:
+        by_dep[row["deployment_id"]].append(row)
+    lateness = {row["deployment_id"]: row for row in result.lateness.to_pylist()}
+    ids = sorted(set(result.ledger["deployment_id"].to_pylist()) | set(by_dep) | set(lateness))
+    rows: list[dict[str, Any]] = []
+    for dep_id in ids:
+        deployment = registry.get(dep_id) if registry else None
+        severities = Counter(f["severity"] for f in by_dep.get(dep_id, []))
+        rows.append({
+            "id": dep_id,
+            "name": deployment.name if deployment else dep_id,
+            "kind": deployment.kind if deployment else "",
+            "findings": sum(severities.values()),
+            "by_severity": severities,
+            "href": f"{folder}/{page_name(dep_id)}",
+            "late": (lateness.get(dep_id) or {}).get("late") or 0,
+        })
+    ranked = sorted(rows, key=lambda r: (tuple(-r["by_severity"].get(s, 0) for s in reversed(SEVERITIES)), r["id"]))
+    list_pages = [rows[i:i + LIST_ROWS] for i in range(0, len(rows), LIST_ROWS)] or [[]]
+    list_paths = [f"deployments-{n}.html" for n in range(1, len(list_pages) + 1)]
+    worst_late = sorted(result.lateness.to_pylist(), key=lambda r: (-(r.get("late") or 0), r["deployment_id"]))
+    common = _common(result)
+    common["deployments_total"] = len(rows)
+    pages: dict[str, str] = {}
+    pages[""] = template.render(
+        **{**common, "page": "summary", "folder": folder,
+           "findings_more": max(0, len(findings) - SUMMARY_FINDINGS),
+           "deployments_more": max(0, len(rows) - SUMMARY_DEPLOYMENTS),
+           "lateness_more": max(0, len(worst_late) - SUMMARY_LATENESS),
+           "list_pages": [f"{folder}/{p}" for p in list_paths]},
+        findings=[{**f, "href": f"{folder}/{page_name(f['deployment_id'])}"} for f in findings[:SUMMARY_FINDINGS]],
+        lateness=worst_late[:SUMMARY_LATENESS],
+        statuses=_last_day_statuses(result.ledger),
+        deployments=[{**r, "chart": None} for r in ranked[:SUMMARY_DEPLOYMENTS]],
+        summary_rows=ranked[:SUMMARY_DEPLOYMENTS],
+    )
+    for n, page_rows in enumerate(list_pages, 1):
+        pages[f"{folder}/{list_paths[n - 1]}"] = template.render(
+            **{**common, "page": "list", "root": "../", "list_pages": list_paths, "current": n,
+               "summary_href": f"../{folder}.html"},
+            findings=[], lateness=[], statuses={}, deployments=[],
+            summary_rows=[{**r, "href": page_name(r["id"])} for r in page_rows],
+        )
+    for r in rows:
+        own = by_dep.get(r["id"], [])
+        pages[f"{folder}/{page_name(r['id'])}"] = template.render(
+            **{**common, "page": "deployment", "root": "../", "deployment": r["id"],
+               "summary_href": f"../{folder}.html",
+               "findings_total": len(own), "findings_more": max(0, len(own) - DEPLOYMENT_FINDINGS),
+               "severity_counts": {s: r["by_severity"].get(s, 0) for s in SEVERITIES},
+               "kind_counts": dict(sorted(Counter(f["kind"] for f in own).items()))},
+            findings=own[:DEPLOYMENT_FINDINGS],
+            lateness=[lateness[r["id"]]] if r["id"] in lateness else [],
+            statuses={},
+            deployments=[{**r, "chart": retention_chart(result.ledger, r["id"])}],
+            summary_rows=[],
+        )
+    return pages
 
 
 def report_path(settings: Settings, name: str = REPORT_NAME) -> str:
@@ -197,5 +322,11 @@ def write_report(settings: Settings, result: AuditResult, name: str = REPORT_NAM
     except Exception:  # noqa: BLE001 - names are a nicety; a report without them beats no report
         registry = None
     uri = report_path(settings, name)
-    storage.write_bytes(uri, render_report(result, registry).encode(), "text/html; charset=utf-8")
+    if not is_split(result):
+        storage.write_bytes(uri, render_report(result, registry).encode(), "text/html; charset=utf-8")
+        return uri
+    folder = name.removesuffix(".html")
+    for path, html in render_pages(result, registry, folder).items():
+        target = uri if not path else report_path(settings, path)
+        storage.write_bytes(target, html.encode(), "text/html; charset=utf-8")
     return uri

@@ -509,8 +509,11 @@ def access_summary(deployment: Deployment, full_list: str | None) -> dict[str, A
     organisations: Counter[str] = Counter()
     purposes: dict[str, list[str]] = {}
     roles: Counter[str] = Counter()
+    unnamed = 0  # organisations a grant counts without naming them ("988 external organisations")
     for g in grants:
-        name = str(getattr(g, "organisation", "") or "–")
+        named = getattr(g, "organisation", None)
+        name = str(named or getattr(g, "description", None) or getattr(g, "stated", None) or "–")
+        unnamed += 0 if named else int(getattr(g, "count", None) or 0)
         organisations[name] += 1
         purposes.setdefault(str(getattr(g, "purpose", "") or "–"), []).append(name.casefold())
         roles.update(_grant_roles(g))
@@ -519,7 +522,7 @@ def access_summary(deployment: Deployment, full_list: str | None) -> dict[str, A
     top = sorted(organisations.items(), key=lambda kv: (-kv[1], kv[0].casefold()))
     return {
         "grants": len(grants),
-        "organisations": len({n.casefold() for n in organisations}),
+        "organisations": len({n.casefold() for n in organisations}) + unnamed,
         "by_purpose": by_purpose[:ACCESS_TOP],
         "purposes_more": max(0, len(by_purpose) - ACCESS_TOP),
         "by_role": sorted(roles.items(), key=lambda kv: (-kv[1], kv[0]))[:ACCESS_TOP],

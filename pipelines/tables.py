@@ -99,6 +99,11 @@ CATALOG: tuple[TableSpec, ...] = (
         "Commissioning, decommissioning, relocation, firmware, configuration and policy changes of each "
         "deployment.",
     ),
+    _event(
+        "vendor_snapshot", "observed_at", "Vendor transparency portal snapshots",
+        "What each vendor's public transparency portal declared for a deployment each time it was read: "
+        "retention as stated, devices, outside organisations with access, hotlists and the public search audit.",
+    ),
     TableSpec("declaration", "declaration"),
     TableSpec(
         "retention_ledger", "derived", "Sensor data retention ledger",

@@ -305,11 +305,13 @@ def test_the_airflow_assets_are_the_catalogs_with_their_published_names():
             f"sensorlog.{name}", f"sensorlog://published/{name}") == (asset.name, layout.asset_uri(name))
     assert [a.name for a in PUBLISHED_ASSETS] == [f"sensorlog.{t}" for t in EVENT_TABLES]
     # The names the DAGs and operators know (renaming one orphans an Asset's history in Airflow).
-    assert set(ASSET_TABLES) == {"collection", "deletion", "access", "lifecycle", "retention_ledger", "findings", "log"}
+    assert set(ASSET_TABLES) == {
+        "collection", "deletion", "access", "lifecycle", "vendor_snapshot", "retention_ledger", "findings", "log"
+    }
 
 
 def test_the_derived_lists_keep_their_order_and_members():
-    assert EVENT_TABLES == ("collection", "deletion", "access", "lifecycle")
+    assert EVENT_TABLES == ("collection", "deletion", "access", "lifecycle", "vendor_snapshot")
     assert LOGGED_TABLES == (*EVENT_TABLES, "declaration")
     assert DERIVED_TABLES == ("retention_ledger", "findings")
     assert set(portal_tables.TITLES) == set(portal_tables.DESCRIPTIONS) == {

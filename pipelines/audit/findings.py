@@ -35,6 +35,8 @@ One line per kind (periods are half-open, local days are whole [local midnight, 
   Those days stay judged by the earlier version.
 * ``indefinite_retention``: a collected class whose policy in force on the last audited day is
   ``indefinite``; period [first day of collection, end of the last audited day).
+* ``vendor_declaration_changed``: a vendor portal's declared values changed between two reads
+  (``pipelines.audit.vendor``).
 
 The id is the SHA-256 of ``kind|deployment|class|period_start|period_end`` (UTC, microseconds), so
 the same finding keeps its id across runs.
@@ -45,6 +47,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from pipelines.audit import vendor
 from pipelines.audit.model import FINDINGS_SCHEMA, MAX_EVIDENCE, SEVERITY_OF_KIND, severity_rank
 
 SETUP = """
@@ -378,7 +381,7 @@ ORDER BY s.rank DESC, f.kind, f.deployment_id, f.data_class NULLS FIRST, f.perio
 
 STEPS = (
     RETENTION, UNDECLARED_CLASS, DECOMMISSIONED, SILENT, ORPHAN_DELETIONS, UNDECLARED_ACCESS, UNVERIFIABLE_ACCESS,
-    UNCLEAR, INDEFINITE, RETROACTIVE,
+    UNCLEAR, INDEFINITE, RETROACTIVE, vendor.CHANGED,
 )
 
 

@@ -18,6 +18,7 @@ access_unverifiable                medium      access by an organisation the pol
                                                it grants access to organisations it only counts
 retention_unclear                  medium      retention was declared in words that state no period:
                                                no deletion can be judged on time or late
+vendor_declaration_changed         medium      a vendor portal now declares other terms than at its last read
 deleted_without_collection         low         bookkeeping: a deletion of data the log never saw
 indefinite_retention               info        declared and lawful, but worth a resident's attention
 =================================  ==========  ===================================================
@@ -47,6 +48,7 @@ SEVERITY_OF_KIND = {
     "silent_deployment": "medium",
     "access_unverifiable": "medium",
     "retention_unclear": "medium",
+    "vendor_declaration_changed": "medium",
     "deleted_without_collection": "low",
     "indefinite_retention": "info",
 }

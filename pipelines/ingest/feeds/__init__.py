@@ -26,6 +26,7 @@ from pipelines.ingest.feeds.cloudevents_json import CloudEventsJson
 from pipelines.ingest.feeds.cloudevents_ndjson import CloudEventsNdjson
 from pipelines.ingest.feeds.node_lifecycle import NodeLifecycle
 from pipelines.ingest.feeds.selection import Selection
+from pipelines.ingest.feeds.vendor_portal import VendorPortal
 from pipelines.ingest.parsing import DEFAULT_CHUNK_ROWS, ParsedChunk, UnparseableFile
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 FEEDS: tuple[Feed, ...] = (CloudEventsNdjson(), CloudEventsJson(), CloudEventsCsv())
 # Every format the feed setting may name (``feed = "<name>"``), unconfigured: ``configure`` gives each
 # prefix its own copy with that entry's options.
-SETTING_FEEDS: tuple[Feed, ...] = (NodeLifecycle(),)
+SETTING_FEEDS: tuple[Feed, ...] = (NodeLifecycle(), VendorPortal())
 NO_SELECTION = Selection()
 
 

@@ -12,7 +12,7 @@ from audit_kit import deployment, write_registry
 from conftest import DEPLOYMENT, make_event, ndjson
 
 from pipelines import flow, layout, storage
-from pipelines.config import Settings
+from pipelines.config import PROJECT_DIR, Settings
 from pipelines.errors import USAGE
 from pipelines.ingest.feeds import FeedSettingError, feed_for, parse_file, selection
 from pipelines.ingest.feeds.cloudevents_csv import CloudEventsCsv
@@ -154,3 +154,25 @@ def test_an_s3_landing_prefix_is_read_by_its_setting_feed(bucket, tmp_path):
     assert nodes.startswith("s3://") and flow.discover(settings) == sorted([nodes, outside])
     flow.run(settings, workers=1)
     assert books(settings, nodes) == (1, 1, 0) and books(settings, outside) == (1, 1, 0)
+
+
+def test_the_sample_files_in_docs_feeds_publish_without_quarantine(tmp_path):
+    docs = PROJECT_DIR / "docs" / "feeds"
+    alpr = {"plate_reads": "P30D", "hotlist_hits": "P30D"}
+    grant = {"organisation": "Riverton Police Department", "roles": ["alpr_user"], "purpose": "Investigations"}
+    folder = write_registry(tmp_path / "registry", [
+        deployment("env-mill-street", {"env": "P30D"}, commissioned="2025-01-01"),
+        deployment("env-library-plaza", {"env": "P30D"}, commissioned="2025-01-01"),
+        deployment("alpr-riverton", alpr, commissioned="2025-01-01", grants=[grant]),
+        deployment("alpr-eastgate", alpr, commissioned="2025-01-01", grants=[grant]),
+    ])
+    (Path(folder) / "feeds.toml").write_text((docs / "feeds.sample.toml").read_text())
+    settings = Settings.from_env({
+        "SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_LANDING": str(tmp_path / "landing"),
+        "SENSORLOG_REGISTRY": folder, "SENSORLOG_NOW": "2026-07-01T00:00:00Z",
+    })
+    nodes = land(settings, "nodes/node-lifecycle-sample.csv", (docs / "node-lifecycle-sample.csv").read_bytes())
+    portal = land(settings, "vendor-portal/vendor-portal-sample.csv", (docs / "vendor-portal-sample.csv").read_bytes())
+    flow.run(settings, workers=1)
+    assert books(settings, nodes) == (5, 5, 0)
+    assert books(settings, portal) == (5, 5, 0)  # Riverton: snapshot and three counts; Eastgate: its snapshot

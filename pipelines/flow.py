@@ -25,7 +25,7 @@ from pipelines.ingest.feeds import discovered_suffixes
 from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.stage import stage_file
 from pipelines.records import BatchTotals
-from pipelines.registry import RegistryError, load_registry
+from pipelines.registry import RegistryError, home_registry
 
 DEFAULT_GROUP_FILES = 12
 DEFAULT_GROUP_BYTES = 256 * 1024 * 1024
@@ -91,7 +91,7 @@ def group_files(uris: Iterable[str], max_files: int = DEFAULT_GROUP_FILES) -> li
 def deployment_ids(settings: Settings) -> dict[str, datetime]:
     """The registry's deployment ids, each with the instant it was commissioned (validation
     quarantines rows dated before it: ``pipelines.ingest.plausibility``)."""
-    return plausibility.commissioning_instants(load_registry(settings.registry))
+    return plausibility.commissioning_instants(home_registry(settings))
 
 
 def default_workers(env: Mapping[str, str] | None = None) -> int:

@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 from pipelines import layout, storage
 from pipelines.config import Settings
 from pipelines.records import BatchTotals, Manifest
-from pipelines.registry import load_registry
+from pipelines.registry import home_registry
 from pipelines.schemas import DECLARATIONS_KIND, EVENT_TABLES, QUARANTINE_SCHEMA, event_table
 
 
@@ -81,7 +81,7 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 
 def per_deployment(settings: Settings) -> list[DeploymentSummary]:
-    registry = load_registry(settings.registry)
+    registry = home_registry(settings)
     con = connect(settings)
     try:
         rows = con.execute(

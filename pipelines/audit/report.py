@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 from pipelines.audit.model import SEVERITIES, SEVERITY_OF_KIND, AuditResult, iso, severity_rank
 from pipelines.config import Settings
 from pipelines.portal.dtpr_card import data_class_label
-from pipelines.registry import Registry, RetentionRule, load_registry
+from pipelines.registry import Registry, RetentionRule, home_registry
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "audit_report.html.j2"
@@ -318,7 +318,7 @@ def report_path(settings: Settings, name: str = REPORT_NAME) -> str:
 def write_report(settings: Settings, result: AuditResult, name: str = REPORT_NAME) -> str:
     """Render and write the report under the reports folder; returns its URI."""
     try:
-        registry: Registry | None = load_registry(settings.registry, timezone=settings.timezone)
+        registry: Registry | None = home_registry(settings)
     except Exception:  # noqa: BLE001 - names are a nicety; a report without them beats no report
         registry = None
     uri = report_path(settings, name)

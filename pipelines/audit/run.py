@@ -20,7 +20,7 @@ from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, default_a
 from pipelines.config import Settings
 from pipelines.errors import GATE, SensorlogError
 from pipelines.log import writer
-from pipelines.registry import Registry, declarations, load_registry
+from pipelines.registry import Registry, declarations, home_registry
 from pipelines.registry.declarations import Declared
 
 NO_LIMIT = 2**62  # leaf_index bound when there is no checkpoint to bound it
@@ -121,7 +121,7 @@ def declarations_for(settings: Settings, limit: int, registry: Registry | None =
     if registry is not None:
         return Declared.from_registry(registry)
     logged = declarations.load_declared(settings.published, None if limit == NO_LIMIT else limit)
-    return logged or Declared.from_registry(load_registry(settings.registry, timezone=settings.timezone))
+    return logged or Declared.from_registry(home_registry(settings))
 
 
 def run_audit(settings: Settings, options: AuditOptions | None = None, registry: Registry | None = None) -> AuditResult:

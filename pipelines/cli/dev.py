@@ -30,10 +30,10 @@ def generate_cmd(
 ):
     """Write a synthetic city's vendor exports into the landing zone, plus its ground truth."""
     from pipelines.dev import synthetic
-    from pipelines.registry import load_registry
+    from pipelines.registry import home_registry
 
     s = Settings.from_env()
-    registry = load_registry(s.registry)
+    registry = home_registry(s)
     first, stop = _day(start, "--start"), _day(end, "--end")
     if stop <= first:
         raise UsageError(f"generate: --end {end} must be after --start {start} (it is the day after the last one)")

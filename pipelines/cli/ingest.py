@@ -19,10 +19,10 @@ def discover_cmd():
     """List landed files that no manifest covers yet (and, on stderr, what the landing zone holds that
     discovery set aside, with why)."""
     from pipelines import flow
-    from pipelines.registry import load_registry
+    from pipelines.registry import home_registry
 
     s = Settings.from_env()
-    load_registry(s.registry)  # what it lists is staged against the registry: check it first
+    home_registry(s)  # what it lists is staged against the registry: check it first
     for uri in flow.discover(s):
         console.print(uri)
     for skipped in flow.landing(s).skipped:
@@ -40,10 +40,10 @@ def stage_cmd(files: list[str]):
 def commit_cmd(batch_ids: list[str]):
     """Publish staged batches (phase two)."""
     from pipelines import flow
-    from pipelines.registry import load_registry
+    from pipelines.registry import home_registry
 
     s = Settings.from_env()
-    load_registry(s.registry)  # a stale staged batch is staged again against it
+    home_registry(s)  # a stale staged batch is staged again against it
     totals = flow.commit_batches(s, batch_ids)
     console.print_json(json.dumps(totals))
     _exit_if_failed(totals.get("failed") or [])

@@ -12,11 +12,12 @@ def registry_cmd(path: str = typer.Argument(None, help="Registry folder (default
     """Validate the deployment registry; one message per problem, then one per warning (implausible but
     valid: a position at 0,0 or outside SENSORLOG_CITY_BBOX, an address such as 'TBD')."""
     from pipelines.config import city_bbox
-    from pipelines.registry import load_registry, registry_warnings
+    from pipelines.registry import load_registry, registry_cache_dir, registry_warnings
 
-    where = path or Settings.from_env().registry
+    settings = Settings.from_env()
+    where = path or settings.registry
     box = city_bbox()
-    registry = load_registry(where)
+    registry = load_registry(where, timezone=settings.timezone, cache_dir=registry_cache_dir(settings))
     warnings = registry_warnings(registry, box)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)

@@ -16,7 +16,7 @@ from pipelines import flow, storage
 from pipelines.audit import NOW_ENV, parse_as_of
 from pipelines.config import Settings, now_override
 from pipelines.dev import airflow_runner, synthetic
-from pipelines.registry import load_registry
+from pipelines.registry import home_registry
 from pipelines.tlog.layout import CHECKPOINT
 
 # Ingest, then the audit (scheduled on the published tables) and the portal (on findings and the log),
@@ -41,7 +41,7 @@ def run_demo(
     started = time.monotonic()
     if fresh and not storage.is_s3(settings.home):
         shutil.rmtree(settings.home, ignore_errors=True)
-    registry = load_registry(settings.registry)
+    registry = home_registry(settings)
     console.print(f"registry: {len(registry.ids())} deployments from {settings.registry}")
     if not storage.list_files(settings.landing, (".ndjson", ".json", ".csv")):
         with console.status("generating the sample city (months of vendor exports)…"):

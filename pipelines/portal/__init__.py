@@ -55,7 +55,7 @@ from pipelines.portal.registry_export import registry_json, registry_schema, reg
 from pipelines.portal.signs import PAPERS, render_sign, sign_path
 from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, PublishedTable, flatten_nested, read_tables
 from pipelines.portal.tableschema import arrow_table_schema
-from pipelines.registry import Registry, load_registry
+from pipelines.registry import Registry, home_registry
 from pipelines.schemas import DECLARATION_TABLE, EVENT_TABLES, schema_path
 from pipelines.site import Site, media_type
 from pipelines.tlog import note
@@ -317,7 +317,7 @@ def build_portal(
     options = PortalOptions.from_env(settings, lang, base_url, csv_month_rows=csv_month_rows)
     out = out or layout.site_dir(settings)
     now = datetime.now(UTC).replace(microsecond=0)
-    build = _Build(settings, options, Site(out), load_registry(settings.registry, timezone=settings.timezone),
+    build = _Build(settings, options, Site(out), home_registry(settings),
                    now, now.astimezone(ZoneInfo(settings.timezone)).date())
     previous = _previous_files(out)
 

@@ -55,7 +55,7 @@ from pipelines.ingest.stage import (
 from pipelines.log import writer as log_writer
 from pipelines.publish import compact, dedupe, writer
 from pipelines.records import Leaves, Manifest, Output, QuarantineRow
-from pipelines.registry import declarations, load_registry
+from pipelines.registry import declarations, home_registry
 from pipelines.schemas import DECLARATIONS_KIND
 from pipelines.tlog import leaf
 
@@ -112,7 +112,7 @@ def _restage(settings: Settings, batch_id: str, source_uri: str | None, reason: 
         raise NotStaged(f"batch {batch_id}: {reason}; no landed file has its bytes to stage it from")
     log.warning("batch %s: %s; staging it again from %s", batch_id, reason, uri)
     # Against the registry it was first staged with, when known, so it is the same derived batch.
-    instants = plausibility.commissioning_instants(load_registry(settings.registry))
+    instants = plausibility.commissioning_instants(home_registry(settings))
     ids: Iterable[str] | dict = record.deployment_ids if record and record.deployment_ids else list(instants)
     if all(i in instants for i in ids):  # with commissioning dates, as the first staging checked them
         ids = {i: instants[i] for i in ids}
@@ -216,7 +216,7 @@ def commit_declarations(settings: Settings, now: datetime | None = None) -> list
         plan = Path(layout.declaration_plan(settings))
         if plan.exists():
             manifests.append(_publish_declarations(settings, _read_plan(plan), plan).to_dict())
-        registry = load_registry(settings.registry, timezone=settings.timezone)
+        registry = home_registry(settings)
         logged = declarations.load_declared(settings.published)
         # Never dated before a declaration already logged (the audit reads times the same way).
         moment = max([now or clock.current_time(settings.timezone), *(logged.latest_time() if logged else ())])

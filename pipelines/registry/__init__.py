@@ -22,6 +22,7 @@ DTPR card are rendered from the machine-readable rule by ``pipelines.portal.dtpr
 
 from __future__ import annotations
 
+from pipelines.registry.cache import home_registry, registry_cache_dir
 from pipelines.registry.checks import (
     DTPR_FIELDS,
     MAX_RECORD_BYTES,
@@ -109,9 +110,11 @@ __all__ = [
     "deployment_schema",
     "exceeds_period_limit",
     "from_checked",
+    "home_registry",
     "load_registry",
     "local_day",
     "parse_iso_duration",
+    "registry_cache_dir",
     "registry_warnings",
     "validate_registry",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -12,6 +15,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from pipelines.errors import SensorlogError
+from pipelines.registry.cache import DocumentCache, entry_key
 from pipelines.registry.checks import BBox, Problem, RegistryError, check_deployment, deployment_warnings
 from pipelines.registry.lines import with_lines
 from pipelines.registry.model import (
@@ -81,27 +85,53 @@ def _check_bounds(root: yaml.Node) -> None:
         )
 
 
+def _bounded(node: yaml.Node | None) -> yaml.Node | None:
+    if node is not None:
+        _check_bounds(node)
+    return node
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    seen: set[str] = set()
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key_node.value in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"found duplicate key {key_node.value!r}", key_node.start_mark
+            )
+        seen.add(key_node.value)
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps dates as text (the schema checks them), refuses duplicate keys, and
     checks a document's bounds (``_check_bounds``) before constructing anything from it."""
 
     def get_single_node(self) -> yaml.Node | None:
-        node = super().get_single_node()
-        if node is not None:
-            _check_bounds(node)
-        return node
+        return _bounded(super().get_single_node())
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            if key_node.value in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"found duplicate key {key_node.value!r}", key_node.start_mark
-                )
-            seen.add(key_node.value)
+        _refuse_duplicate_keys(node)
         return super().construct_mapping(node, deep=deep)
+
+
+# The same loader on libyaml's parser and composer (C; several times faster; the constructor is the same
+# Python code). libyaml refuses nesting past 1,000 levels itself, so its recursive composer cannot
+# exhaust the stack; MAX_YAML_DEPTH is then checked on the composed nodes as on the pure-Python path.
+_CLoader: type[yaml.SafeLoader] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoaderImpl(yaml.CSafeLoader):
+        """``_Loader``'s guarantees on libyaml."""
+
+        def get_single_node(self) -> yaml.Node | None:
+            return _bounded(super().get_single_node())
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            _refuse_duplicate_keys(node)
+            return super().construct_mapping(node, deep=deep)
+
+    _CLoader = _CLoaderImpl  # type: ignore[assignment]
 
 
 # A copy, so PyYAML's own SafeLoader keeps parsing timestamps for everyone else.
@@ -109,6 +139,12 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+if _CLoader is not None:
+    _CLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+# What deployment files are parsed with (tests set it to ``_Loader`` to compare the two paths).
+_LOADER: type[yaml.SafeLoader] = _CLoader or _Loader
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError, name: str) -> Problem:
@@ -122,23 +158,47 @@ def _yaml_problem(exc: yaml.MarkedYAMLError, name: str) -> Problem:
     return Problem(name, f"line {mark.line + 1}", f"valid YAML ({detail})")
 
 
-def _read_yaml(path: Path, name: str) -> tuple[Any, list[Problem]]:
+def _read_bytes(path: Path, name: str) -> tuple[bytes | None, list[Problem]]:
+    """A deployment file's bytes, refused unread when it is larger than MAX_REGISTRY_FILE_BYTES."""
+    too_big = Problem(name, "(file)", f"a deployment file of at most {MAX_REGISTRY_FILE_BYTES:,} bytes")
     try:
         if path.stat().st_size > MAX_REGISTRY_FILE_BYTES:
-            return None, [Problem(name, "(file)", f"a deployment file of at most {MAX_REGISTRY_FILE_BYTES:,} bytes")]
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+            return None, [too_big]
+        with path.open("rb") as fh:
+            data = fh.read(MAX_REGISTRY_FILE_BYTES + 1)  # never more, should it grow after the stat
+    except OSError as exc:
         return None, [Problem(name, "(file)", f"a readable UTF-8 text file ({exc})")]
+    return (None, [too_big]) if len(data) > MAX_REGISTRY_FILE_BYTES else (data, [])
+
+
+def _parse_yaml(data: bytes, name: str) -> tuple[Any, list[Problem]]:
     try:
-        return yaml.load(text, Loader=_Loader), []
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(name, "(file)", f"a readable UTF-8 text file ({exc})")]
+    if "\r" in text:  # as Path.read_text reads it (universal newlines), so lines and values are the same
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        return yaml.load(text, Loader=_LOADER), []
     except yaml.MarkedYAMLError as exc:
+        if exc.problem and _LIBYAML_TOO_DEEP in exc.problem:
+            return None, [_too_deep(name)]
         return None, [_yaml_problem(exc, name)]
     except YamlBoundsError as exc:
         return None, [Problem(name, "(yaml)", f"YAML within bounds, not {exc}")]
     except yaml.YAMLError as exc:
         return None, [Problem(name, "(yaml)", f"valid YAML ({exc})")]
-    except RecursionError:  # the composer recurses before any bound can be checked
-        return None, [Problem(name, "(yaml)", f"YAML within bounds, not nesting deeper than {MAX_YAML_DEPTH} levels")]
+    except RecursionError:  # the pure-Python composer recurses before any bound can be checked
+        return None, [_too_deep(name)]
+
+
+def _too_deep(name: str) -> Problem:
+    return Problem(name, "(yaml)", f"YAML within bounds, not nesting deeper than {MAX_YAML_DEPTH} levels")
+
+
+def _read_yaml(path: Path, name: str) -> tuple[Any, list[Problem]]:
+    data, problems = _read_bytes(path, name)
+    return (None, problems) if data is None else _parse_yaml(data, name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -275,48 +335,117 @@ def _registry_files(root: Path) -> tuple[list[Path], list[Problem]]:
     return files, []
 
 
-def _load_file(path: Path, timezone: str) -> tuple[Deployment | None, list[Problem]]:
+def _load_file(
+    path: Path, timezone: str, store: DocumentCache | None, hashes: list[tuple[str, str]]
+) -> tuple[Deployment | None, list[Problem]]:
+    """One file's record or problems; the hash of the bytes it was built from goes to ``hashes``."""
     name = str(path)
-    doc, problems = _read_yaml(path, name)
-    if problems:
+    data, problems = _read_bytes(path, name)
+    if data is None:
         return None, problems
-    problems = check_deployment(doc, name, path.stem)
-    return (None, with_lines(problems, path)) if problems else (_build(doc, name, timezone), [])
+    digest = hashlib.sha256(data).hexdigest()
+    hashes.append((name, digest))
+    key = entry_key(path.stem, digest) if store else ""
+    doc = store.get(key) if store else None
+    if doc is None:
+        doc, problems = _parse_yaml(data, name)
+        if problems:
+            return None, problems
+        problems = check_deployment(doc, name, path.stem)
+        if problems:
+            return None, with_lines(problems, path)
+        if store:
+            store.put(key, doc)
+    return _build(doc, name, timezone), []
 
 
-def _load(path: str | Path, timezone: str) -> tuple[dict[str, Deployment], list[Problem]]:
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    # Loading makes millions of objects and frees almost none: the cyclic collector would walk the
+    # growing heap again and again (half the time of a big registry) for nothing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_Fingerprint = tuple[str, str, tuple[tuple[str, str], ...]]  # folder, timezone, (file, SHA-256 of its bytes)...
+
+
+def _load(
+    path: str | Path, timezone: str, cache_dir: str | Path | None = None
+) -> tuple[dict[str, Deployment], list[Problem], _Fingerprint]:
     ZoneInfo(timezone)  # an unknown zone is a configuration error, not a registry problem
     files, problems = _registry_files(Path(path))
+    store = DocumentCache(cache_dir) if cache_dir is not None else None
     deployments: dict[str, Deployment] = {}
-    for file in files:
-        deployment, file_problems = _load_file(file, timezone)
-        problems += file_problems
-        if deployment is None:
-            continue
-        if deployment.id in deployments:
-            other = deployments[deployment.id].source_file
-            problems.append(
-                Problem(str(file), "id", f"an id used by one file only ({deployment.id!r} is also {other})")
-            )
-            continue
-        deployments[deployment.id] = deployment
-    return deployments, problems
+    hashes: list[tuple[str, str]] = []
+    with _no_gc():
+        for file in files:
+            deployment, file_problems = _load_file(file, timezone, store, hashes)
+            problems += file_problems
+            if deployment is None:
+                continue
+            if deployment.id in deployments:
+                other = deployments[deployment.id].source_file
+                problems.append(
+                    Problem(str(file), "id", f"an id used by one file only ({deployment.id!r} is also {other})")
+                )
+                continue
+            deployments[deployment.id] = deployment
+    if store:
+        store.prune()
+    return deployments, problems, (str(path), timezone, tuple(hashes))
 
 
-def validate_registry(path: str | Path) -> list[Problem]:
+def validate_registry(path: str | Path, *, cache_dir: str | Path | None = None) -> list[Problem]:
     """Every problem in the registry folder (or single file) at ``path``; empty when it is valid."""
-    return _load(path, DEFAULT_TIMEZONE)[1]
+    return _load(path, DEFAULT_TIMEZONE, cache_dir)[1]
 
 
-def load_registry(path: str | Path, *, timezone: str = DEFAULT_TIMEZONE) -> Registry:
+# The last registry this process loaded, with what it was loaded from: (folder, timezone, the name and
+# bytes' hash of every file) -> Registry. A command that asks for the registry again (audit, portal and
+# publish each load it) gets the same records when the files still hash the same, for the price of
+# reading them; records are immutable, so sharing them is safe.
+_last: tuple[_Fingerprint, Registry] | None = None
+
+
+def _fingerprint(path: str | Path, timezone: str) -> _Fingerprint | None:
+    files, problems = _registry_files(Path(path))
+    if problems:
+        return None
+    hashes = []
+    for file in files:
+        data, problems = _read_bytes(file, str(file))
+        if data is None:
+            return None
+        hashes.append((str(file), hashlib.sha256(data).hexdigest()))
+    return str(path), timezone, tuple(hashes)
+
+
+def load_registry(
+    path: str | Path, *, timezone: str = DEFAULT_TIMEZONE, cache_dir: str | Path | None = None
+) -> Registry:
     """Load and check a registry folder (or a single deployment file); RegistryError lists all problems.
 
     ``timezone`` is the zone the registry's calendar dates are in (``Settings.timezone``).
+    ``cache_dir`` holds checked documents by content hash (``pipelines.registry.cache``; the home's is
+    ``registry_cache_dir(settings)``), so files unchanged since they were last checked are not parsed.
+    A registry this process loaded last is returned again while its files still hash the same.
     """
-    deployments, problems = _load(path, timezone)
+    global _last
+    ZoneInfo(timezone)
+    if _last is not None and _last[0][:2] == (str(path), timezone) and _fingerprint(path, timezone) == _last[0]:
+        return _last[1]
+    deployments, problems, fingerprint = _load(path, timezone, cache_dir)
     if problems:
         raise RegistryError(problems)
-    return Registry(deployments)
+    registry = Registry(deployments)
+    _last = (fingerprint, registry)
+    return registry
 
 
 def registry_warnings(registry: Registry, city_bbox: BBox | None = None) -> list[Problem]:

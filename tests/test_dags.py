@@ -33,7 +33,10 @@ def test_every_dag_imports_without_errors():
     ingest = bag.dags["sensorlog_ingest"]
     assert {t.task_id for t in ingest.tasks} >= {"discover", "stage", "publish"}
     outlets = {a.name for a in ingest.get_task("publish").outlets}
-    assert outlets == {"sensorlog.collection", "sensorlog.deletion", "sensorlog.access", "sensorlog.lifecycle"}
+    assert outlets == {
+        "sensorlog.collection", "sensorlog.deletion", "sensorlog.access", "sensorlog.lifecycle",
+        "sensorlog.vendor_snapshot",
+    }
     # The log's Asset (which rebuilds the portal) comes after the witnesses cosigned the checkpoint.
     assert {a.name for a in ingest.get_task("witness").outlets} == {"sensorlog.log"}
     assert "publish" in ingest.get_task("witness").upstream_task_ids

@@ -30,7 +30,7 @@ SEVERITY_STYLES = {
     "info": "dim",
 }
 # The numbers worth a glance in the table view; the JSON and CSV views carry all of them.
-HEADLINE = ("days_late", "days", "records_retained", "records", "organisation", "role", "since", "stated")
+HEADLINE = ("days_late", "days", "records_retained", "records", "organisation", "role", "since", "stated", "changed")
 CSV_COLUMNS = ("id", "kind", "severity", "deployment_id", "data_class", "period_start", "period_end", "policy_version")
 STAMP_COLUMNS = ("as_of", "as_of_date", "newest_event")
 

@@ -56,10 +56,46 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+_TOO_MANY_NODES = f"aliases that expand the document past {MAX_YAML_NODES:,} nodes (an alias bomb?); refused unexpanded"
+
+
+def _too_deep_at(node: yaml.Node) -> YamlBoundsError:
+    return YamlBoundsError(f"nesting deeper than {MAX_YAML_DEPTH} levels (line {node.start_mark.line + 1})")
+
+
+def _tree_within_bounds(root: yaml.Node) -> bool:
+    """True for a document in which no node is reached twice (no alias: almost every file) and that is
+    within the bounds; False as soon as a node is shared, for ``_check_bounds`` to decide. One cheap
+    pass, in the order ``_check_bounds`` walks, so it refuses what that would, with the same words."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        key = id(node)
+        if key in seen:
+            return False
+        seen.add(key)
+        count += 1
+        if depth > MAX_YAML_DEPTH:
+            raise _too_deep_at(node)
+        if count > MAX_YAML_NODES:
+            raise YamlBoundsError(_TOO_MANY_NODES)
+        if isinstance(node, yaml.MappingNode):
+            for pair in node.value:
+                stack.append((pair[0], depth + 1))
+                stack.append((pair[1], depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+    return True
+
+
 def _check_bounds(root: yaml.Node) -> None:
     """Refuse a composed document whose aliases are recursive, expand past ``MAX_YAML_NODES`` nodes,
     or nest deeper than ``MAX_YAML_DEPTH``; shared nodes are counted once per reference, in one pass
     over the distinct nodes (never by expanding)."""
+    if _tree_within_bounds(root):
+        return
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 1)]
@@ -75,14 +111,12 @@ def _check_bounds(root: yaml.Node) -> None:
         if key in open_nodes:
             raise YamlBoundsError(f"an alias that refers to itself (line {node.start_mark.line + 1})")
         if depth > MAX_YAML_DEPTH:
-            raise YamlBoundsError(f"nesting deeper than {MAX_YAML_DEPTH} levels (line {node.start_mark.line + 1})")
+            raise _too_deep_at(node)
         open_nodes.add(key)
         stack.append((node, True, depth))
         stack.extend((child, False, depth + 1) for child in _children(node) if id(child) not in sizes)
     if sizes[id(root)] > MAX_YAML_NODES:
-        raise YamlBoundsError(
-            f"aliases that expand the document past {MAX_YAML_NODES:,} nodes (an alias bomb?); refused unexpanded"
-        )
+        raise YamlBoundsError(_TOO_MANY_NODES)
 
 
 def _bounded(node: yaml.Node | None) -> yaml.Node | None:

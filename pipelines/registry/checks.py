@@ -368,6 +368,7 @@ def _check_bbox(doc: Mapping[str, Any], report: Report) -> None:
 
 
 _PATH_PART_RE = re.compile(r"([a-z_]+)|\[(\d+|\*)\]")
+_FIELD_PATH_RE = re.compile(r"[a-z_]+(\[(\d+|\*)\]|\.[a-z_]+)*")  # as the schema's provenance.fields keys
 
 
 def path_parts(path: str) -> list[str | int]:
@@ -395,7 +396,9 @@ def _check_field_provenance(doc: Mapping[str, Any], report: Report) -> None:
     # A source named for a field the record does not have would be shown next to nothing.
     fields = _dict(_dict(doc.get("provenance")).get("fields"))
     for path in fields:
-        if isinstance(path, str) and not path.startswith("provenance") and not _resolves(doc, path_parts(path)):
+        if not isinstance(path, str) or not _FIELD_PATH_RE.fullmatch(path):
+            continue  # the schema has reported how a path is written
+        if not path.startswith("provenance") and not _resolves(doc, path_parts(path)):
             report(f"provenance.fields.{path}", f"the path of a field this record has (nothing at {path!r})")
 
 

@@ -22,16 +22,36 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+_FIELDS_PREFIX = "provenance.fields."
+
+
+def _pair(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((pair for pair in node.value if isinstance(pair[0], yaml.ScalarNode) and pair[0].value == key), None)
+
+
+def _value(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    match = _pair(node, key) if node is not None else None
+    return match[1] if match is not None else None
+
+
 def locate(root: yaml.Node | None, field: str) -> int | None:
     """The 1-based line of ``field`` (``retention[0].period``) in a composed document; the nearest
     enclosing field's line when it is absent; None for a whole-file message (``(document)``)."""
     if root is None or field.startswith(("(", "line ")):
         return None
+    if field.startswith(_FIELDS_PREFIX) and len(field) > len(_FIELDS_PREFIX):
+        # provenance.fields is keyed by whole paths: its key is the rest of the field, as written.
+        fields = _value(_value(root, "provenance"), "fields")
+        key = field[len(_FIELDS_PREFIX):]
+        match = _pair(fields, key) if fields is not None else None
+        if match is not None:
+            return _line(match[0])
     node, line = root, _line(root)
     for part in path_parts(field):
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            match = next((pair for pair in node.value if isinstance(pair[0], yaml.ScalarNode)
-                          and pair[0].value == part), None)
+            match = _pair(node, part)
             if match is None:
                 return line
             line, node = _line(match[0]), match[1]

@@ -169,3 +169,12 @@ def test_local_instants_are_read_in_the_zone_and_an_offset_is_kept():
     for bad in ("2018/13/01 00:00:00", "yesterday", "2018/02/22 25:00:00", "", "2018/03/11 02:00:00"):
         with pytest.raises(ValueError):
             local_instant(bad, chicago)
+
+
+def test_a_gzipped_file_with_a_byte_order_mark_is_read_by_the_prefix_feed(home):
+    import gzip
+
+    uri = land(home, "aot/events.csv.gz", gzip.compress(b"\xef\xbb\xbf" + GOOD))
+    chunks = list(parse_file(uri, selection=selection.load(home)))
+    assert sum(c.rows_in for c in chunks) == 3 and not any(c.rejected for c in chunks)
+    assert sum(c.tables["lifecycle"].num_rows for c in chunks) == 3

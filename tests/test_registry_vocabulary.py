@@ -411,11 +411,11 @@ def test_a_logged_change_to_unclear_retention_logs_verifies_and_is_the_findings_
 
 
 def test_the_sign_shows_unclear_retention_and_points_to_the_page_for_many_classes(vendor_shaped) -> None:
-    from pipelines.portal.i18n import Translator
-    from pipelines.portal.signs import LETTER, render_sign
-
     import html
     import re
+
+    from pipelines.portal.i18n import Translator
+    from pipelines.portal.signs import LETTER, render_sign
 
     svg = render_sign(vendor_shaped, "https://example.org/d", LETTER, Translator("en"), "en")
     words = " ".join(html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg))  # lines wrap

@@ -421,3 +421,11 @@ def test_the_sign_shows_unclear_retention_and_points_to_the_page_for_many_classe
     words = " ".join(html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg))  # lines wrap
     assert "Plate reads: retention not stated clearly: '-Infinity days'." in words
     assert "… and 1 more data class: see the web page." in words
+
+
+def test_the_full_access_list_names_a_count_as_a_count(vendor_shaped) -> None:
+    from pipelines.portal.dtpr_card import grant_who
+
+    who = [grant_who(g) for g in vendor_shaped.current_policy.access]
+    assert who == ["Example Town Police", "Neighbouring County Sheriff",
+                   "988 organisations, not named (external organisations)", "Access not stated clearly: 'NA'"]

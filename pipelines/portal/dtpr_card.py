@@ -163,18 +163,25 @@ def _retention_elements(policy: PolicyVersion, lang: str, taxonomy: Taxonomy) ->
     return out
 
 
-def grant_line(grant: AccessGrant) -> str:
-    """One grant as declared: what the source does not state is said to be not stated, never filled."""
-    purpose = grant.purpose or "purpose not stated"
+def grant_who(grant: AccessGrant) -> str:
+    """Who a grant names: the organisation, a count of organisations not named, or the source's words."""
     if grant.form == "unstated":
         return f"Access not stated clearly: {_quoted(grant.stated)}"
     if grant.form == "counted":
         count = grant.count or 0
         who = f"{count:,} organisation{'s' if count != 1 else ''}, not named"
-        if grant.description:
-            who += f" ({grant.description})"
+        return f"{who} ({grant.description})" if grant.description else who
+    return grant.organisation or ""
+
+
+def grant_line(grant: AccessGrant) -> str:
+    """One grant as declared: what the source does not state is said to be not stated, never filled."""
+    purpose = grant.purpose or "purpose not stated"
+    if grant.form == "unstated":
+        return grant_who(grant)
+    if grant.form == "counted":
         roles = f", as {', '.join(grant.roles)}" if grant.roles else ""
-        return f"{who}{roles}: {purpose}"
+        return f"{grant_who(grant)}{roles}: {purpose}"
     roles = ", ".join(grant.roles) if grant.roles else "roles not stated"
     return f"{grant.organisation} ({roles}): {purpose}"
 

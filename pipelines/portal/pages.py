@@ -26,7 +26,13 @@ from pipelines.config import PACKAGE_DIR
 from pipelines.portal.activity import Activity
 from pipelines.portal.declared import History
 from pipelines.portal.defaults import DemoDefault
-from pipelines.portal.dtpr_card import data_class_label, dtpr_card, render_retention_text, source_note
+from pipelines.portal.dtpr_card import (
+    data_class_label,
+    dtpr_card,
+    grant_who,
+    render_retention_text,
+    source_note,
+)
 from pipelines.portal.i18n import EN, Translator, kind_label
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path
@@ -550,7 +556,7 @@ def access_pages(common: Common, d: Deployment) -> list[tuple[str, str]]:
     paths = [access_list_path(d.id, n) for n in range(1, len(pages) + 1)]
     out = []
     for n, page in enumerate(pages, 1):
-        rows = [{"organisation": getattr(gr, "organisation", None) or "–", "roles": _grant_roles(gr),
+        rows = [{"organisation": grant_who(gr) or "–", "roles": _grant_roles(gr),
                  "purpose": getattr(gr, "purpose", None) or "–"} for gr in page]
         out.append((paths[n - 1], env.get_template("access.html").render(
             **g,

@@ -38,7 +38,9 @@ BASE_URL = "https://data.riverton.example/sensors/"
 # Spans a month boundary, so the small CSV threshold below splits tables into monthly files.
 START, END = date(2026, 6, 24), date(2026, 7, 8)
 CSV_MONTH_ROWS = 3000
-TABLES = ("collection", "deletion", "access", "lifecycle", "retention_ledger", "findings", "declaration")
+TABLES = (
+    "collection", "deletion", "access", "lifecycle", "vendor_snapshot", "retention_ledger", "findings", "declaration",
+)
 ISO_WITH_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?\+00:00")
 LICENCE_LINKS = {"https://creativecommons.org/publicdomain/zero/1.0/", "https://creativecommons.org/licenses/by/4.0/"}
 

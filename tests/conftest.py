@@ -69,6 +69,12 @@ def make_event(kind: str = "collection", n: int = 0, **data: object) -> dict:
         },
         "lifecycle": {"deployment_id": DEPLOYMENT, "action": "firmware_changed", "at": "2026-07-02T03:00:00Z",
                       "details": "update"},
+        "vendor_snapshot": {
+            "deployment_id": DEPLOYMENT, "observed_at": "2026-07-02T03:00:00Z", "agency": "Riverton PD",
+            "retention_text": "30 days", "retention_days": 30, "devices": 4, "external_organisations_count": 2,
+            "external_organisations": "Mecklin County Sheriff; Riverton Transit Police", "hotlists": "Stolen vehicles",
+            "public_search_audit": "https://portal.example/audit",
+        },
     }
     payload = {**payloads[kind], **data}
     return {

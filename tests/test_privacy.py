@@ -213,6 +213,8 @@ def test_nothing_the_demo_generator_writes_is_flagged(tmp_path):
     synthetic.write_city(registry, str(tmp_path / "landing"), options)
     checked = 0
     for name, rows in _landed_text_rows(tmp_path / "landing").items():
+        if name == "vendor_snapshot" and not rows:
+            continue  # the demo city has no vendor portal: those rows come from the vendor-portal feed only
         assert rows, name
         columns = sorted({k for r in rows for k in r})
         table = pa.table(

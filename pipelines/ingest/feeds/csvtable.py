@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from pipelines.errors import SensorlogError
 from pipelines.ingest.feeds.cloudevents_csv import CsvRecords
 from pipelines.ingest.parsing import (
     ROWWISE_CHUNK_ROWS,
@@ -24,7 +25,7 @@ from pipelines.ingest.parsing import (
 )
 
 
-class RowProblems(ValueError):
+class RowProblems(SensorlogError, ValueError):
     """Why a row cannot become events: one reason per problem, each led by its column."""
 
     def __init__(self, reasons: list[str]):

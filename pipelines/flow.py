@@ -11,6 +11,8 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -109,6 +111,19 @@ def _failure(failures: list[dict] | None, what: str, name: str, exc: BaseExcepti
     failures.append({what: name, "error": f"{type(exc).__name__}: {exc}"})
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A staging worker's initializer: exit once the process that started it is gone. A publisher killed
+    by SIGKILL cannot shut its pool down, and its workers would otherwise go on staging alone, orphaned,
+    beside the next run (staging is atomic, so a worker stopped mid-file leaves nothing half-done)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def staged_in_order(
     settings: Settings, uris: Iterable[str], workers: int = 1, progress: Progress | None = None,
     failures: list[dict] | None = None,
@@ -125,7 +140,8 @@ def staged_in_order(
     if workers > 1 and len(uris) > 1:
         # spawn, not fork: a forked child would inherit the parent's threads' locks (DuckDB, Arrow pools).
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(uris)), mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(uris)), mp_context=context,
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = [pool.submit(stage_file, uri, settings, ids) for uri in uris] if pool is not None else None
         for k, uri in enumerate(uris):

@@ -23,6 +23,24 @@ from pipelines.registry import load_registry
 pytestmark = pytest.mark.system
 
 
+def _processes_of(home: str) -> list[int]:
+    """Live processes (not zombies) whose environment names ``home`` as SENSORLOG_HOME."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != b"Z" and f"SENSORLOG_HOME={home}".encode() in environ:
+            found.append(int(entry))
+    return found
+
+
 def test_sigkill_during_publish_then_retry(tmp_path):
     env = {"SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")}
     settings = Settings.from_env(env)
@@ -40,6 +58,11 @@ def test_sigkill_during_publish_then_retry(tmp_path):
                    still_running=lambda: f"`sensorlog run` (pid {proc.pid}), {published()} manifests so far")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # Its staging workers (one per core) notice their parent is gone and exit, rather than staging on
+    # orphaned beside the retry.
+    wait_for_state(lambda: not _processes_of(env["SENSORLOG_HOME"]), "the killed run's staging workers to exit",
+                   progress=lambda: len(_processes_of(env["SENSORLOG_HOME"])),
+                   still_running=lambda: f"processes of the killed run: {_processes_of(env['SENSORLOG_HOME'])}")
     done_before = len(storage.list_files(settings.manifests, (".json",)))
     assert 3 <= done_before < len(truth.files)
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -285,3 +288,35 @@ def test_a_process_reuses_its_last_registry_while_the_files_hash_the_same(
     sample.write_text(sample.read_text().replace("vendor: Avigard Systems", "vendor: Edited Vendor"))
     again = load_registry(folder)
     assert again is not first and again["cctv-city-hall-plaza"].vendor == "Edited Vendor"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The home's cache, from the command line
+
+
+def _clean_env(cwd: Path) -> dict[str, str]:
+    """An outsider's shell: no SENSORLOG_* variable, HOME and the working directory a fresh folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENSORLOG_")}
+    return {**env, "HOME": str(cwd)}
+
+
+def test_checking_a_registry_in_a_clean_shell_creates_no_home(tmp_path: Path) -> None:
+    cwd = tmp_path / "outsider"
+    cwd.mkdir()
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "registry", str(DEMO)], cwd=cwd,
+                          env=_clean_env(cwd), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "32 deployments" in done.stdout
+    assert list(cwd.iterdir()) == []  # no ./.sensorlog just for a cache
+
+
+def test_an_existing_home_keeps_the_cache_in_its_state(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**_clean_env(tmp_path), "SENSORLOG_HOME": str(home)}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "pipelines.cli", "registry", str(DEMO)], cwd=tmp_path,
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    cached = list((home / "state" / "registry-cache").rglob("*.json"))
+    assert len(cached) == 32  # one checked document per deployment file

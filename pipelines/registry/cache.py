@@ -156,8 +156,12 @@ def _remove(paths: Iterable[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def registry_cache_dir(settings: Settings) -> str:
-    """The home's cache of checked deployment documents (local state, like the seen-keys index)."""
+def registry_cache_dir(settings: Settings) -> str | None:
+    """The home's cache of checked deployment documents (local state, like the seen-keys index); None
+    while the folder that holds the state does not exist. Checking a registry never creates a home: an
+    auditor's ``sensorlog registry DIR`` in a clean shell leaves the working directory as it was."""
+    if not Path(settings.state).parent.is_dir():
+        return None
     return os.path.join(settings.state, CACHE_FOLDER)
 
 

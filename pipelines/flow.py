@@ -28,6 +28,7 @@ from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.stage import stage_file
 from pipelines.records import BatchTotals
 from pipelines.registry import RegistryError, home_registry
+from pipelines.registry.sample import is_sample_registry
 
 DEFAULT_GROUP_FILES = 12
 DEFAULT_GROUP_BYTES = 256 * 1024 * 1024
@@ -177,6 +178,20 @@ def stage_files(
     return list(staged_in_order(settings, uris, workers, progress))
 
 
+def sample_settings_warnings(settings: Settings, deployment_ids: Iterable[str]) -> list[str]:
+    """The log's settings still at the sample city's values for a registry that is not the sample's (see
+    ``pipelines.registry.sample``; the portal reports its own, ``pipelines.portal.defaults``). The origin
+    names the log in every signed checkpoint and a witness keeps it, so it must be set before the log
+    begins: a log that began under the sample's name keeps it."""
+    if settings.log_origin != config.DEMO_LOG_ORIGIN or is_sample_registry(deployment_ids):
+        return []
+    return [
+        f"the log origin is still the sample city's ({config.DEMO_LOG_ORIGIN}) for a registry that is not the"
+        " sample's: set SENSORLOG_LOG_ORIGIN (e.g. transparency.<your city's domain>/sensors) before the log"
+        " begins; every checkpoint is signed under this name"
+    ]
+
+
 def commit_batches(
     settings: Settings, batch_ids: Iterable[str], progress: Progress | None = None,
     failures: list[dict] | None = None,
@@ -193,6 +208,8 @@ def commit_batches(
         raise
     except Exception as exc:
         _failure(failures, "declarations", settings.registry, exc)
+    for warning in sample_settings_warnings(settings, home_registry(settings).ids()):
+        log.warning(warning)  # the DAG task's log; the CLI prints the same list
     remembered, done = {}, set()
     for batch_id in batch_ids:
         if batch_id in done:  # the same file landed twice is one batch

@@ -20,9 +20,9 @@ from pipelines.config import Settings
 from pipelines.dev.bigregistry import write_registry
 from pipelines.portal import build_portal, pages
 from pipelines.portal.activity import CHART_BARS, chart_buckets
-from pipelines.portal.defaults import is_sample_registry, sample_ids
 from pipelines.portal.svg import CLUSTER_DEGREES, MapPoint, clusters
 from pipelines.registry import load_registry
+from pipelines.registry.sample import is_sample_registry, sample_ids
 
 pytestmark = pytest.mark.integration
 

@@ -7,20 +7,20 @@ put Riverton's name on the header and an address nobody serves into every QR cod
 is not the sample one, each setting still at its sample value becomes a warning (``sensorlog portal``
 prints it) and a note at the top of every page, in the page's language.
 
-The sample registry is recognised by what it holds, not where it lives: a registry whose deployment ids
-are all the sample's (a copy of it, or part of it, as tests make) is the sample city.
+The sample registry is recognised by what it holds (``pipelines.registry.sample``); the log's own
+warning for its origin is ``flow.sample_settings_warnings``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from urllib.parse import urlparse
 
-from pipelines.config import DEMO_LOG_ORIGIN, PortalSettings, resource_dir
+from pipelines.config import DEMO_LOG_ORIGIN, PortalSettings
 from pipelines.portal.i18n import Translator
 from pipelines.portal.options import PortalOptions
+from pipelines.registry.sample import is_sample_registry
 
 # The sample's own domains: an address under one of them is never a real city's.
 DEMO_HOSTS = (DEMO_LOG_ORIGIN.split("/", 1)[0], "riverton.example")
@@ -35,17 +35,6 @@ class DemoDefault:
 
     def text(self, lang: str = "en") -> str:
         return Translator(lang).text(self.key, value=self.value)
-
-
-@cache
-def sample_ids() -> frozenset[str]:
-    """The deployment ids of the sample registry (its files are named by id)."""
-    return frozenset(p.stem for p in resource_dir("registry").glob("*.yaml"))
-
-
-def is_sample_registry(ids: Iterable[str]) -> bool:
-    ids = set(ids)
-    return bool(ids) and ids <= sample_ids()
 
 
 def _demo_host(url: str) -> bool:

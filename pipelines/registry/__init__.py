@@ -22,7 +22,7 @@ DTPR card are rendered from the machine-readable rule by ``pipelines.portal.dtpr
 
 from __future__ import annotations
 
-from pipelines.registry.cache import home_registry, registry_cache_dir
+from pipelines.registry.cache import registry_cache_dir
 from pipelines.registry.checks import (
     DTPR_FIELDS,
     MAX_RECORD_BYTES,
@@ -39,6 +39,7 @@ from pipelines.registry.load import (
     REGISTRY_SUFFIXES,
     YamlBoundsError,
     from_checked,
+    home_registry,
     load_registry,
     registry_warnings,
     validate_registry,

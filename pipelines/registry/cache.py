@@ -35,7 +35,7 @@ import msgspec
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
-    from pipelines.registry.model import Registry
+
 
 CACHE_FORMAT = 1
 CACHE_FOLDER = "registry-cache"  # under the home's state folder (Settings.state)
@@ -163,11 +163,3 @@ def registry_cache_dir(settings: Settings) -> str | None:
     if not Path(settings.state).parent.is_dir():
         return None
     return os.path.join(settings.state, CACHE_FOLDER)
-
-
-def home_registry(settings: Settings) -> Registry:
-    """The configured registry in the configured time zone, through the home's cache: what every
-    command loads (``load_registry``; a second call in one process returns the same records)."""
-    from pipelines.registry.load import load_registry
-
-    return load_registry(settings.registry, timezone=settings.timezone, cache_dir=registry_cache_dir(settings))

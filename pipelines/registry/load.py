@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
 from pipelines.errors import SensorlogError
-from pipelines.registry.cache import DocumentCache, entry_key
+from pipelines.registry.cache import DocumentCache, entry_key, registry_cache_dir
 from pipelines.registry.checks import BBox, Problem, RegistryError, check_deployment, deployment_warnings
 from pipelines.registry.lines import with_lines
 from pipelines.registry.model import (
@@ -29,6 +29,9 @@ from pipelines.registry.model import (
     Registry,
 )
 from pipelines.registry.retention import DEFAULT_TRIGGER, RetentionRule
+
+if TYPE_CHECKING:
+    from pipelines.config import Settings
 
 REGISTRY_SUFFIXES = (".yaml", ".yml")
 
@@ -486,6 +489,12 @@ def load_registry(
     registry = Registry(deployments)
     _last = (fingerprint, registry)
     return registry
+
+
+def home_registry(settings: Settings) -> Registry:
+    """The configured registry in the configured time zone, through the home's cache: what every
+    command loads (``load_registry``; a second call in one process returns the same records)."""
+    return load_registry(settings.registry, timezone=settings.timezone, cache_dir=registry_cache_dir(settings))
 
 
 def registry_warnings(registry: Registry, city_bbox: BBox | None = None) -> list[Problem]:

@@ -106,8 +106,14 @@ def test_upload_is_published_by_the_event_driven_dag(airflow_env, bucket):
         latency = wait_for(lambda: len(manifests()) == 2, "the second upload to be published", proc, log)
         print(f"\nupload → published latency with a running Airflow: {latency:.1f} s")
 
-        published = [f for f in storage.list_files(settings.published, (".parquet",))
-                     if "/event_type=" in f and "/event_type=declaration/" not in f]
+        def event_files() -> list[str]:
+            return [f for f in storage.list_files(settings.published, (".parquet",))
+                    if "/event_type=" in f and "/event_type=declaration/" not in f]
+
+        # The manifest is the commit point; the batch's files are moved into place just after it, so
+        # wait for them rather than read the listing at the instant the manifest appears.
+        wait_for(lambda: len(event_files()) >= 3, "the second upload's files to be in place", proc, log)
+        published = event_files()
         assert len(published) == 3  # two collection partitions (one per file) + one access partition
         manifest = json.loads(storage.read_bytes(max(manifests(), key=lambda m: storage.file_info(m).mtime_ns)))
         assert manifest["published"] == 6 and manifest["source_file"] == "vendor-a/2026-07-02 export.ndjson"

@@ -148,3 +148,37 @@ def compaction_pending(settings: Settings) -> str:
     batch folders (``<home>/.pending/compaction``), on the published root's filesystem."""
     head, _, _ = pending_root(settings.published).rstrip("/").rpartition("/")
     return join(head, "compaction")
+
+
+# Data quality (``pipelines.quality``): the Great Expectations project, its stored Validation Results and
+# Data Docs. Operator-only (results hold sample row values): in the home, or beside the local state when
+# the home is on object storage (GX's filesystem stores need a local folder). The portal publishes a copy
+# with row values removed (``public_data_docs_dir``) under ``quality/`` of the site.
+def quality_dir(settings: Settings) -> str:
+    base = settings.state if "://" in settings.home else settings.home
+    return join(base, "quality")
+
+
+def gx_project_dir(settings: Settings) -> str:
+    """The GX project root (``gx.get_context(project_root_dir=...)``); its config is in ``gx/``."""
+    return quality_dir(settings)
+
+
+def validations_dir(settings: Settings) -> str:
+    return join(quality_dir(settings), "validations")
+
+
+def data_docs_dir(settings: Settings) -> str:
+    return join(quality_dir(settings), "data_docs")
+
+
+def public_validations_dir(settings: Settings) -> str:
+    return join(quality_dir(settings), "public", "validations")
+
+
+def public_data_docs_dir(settings: Settings) -> str:
+    return join(quality_dir(settings), "public", "data_docs")
+
+
+# Where a site (the portal) serves the public Data Docs; manifests name their pages relative to it.
+SITE_QUALITY_DIR = "quality"

@@ -181,6 +181,11 @@ class Manifest:
     outputs: tuple[Output, ...]
     leaves: Leaves
     leaf_format: int | None = None
+    # What validation found (``pipelines.quality.summary``), set on event batches validated since it was
+    # recorded: {table: {"rows": n, "failed": {reason: n}}}; and where the stored Great Expectations
+    # results and their Data Docs pages are, relative to the operator's quality folder. Unset, absent.
+    validation: dict[str, Any] | None = None
+    validation_results: tuple[dict[str, str], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-shaped manifest, with the members in the order the publisher built them."""
@@ -203,11 +208,16 @@ class Manifest:
         )
         if self.leaf_format is not None:
             out["leaf_format"] = self.leaf_format
+        if self.validation is not None:
+            out["validation"] = self.validation
+        if self.validation_results is not None:
+            out["validation_results"] = [dict(r) for r in self.validation_results]
         return out
 
     @classmethod
     def from_dict(cls, value: object, where: str = "manifest") -> Manifest:
-        m = _Members(value, where, _MANIFEST_REQUIRED, ("kind", "leaf_format"), ManifestError)
+        m = _Members(value, where, _MANIFEST_REQUIRED, ("kind", "leaf_format", "validation", "validation_results"),
+                     ManifestError)
         quarantine = m.value["quarantine"]
         return cls(
             batch_id=m.text("batch_id"),
@@ -225,6 +235,11 @@ class Manifest:
             outputs=tuple(Output.from_dict(o, f"{where}: outputs[{i}]") for i, o in enumerate(m.items("outputs"))),
             leaves=Leaves.from_dict(m.value["leaves"], f"{where}: leaves"),
             leaf_format=m.integer("leaf_format") if m.has("leaf_format") else None,
+            validation=_validation(m.value["validation"], f"{where}: validation") if m.has("validation") else None,
+            validation_results=tuple(
+                _validation_result(r, f"{where}: validation_results[{i}]")
+                for i, r in enumerate(m.items("validation_results"))
+            ) if m.has("validation_results") else None,
         )
 
     def to_json(self) -> str:
@@ -235,6 +250,24 @@ class Manifest:
     def from_json(cls, text: str | bytes, where: str = "manifest") -> Manifest:
         """A manifest file's text, checked; ``where`` (the file's name) prefixes every error message."""
         return cls.from_dict(_load(text, where, ManifestError), where)
+
+
+def _validation(value: object, where: str) -> dict[str, Any]:
+    """A manifest's ``validation`` member: {table: {"rows": n, "failed": {reason: n}}}, integers only."""
+    if not isinstance(value, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    for table, entry in value.items():
+        m = _Members(entry, f"{where}: {table}", ("rows", "failed"), error=ManifestError)
+        m.integer("rows")
+        failed = m.value["failed"]
+        if not isinstance(failed, dict) or any(type(n) is not int for n in failed.values()):
+            raise ManifestError(f"{where}: {table}: member 'failed' must map each reason to an integer")
+    return value
+
+
+def _validation_result(value: object, where: str) -> dict[str, str]:
+    m = _Members(value, where, ("table", "result", "docs"), error=ManifestError)
+    return {key: m.text(key) for key in ("table", "result", "docs")}
 
 
 # -- quarantine --------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from pipelines.errors import SensorlogError
 from pipelines.ingest.feeds import discovered_suffixes, parse_file
 from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.parsing import DEFAULT_CHUNK_ROWS, ParsedChunk, UnparseableFile, parsed_schema
-from pipelines.ingest.validate import ValidationOutcome, validate_chunk
+from pipelines.ingest.validate import GXRun, ValidationOutcome, validate_chunk
 from pipelines.log import rowhash
+from pipelines.quality import summary as quality_summary
 from pipelines.records import QuarantineRow
 from pipelines.schemas import EVENT_TABLES, QUARANTINE_SCHEMA, event_table
 
@@ -53,6 +54,10 @@ class StageResult:
     files: dict[str, str] = field(default_factory=dict)
     # The registry's deployment ids it was validated against, so staging it again derives the same batch.
     deployment_ids: list[str] = field(default_factory=list)
+    # What validation found ({table: {"rows", "failed"}}, ``pipelines.quality.summary``) and the GX
+    # Validation Results it stored ({"table", "key"}), for the batch's manifest.
+    validation: dict = field(default_factory=dict)
+    validation_results: list = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -186,6 +191,9 @@ class _Output:
     uri: str
     writers: _Writers
     quarantine: pq.ParquetWriter
+    run: GXRun | None = None
+    validation: dict = field(default_factory=dict)
+    results: list = field(default_factory=list)
 
 
 def _stage_held(chunks: list[ParsedChunk], known: Iterable[str], now: datetime, output: _Output) -> int:
@@ -193,7 +201,7 @@ def _stage_held(chunks: list[ParsedChunk], known: Iterable[str], now: datetime, 
     write chunk by chunk what validating each chunk alone wrote: its valid rows of each table in turn,
     then one quarantine write of its parse rejects and each table's rejects. Returns the rejects."""
     names = dict.fromkeys(name for chunk in chunks for name in chunk.tables)  # in order of appearance
-    verdicts = {name: _validated(name, chunks, known, now) for name in names}
+    verdicts = {name: _validated(name, chunks, known, now, output) for name in names}
     count = 0
     for chunk in chunks:
         rejected = list(chunk.rejected)
@@ -211,14 +219,17 @@ def _stage_held(chunks: list[ParsedChunk], known: Iterable[str], now: datetime, 
 
 
 def _validated(
-    name: str, chunks: list[ParsedChunk], known: Iterable[str], now: datetime
+    name: str, chunks: list[ParsedChunk], known: Iterable[str], now: datetime, output: _Output
 ) -> Iterator[tuple[pa.Table, list[dict]]]:
     """(valid rows, rejected rows) of table ``name`` in each chunk holding it, in order, from one
     validation of all of them. Validation runs at once; each chunk's valid rows are filtered as it is
     asked for, so only one chunk's copy exists at a time."""
     tables = [chunk.tables[name] for chunk in chunks if name in chunk.tables]
     together = tables[0] if len(tables) == 1 else pa.concat_tables(tables)  # no copy: the chunks' buffers
-    outcome = validate_chunk(event_table(name), together, known, now)
+    outcome = validate_chunk(event_table(name), together, known, now, output.run)
+    quality_summary.add(output.validation, name, outcome.rows, outcome.failed)
+    if outcome.result_key is not None:
+        output.results.append({"table": name, "key": list(outcome.result_key)})
     return _per_chunk(tables, outcome)
 
 
@@ -264,7 +275,7 @@ def stage_file(
     work.mkdir(parents=True)
     writers = _Writers(work)
     quarantine = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
-    output = _Output(batch_id, uri, writers, quarantine)
+    output = _Output(batch_id, uri, writers, quarantine, GXRun(layout.quality_dir(settings), batch_id))
     try:
         try:
             if size == 0:
@@ -284,6 +295,10 @@ def stage_file(
                 # otherwise), so a long file does not hold the high-water mark of every chunk.
                 pa.default_memory_pool().release_unused()
             result.rejected_at_validation += _stage_held(held.take(), known, now, output)
+            result.validation, result.validation_results = output.validation, output.results
+            quality_summary.log_file(
+                layout.relative(settings.landing, uri), result.rows_in, result.rejected_at_parse, result.validation
+            )
         except UnparseableFile as err:
             result = StageResult(
                 batch_id, uri, size, validated_at=result.validated_at, file_error=str(err),

@@ -13,40 +13,33 @@ audit findings. Quarantining them would hide exactly what the log exists to show
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.config import apply_library_defaults, resource_dir
+from pipelines.config import apply_library_defaults
 from pipelines.ingest import plausibility, privacy
+from pipelines.quality import public
+from pipelines.quality.project import (
+    EXPECTATIONS_DIR,  # noqa: F401 - re-exported: where the suites are
+    RESULT_FORMAT,
+    ROW_KEY,
+    load_suite_json,
+    suite_path,  # noqa: F401 - re-exported
+)
+from pipelines.quality.project import project as quality_project
 from pipelines.schemas import EventTable
-from pipelines.tables import table_spec
 
-EXPECTATIONS_DIR = resource_dir("expectations")
 CLOCK_SKEW = timedelta(minutes=5)
-ROW_KEY = "_ord"
 
 apply_library_defaults()  # GX_ANALYTICS_ENABLED=False unless the operator set it
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
-
-
-def suite_path(table: str) -> Path:
-    file = table_spec(table).suite_file  # the catalog names each event table's suite
-    if file is None:
-        raise ValueError(f"{table} is not an event table; it has no expectation suite")
-    return EXPECTATIONS_DIR / file
-
-
-def load_suite_json(table: str) -> dict:
-    return json.loads(suite_path(table).read_text())
 
 
 def reason_for(expectation: dict) -> str:
@@ -54,6 +47,15 @@ def reason_for(expectation: dict) -> str:
     kwargs = expectation["kwargs"]
     columns = kwargs.get("column") or f"{kwargs.get('column_A')},{kwargs.get('column_B')}"
     return f"gx:{expectation['type']}[{columns}]"
+
+
+@dataclass(frozen=True)
+class GXRun:
+    """Where a validation's results are kept: the home's quality folder (``layout.quality_dir``) and the
+    batch they belong to (GX's run name). Without one, validation runs in an ephemeral context."""
+
+    quality: str
+    batch_id: str
 
 
 @dataclass
@@ -65,10 +67,16 @@ class ValidationOutcome:
     # The _ord of each row of ``rejected``, in its order: staging validates several parse chunks in one
     # call and hands each chunk back its own rejects by these.
     rejected_ords: list[int] = field(default_factory=list)
+    # Rows checked and rows failing each check (by reason, a row counted once per reason it fails).
+    rows: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    # The stored GX Validation Result of this call, when run with a ``GXRun``: its key's tuple.
+    result_key: tuple[str, ...] | None = None
 
 
 class _GX:
-    """One ephemeral GX context per process with one pandas asset and the suites loaded."""
+    """One ephemeral GX context per process with one pandas asset and the suites loaded: for callers
+    with no home (tests, one-off checks). Staging runs the home's Checkpoints (``pipelines.quality``)."""
 
     def __init__(self) -> None:
         import great_expectations as gx
@@ -98,17 +106,24 @@ class _GX:
             )
         return self.suites[table]
 
-    def failures(self, table: str, frame) -> tuple[dict[int, list[str]], bool, dict]:
-        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            self.suite(table),
-            result_format={
-                "result_format": "COMPLETE",
-                "unexpected_index_column_names": [ROW_KEY],
-                "partial_unexpected_count": 0,
-                "return_unexpected_index_query": False,
-            },
+    def result(self, table: str, frame, run: GXRun | None):
+        """GX's verdict on ``frame``: (the suite's validation result, its store key or None)."""
+        if run is None:
+            batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            return batch.validate(self.suite(table), result_format=RESULT_FORMAT), None
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        checkpoint = quality_project(run.quality).checkpoint(table)
+        # Run name = batch id, run time = now: each validation call of a batch is its own stored result.
+        outcome = checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            run_id=RunIdentifier(run_name=run.batch_id, run_time=datetime.now(UTC)),
         )
+        ((key, result),) = outcome.run_results.items()
+        return result, tuple(key.to_tuple())
+
+    def failures(self, table: str, frame, run: GXRun | None = None):
+        result, key = self.result(table, frame, run)
         failed: dict[int, list[str]] = defaultdict(list)
         for item in result.results:
             config = item.expectation_config
@@ -119,7 +134,7 @@ class _GX:
                 )
             for entry in item.result.get("unexpected_index_list") or []:
                 failed[int(entry[ROW_KEY])].append(reason)
-        return failed, bool(result.success), dict(result.statistics)
+        return failed, bool(result.success), dict(result.statistics), result, key
 
 
 @cache
@@ -150,17 +165,23 @@ def validate_chunk(
     table: pa.Table,
     known_deployments: Iterable[str],
     now: datetime | None = None,
+    run: GXRun | None = None,
 ) -> ValidationOutcome:
     """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons. Every
     check is by row, so the rows of consecutive chunks of a file, concatenated, get each chunk's verdict
     (``gx_success`` and ``gx_statistics`` then describe them all).
 
     ``known_deployments`` may map each id to its commissioning instant (``flow.deployment_ids``):
-    then rows dated before it are quarantined too (``pipelines.ingest.plausibility``)."""
+    then rows dated before it are quarantined too (``pipelines.ingest.plausibility``).
+
+    With a ``run``, the table's Checkpoint of the home's GX project validates the rows and GX stores the
+    Validation Result under the batch; a copy without row values goes to the public store too."""
     now = now or datetime.now(UTC)
     commissioned = known_deployments if isinstance(known_deployments, Mapping) else None
     frame = table.drop_columns(["_raw", "_line"]).to_pandas()
-    failed, success, stats = _gx().failures(event_table.name, frame)
+    failed, success, stats, result, key = _gx().failures(event_table.name, frame, run)
+    if run is not None and key is not None:
+        public.store_public_copy(quality_project(run.quality), event_table.name, key, result)
     for ord_, reasons in _outside_checks(table, frozenset(known_deployments), now).items():
         failed[ord_].extend(reasons)
     for ord_, reasons in plausibility.failures(table, commissioned).items():
@@ -188,4 +209,11 @@ def validate_chunk(
             }
         )
         rejected_ords.append(row["_ord"])
-    return ValidationOutcome(valid_ords, rejected, success and not rejected, stats, rejected_ords)
+    counts: dict[str, int] = defaultdict(int)
+    for reasons in failed.values():
+        for reason in dict.fromkeys(reasons):
+            counts[reason] += 1
+    return ValidationOutcome(
+        valid_ords, rejected, success and not rejected, stats, rejected_ords,
+        rows=table.num_rows, failed=dict(sorted(counts.items())), result_key=key,
+    )

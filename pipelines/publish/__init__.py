@@ -54,6 +54,8 @@ from pipelines.ingest.stage import (
 )
 from pipelines.log import writer as log_writer
 from pipelines.publish import compact, dedupe, writer
+from pipelines.quality import results as quality_results
+from pipelines.quality import summary as quality_summary
 from pipelines.records import Leaves, Manifest, Output, QuarantineRow
 from pipelines.registry import declarations, home_registry
 from pipelines.schemas import DECLARATIONS_KIND
@@ -159,6 +161,8 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> Manifest:
             quarantine=quarantine,
             outputs=tuple(outputs),
             leaves=Leaves(first=start, rows_end=next_index, manifest_leaf=next_index),
+            validation=stage.validation or None,
+            validation_results=quality_summary.result_refs(stage.validation_results) or None,
         )
         _check_conservation(manifest)
         manifest = writer.log_manifest(ledger_log, manifest, leaf_hashes)
@@ -170,6 +174,7 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> Manifest:
     finally:
         index.close()
     writer.commit_manifest(settings, manifest)
+    quality_results.keep_only(settings, batch_id, stage.validation_results)  # drop earlier stagings' results
     return manifest
 
 

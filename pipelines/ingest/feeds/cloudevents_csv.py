@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pipelines.ingest import landed
@@ -127,7 +127,18 @@ class CsvRecords:
                 yield self._record(cells, None)
 
 
-def _csv(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
+# A CSV reader's header rule: the header's cells and line → the column names rows are keyed by
+# (raises UnparseableFile, quarantining the file whole, when the header is not one this reader reads).
+HeaderRule = Callable[[list[str], int], list[str]]
+# A CSV reader's row rule: adds one well-formed row (its record and cells by column) to the chunk.
+RowRule = Callable[[ChunkBuilder, CsvRecord, dict[str, str]], None]
+
+
+def csv_chunks(uri: str, chunk_rows: int, header_rule: HeaderRule, row_rule: RowRule) -> Iterator[ParsedChunk]:
+    """The chunks of a CSV file with a header, shared by every CSV feed: the header rule names the
+    columns, each unreadable or mis-sized record is rejected with its line, a blank record is skipped,
+    and every other record goes to the row rule, so every physical line ends in exactly one row, one
+    rejection or a blank."""
     builder = ChunkBuilder(uri)
     reader = CsvRecords(uri)
     records = iter(reader)
@@ -137,30 +148,40 @@ def _csv(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
         return
     if header_record.cells is None:
         raise UnparseableFile(uri, header_record.line, f"CSV header: {header_record.problem}")
-    header = [h.strip() for h in header_record.cells]
-    missing = {"id", "source", "type", "time"} - set(header)
-    if missing:
-        raise UnparseableFile(uri, header_record.line, f"CSV header lacks column(s) {sorted(missing)}")
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise UnparseableFile(uri, header_record.line, f"CSV header repeats column(s) {repeated}")
+    header = header_rule(header_record.cells, header_record.line)
     reader.width = len(header)
     for record in records:
         if record.cells is None:
             builder.rows_in += 1
             builder.reject(record.line, record.raw, [record.problem or "csv: unreadable record"])
         elif not any(c.strip() for c in record.cells):
-            continue  # a blank line is not an event
+            continue  # a blank line is not a row
         elif len(record.cells) != len(header):
             builder.rows_in += 1
             builder.reject(record.line, record.raw, [f"csv: expected {len(header)} cells, found {len(record.cells)}"])
         else:
-            fields = dict(zip(header, record.cells, strict=True))
-            event: dict[str, object] = {k: fields.pop(k) for k in list(fields) if k in ENVELOPE_KEYS}
-            event["data"] = fields
-            event.setdefault("specversion", "1.0")
-            builder.add(record.line, record.raw, event, from_text=True)
+            row_rule(builder, record, dict(zip(header, record.cells, strict=True)))
         if len(builder) >= chunk_rows:
             yield builder.build()
             builder = builder.next()
     yield builder.build()
+
+
+def _csv(uri: str, chunk_rows: int) -> Iterator[ParsedChunk]:
+    def header_rule(cells: list[str], line: int) -> list[str]:
+        header = [h.strip() for h in cells]
+        missing = {"id", "source", "type", "time"} - set(header)
+        if missing:
+            raise UnparseableFile(uri, line, f"CSV header lacks column(s) {sorted(missing)}")
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            raise UnparseableFile(uri, line, f"CSV header repeats column(s) {repeated}")
+        return header
+
+    def row_rule(builder: ChunkBuilder, record: CsvRecord, fields: dict[str, str]) -> None:
+        event: dict[str, object] = {k: fields.pop(k) for k in list(fields) if k in ENVELOPE_KEYS}
+        event["data"] = fields
+        event.setdefault("specversion", "1.0")
+        builder.add(record.line, record.raw, event, from_text=True)
+
+    return csv_chunks(uri, chunk_rows, header_rule, row_rule)

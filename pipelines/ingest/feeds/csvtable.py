@@ -1,8 +1,9 @@
 """What the CSV vendor exports share: a header that must name exactly the expected columns, then one
 record per row, each turned into zero or more CloudEvents by the feed, or rejected with its reasons.
 
-Records come from ``cloudevents_csv.CsvRecords`` (bounded, per-record UTF-8, a stray quote rejects one
-line), so every physical line ends in exactly one row, one rejection or a blank. A row is one
+Records come from ``cloudevents_csv.csv_chunks``, the loop every CSV feed shares (bounded, per-record
+UTF-8, a stray quote rejects one line), so every physical line ends in exactly one row, one rejection
+or a blank. A row is one
 decision: either all of its events go to ``ChunkBuilder`` (and each is then published or quarantined
 on its own) or the row is one quarantine row naming every problem found in it.
 """
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from pipelines.errors import SensorlogError
-from pipelines.ingest.feeds.cloudevents_csv import CsvRecords
+from pipelines.ingest.feeds.cloudevents_csv import CsvRecord, csv_chunks
 from pipelines.ingest.parsing import (
     ROWWISE_CHUNK_ROWS,
     ChunkBuilder,
@@ -42,51 +43,31 @@ def parse(
 ) -> Iterator[ParsedChunk]:
     """The events of a CSV whose header holds exactly ``columns`` (in any order, names compared
     trimmed and lower-cased); any other header quarantines the file whole with the difference."""
-    chunk_rows = min(chunk_rows, ROWWISE_CHUNK_ROWS)
-    builder = ChunkBuilder(uri)
-    reader = CsvRecords(uri)
-    records = iter(reader)
-    header_record = next(records, None)
-    if header_record is None:
-        yield builder.build()
-        return
-    if header_record.cells is None:
-        raise UnparseableFile(uri, header_record.line, f"CSV header: {header_record.problem}")
-    header = [h.strip().lower() for h in header_record.cells]
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    missing, extra = sorted(set(columns) - set(header)), sorted(set(header) - set(columns))
-    if repeated or missing or extra:
-        problems = [f"{what} {names}" for what, names in
-                    (("lacks column(s)", missing), ("has unexpected column(s)", extra), ("repeats column(s)", repeated))
-                    if names]
-        raise UnparseableFile(
-            uri, header_record.line,
-            f"CSV header {'; '.join(problems)}: the {feed} feed reads exactly {', '.join(columns)}",
-        )
-    reader.width = len(header)
-    for record in records:
-        if record.cells is None:
+    def header_rule(cells: list[str], line: int) -> list[str]:
+        header = [h.strip().lower() for h in cells]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        missing, extra = sorted(set(columns) - set(header)), sorted(set(header) - set(columns))
+        if repeated or missing or extra:
+            problems = [f"{what} {names}" for what, names in
+                        (("lacks column(s)", missing), ("has unexpected column(s)", extra),
+                         ("repeats column(s)", repeated))
+                        if names]
+            raise UnparseableFile(
+                uri, line, f"CSV header {'; '.join(problems)}: the {feed} feed reads exactly {', '.join(columns)}"
+            )
+        return header
+
+    def row_rule(builder: ChunkBuilder, record: CsvRecord, fields: dict[str, str]) -> None:
+        try:
+            events = to_events(fields)
+        except RowProblems as err:
             builder.rows_in += 1
-            builder.reject(record.line, record.raw, [record.problem or "csv: unreadable record"])
-        elif not any(c.strip() for c in record.cells):
-            continue  # a blank line is not a row
-        elif len(record.cells) != len(header):
-            builder.rows_in += 1
-            builder.reject(record.line, record.raw, [f"csv: expected {len(header)} cells, found {len(record.cells)}"])
-        else:
-            fields = dict(zip(header, record.cells, strict=True))
-            try:
-                events = to_events(fields)
-            except RowProblems as err:
-                builder.rows_in += 1
-                builder.reject(record.line, record.raw, [f"{feed}: {reason}" for reason in err.reasons])
-                events = []
-            for event in events:
-                builder.add(record.line, record.raw, event)
-        if len(builder) >= chunk_rows:
-            yield builder.build()
-            builder = builder.next()
-    yield builder.build()
+            builder.reject(record.line, record.raw, [f"{feed}: {reason}" for reason in err.reasons])
+            return
+        for event in events:
+            builder.add(record.line, record.raw, event)
+
+    return csv_chunks(uri, min(chunk_rows, ROWWISE_CHUNK_ROWS), header_rule, row_rule)
 
 
 _LOCAL = re.compile(r"^(\d{4})[/-](\d{2})[/-](\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")

@@ -26,6 +26,7 @@ from pipelines.ingest import plausibility
 from pipelines.ingest.feeds import discovered_suffixes
 from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.stage import stage_file
+from pipelines.quality import docs as quality_docs
 from pipelines.records import BatchTotals
 from pipelines.registry import RegistryError, home_registry
 from pipelines.registry.sample import is_sample_registry
@@ -232,6 +233,8 @@ def commit_batches(
         if progress:
             progress(batch_id)
     _remember(settings, remembered)
+    if done:  # once per publish, not per file: the Data Docs pages of these batches, and the index
+        quality_docs.build_after_publish(settings, done)
     # The keys in the order a run always reported them (the CLI prints this dict as JSON, unsorted).
     totals: dict = {**events.to_dict(), "failed": failures}
     if declared is not None:

@@ -11,6 +11,7 @@ import pytest
 from conftest import DEPLOYMENT, make_event, ndjson
 
 from pipelines.ingest import validate
+from pipelines.quality import project as quality_project
 from pipelines.ingest.feeds import parse_file
 from pipelines.schemas import event_table
 
@@ -72,7 +73,7 @@ def test_the_suite_file_is_what_runs(write_file, tmp_path, monkeypatch):
     spec["expectations"].append({"type": "expect_column_values_to_be_between",
                                  "kwargs": {"column": "records", "max_value": 10}})
     (suites / "collection.json").write_text(json.dumps(spec))
-    monkeypatch.setattr(validate, "EXPECTATIONS_DIR", suites)
+    monkeypatch.setattr(quality_project, "EXPECTATIONS_DIR", suites)  # the one place suites are read from
     validate._gx.cache_clear()
     try:
         table = parsed(write_file, [make_event(n=0), make_event(n=5)])["collection"]

@@ -29,6 +29,7 @@ from typer.core import TyperGroup
 
 from pipelines.cli import audit, compact, dev, ingest, log, portal, registry
 from pipelines.cli._output import print_error
+from pipelines.cli.quality import data_docs_cmd
 from pipelines.errors import FAILURE, SensorlogError
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("prove", log.prove_cmd),
     ("check-proof", log.check_proof_cmd),
     ("audit", audit.audit_cmd),
+    ("data-docs", data_docs_cmd),
     ("cosign", log.cosign_cmd),
 )
 GROUPS: tuple[tuple[str, typer.Typer], ...] = (

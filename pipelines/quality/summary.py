@@ -71,6 +71,11 @@ def result_path(key: Iterable[str]) -> str:
     return "validations/" + "/".join(key) + ".json"
 
 
+def key_of(result: str) -> tuple[str, ...]:
+    """The key of a stored result from its ``result_path``."""
+    return tuple(result.removeprefix("validations/").removesuffix(".json").split("/"))
+
+
 def docs_path(key: Iterable[str]) -> str:
     return "data_docs/validations/" + "/".join(key) + ".html"
 

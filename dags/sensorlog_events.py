@@ -15,6 +15,7 @@ from airflow.sdk import dag, task
 from pipelines import flow
 from pipelines.config import Settings, SqsSettings
 from pipelines.log import witnessing
+from sensorlog_airflow import lineage
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 from sensorlog_airflow.watchers import landing_asset
 
@@ -39,7 +40,8 @@ if LANDING is not None:
 
         @task(outlets=PUBLISHED_ASSETS)
         def ingest(uris: list[str]) -> dict:
-            return flow.raise_on_failures(flow.ingest_files(Settings.from_env(), uris))
+            settings = Settings.from_env()
+            return flow.raise_on_failures(lineage.published(settings, flow.ingest_files(settings, uris)))
 
         # As in sensorlog_ingest: the log's Asset after the cosignatures, even if one batch failed.
         @task(outlets=[PUBLISHED["log"]], trigger_rule="all_done")

@@ -16,6 +16,7 @@ from pipelines import config, flow
 from pipelines.config import Settings
 from pipelines.log import witnessing
 from pipelines.publish import compact as compaction
+from sensorlog_airflow import lineage
 from sensorlog_airflow.assets import PUBLISHED, PUBLISHED_ASSETS
 
 SWEEP_MINUTES = config.sweep_minutes()  # when the file is parsed: the schedule is part of the DAG
@@ -35,16 +36,18 @@ SWEEP_MINUTES = config.sweep_minutes()  # when the file is parsed: the schedule 
 def sensorlog_ingest():
     @task
     def discover() -> list[list[str]]:
-        return flow.group_files(flow.discover(Settings.from_env()))
+        return flow.group_files(lineage.read(flow.discover(Settings.from_env())))
 
     @task(max_active_tis_per_dagrun=4)
     def stage(group: list[str]) -> list[str]:
-        return flow.stage_files(Settings.from_env(), group)
+        return flow.stage_files(Settings.from_env(), lineage.read(group))
 
     @task(outlets=PUBLISHED_ASSETS)
     def publish(staged: list[list[str]]) -> dict:
         # A batch that fails does not stop the ones after it; the task then fails (and retries it).
-        return flow.raise_on_failures(flow.commit_batches(Settings.from_env(), [b for group in staged for b in group]))
+        settings = Settings.from_env()
+        result = flow.commit_batches(settings, [b for group in staged for b in group])
+        return flow.raise_on_failures(lineage.published(settings, result))  # lineage of what did publish
 
     # The log's Asset is emitted here, after the cosignatures are on the checkpoint, so the portal it
     # triggers publishes the witnessed checkpoint rather than racing the witnesses.

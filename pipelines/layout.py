@@ -73,6 +73,13 @@ def writer_lock(settings: Settings) -> str:
     return join(settings.state, "writer.lock")
 
 
+def lineage_file(settings: Settings) -> str:
+    """The OpenLineage events file (one JSON event per line, ``pipelines.lineage``): in the home, or beside
+    the local state when the home is on object storage (the file transport appends, which S3 cannot)."""
+    base = settings.state if "://" in settings.home else settings.home
+    return join(base, "lineage", "openlineage.jsonl")
+
+
 # What the pipeline publishes as Airflow Assets (the catalog's, ``pipelines.tables``): the event and derived
 # tables, each also a portal dataset, and the log.
 PUBLISHED_TABLES = ASSET_TABLES

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipelines import lineage
 from pipelines.config import PROJECT_DIR, Settings, environment, resource_dir
 from pipelines.errors import SensorlogError
 
@@ -42,6 +43,7 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_DIR), env.get("PYTHONPATH", "")) if p),
         }
     )
+    env.update(lineage.openlineage_env(settings, env))  # run events to <home>/lineage/ unless env says where
     return env
 
 
@@ -51,6 +53,7 @@ def _airflow() -> str:
 
 def migrate(settings: Settings, log: Path) -> None:
     airflow_home(settings).mkdir(parents=True, exist_ok=True)
+    lineage.prepare(settings)
     _run([_airflow(), "db", "migrate"], settings, log)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from pipelines import config, layout, locks, publish, storage
 from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
-from pipelines.errors import SensorlogError
+from pipelines.errors import USAGE, SensorlogError
 from pipelines.ingest import plausibility
 from pipelines.ingest.feeds import discovered_suffixes
 from pipelines.ingest.feeds import selection as feed_selection
@@ -42,9 +42,68 @@ def _processed_path(settings: Settings) -> Path:
     return Path(settings.state) / "processed.json"
 
 
-def _processed(settings: Settings) -> dict[str, dict]:
+def _key(settings: Settings, uri: str) -> str:
+    """A landed file's key in the processed-file record: its path relative to the landing root (for an S3
+    landing zone, relative to its prefix), so a home copied, moved or mounted elsewhere still knows its
+    files. A file outside the landing root keeps its whole URI."""
+    return layout.relative(settings.landing, uri)
+
+
+def _is_absolute(key: str) -> bool:
+    return key.startswith("/") or "://" in key
+
+
+def _read_processed(settings: Settings) -> dict[str, dict]:
     path = _processed_path(settings)
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _relative_keys(settings: Settings, raw: dict[str, dict]) -> tuple[dict[str, dict], bool]:
+    """``raw`` keyed relative to the landing root, and whether any key changed (a record written before
+    keys were relative holds absolute paths or URIs). An absolute key under the current landing root is
+    cut to its relative path; one under another root (the home was copied or moved) is kept when the
+    manifest of its batch names a source file the key ends with, under that relative name; any other is
+    dropped (the record is a cache: a dropped entry costs one re-hash of the file)."""
+    out: dict[str, dict] = {}
+    migrated: dict[str, dict] = {}
+    changed = False
+    for key, entry in raw.items():
+        if not _is_absolute(key):
+            out[key] = entry
+            continue
+        changed = True
+        rel: str | None = _key(settings, key)
+        if rel == key:
+            rel = _source_file_of(settings, key, entry)
+        if rel is not None and not _is_absolute(rel):
+            migrated[rel] = entry
+    # An entry already written under its relative key is newer than a migrated one.
+    return {**migrated, **out}, changed
+
+
+def _source_file_of(settings: Settings, key: str, entry: dict) -> str | None:
+    """The relative name ``key`` had under the landing root it was recorded under: its batch's manifest
+    names the file relative to that root (``Manifest.source_file``)."""
+    batch_id = entry.get("batch_id")
+    if not isinstance(batch_id, str):
+        return None
+    try:
+        manifest = json.loads(storage.read_bytes(layout.manifest_file(settings, batch_id)))
+    except (OSError, ValueError):
+        return None
+    source = manifest.get("source_file") if isinstance(manifest, dict) else None
+    if isinstance(source, str) and source and not _is_absolute(source) and key.endswith("/" + source):
+        return source
+    return None
+
+
+def _processed(settings: Settings) -> dict[str, dict]:
+    """The processed-file record, keyed relative to the landing root; an old absolute-keyed record is
+    migrated on first read (rewritten once, so its manifests are read once)."""
+    record, changed = _relative_keys(settings, _read_processed(settings))
+    if changed:
+        _remember(settings, {})
+    return record
 
 
 def _remember(settings: Settings, entries: dict[str, dict]) -> None:
@@ -53,7 +112,8 @@ def _remember(settings: Settings, entries: dict[str, dict]) -> None:
     # Two runs on one home may both remember: merge under a lock, written atomically.
     path = _processed_path(settings)
     with locks.exclusive(path.with_suffix(".lock")):
-        merged = {**_processed(settings), **entries}
+        merged = {**_relative_keys(settings, _read_processed(settings))[0],
+                  **{_key(settings, uri): entry for uri, entry in entries.items()}}
         write_atomic(path, json.dumps(merged, indent=1, sort_keys=True).encode())
 
 
@@ -67,23 +127,85 @@ def landing(settings: Settings) -> storage.Listing:
     return storage.list_landing(settings.landing, discovered_suffixes())
 
 
-def discover(settings: Settings) -> list[str]:
+class SelectionError(SensorlogError, ValueError):
+    """A ``files`` or ``prefix`` selection (the ingest DAG's params, ``sensorlog discover/run``'s options)
+    that names no landed file: unknown, outside the landing root, or with a ``..`` segment."""
+
+    exit_code = USAGE
+
+
+def discover(
+    settings: Settings, files: Iterable[str] | None = None, prefix: str | None = None, reprocess: bool = False
+) -> list[str]:
     """Landed files no manifest covers yet, in landing order (the sweep's view of the world).
+
+    ``files`` (URIs, or paths relative to the landing root) and ``prefix`` (a landing sub-folder) narrow
+    it to those files and everything under that folder (both: the union); each must name landed files,
+    else :class:`SelectionError` names it. ``reprocess`` ignores the processed-file record: every
+    selected file is hashed and staged again, and one whose bytes are already published stays one
+    batch (its id is the SHA-256 of its bytes), so nothing is published twice.
 
     Anything the landing zone holds that is not a file under its root is logged and left alone;
     ``landing(settings).skipped`` lists it for a report."""
-    known = _processed(settings)
-    pending = []
     found = landing(settings)
     for skipped in found.skipped:
         log.warning("landing zone: skipped %s", skipped)
-    for info in found.files:
-        seen = known.get(info.uri)
+    infos = found.files
+    if files is not None or prefix is not None:
+        infos = _selected(settings, found, list(files or []), prefix)
+    known = {} if reprocess else _processed(settings)
+    pending = []
+    for info in infos:
+        seen = known.get(_key(settings, info.uri))
         if seen and {k: seen.get(k) for k in ("size", "mtime_ns")} == _fingerprint(info):
             if storage.exists(layout.manifest_file(settings, seen["batch_id"])):
                 continue
         pending.append(info.uri)
     return pending
+
+
+def _selected(settings: Settings, found: storage.Listing, files: list[str], prefix: str | None
+              ) -> list[storage.FileInfo]:
+    """The landed files ``files`` and ``prefix`` name, in landing order."""
+    by_key = {_key(settings, info.uri): info for info in found.files}
+    chosen: set[str] = set()
+    if prefix is not None:
+        folder = landing_relpath(settings, prefix, "prefix", folder=True)
+        under = [k for k in by_key if not folder or k.startswith(folder + "/")]
+        if not under:
+            raise SelectionError(f"prefix {prefix!r}: no landed file under {storage.join(settings.landing, folder)}")
+        chosen.update(under)
+    set_aside = {_key(settings, s.uri): s.reason for s in found.skipped}
+    for name in files:
+        key = landing_relpath(settings, name, "file")
+        if key not in by_key:
+            why = set_aside.get(key) or (
+                f"no such landed file under {settings.landing} (discovery reads files ending in"
+                f" {', '.join(discovered_suffixes())})")
+            raise SelectionError(f"file {name!r}: {why}")
+        chosen.add(key)
+    return [info for key, info in by_key.items() if key in chosen]
+
+
+def landing_relpath(settings: Settings, name: str, what: str = "file", folder: bool = False) -> str:
+    """``name`` (a URI or path under the landing root, or a path relative to it) as a path relative to the
+    landing root, or :class:`SelectionError` naming it: outside the root, with a ``.``/``..`` segment, or
+    empty (a ``folder`` may be empty or ``/``-ended: the whole root)."""
+    text = name if isinstance(name, str) else ""
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    if _is_absolute(text):
+        rel = layout.relative(settings.landing, text)
+        if rel == text and text.rstrip("/") != settings.landing.rstrip("/"):
+            raise SelectionError(f"{what} {name!r}: outside the landing root {settings.landing}")
+        text = "" if rel == text else rel
+    parts = [p for p in text.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise SelectionError(f"{what} {name!r}: a path with a '.' or '..' segment (name it under the landing"
+                             f" root {settings.landing} without one)")
+    if not parts and not folder:
+        raise SelectionError(f"{what} {name!r}: empty; name a file under the landing root {settings.landing}")
+    return "/".join(parts)
 
 
 def group_files(uris: Iterable[str], max_files: int = DEFAULT_GROUP_FILES) -> list[list[str]]:
@@ -212,12 +334,18 @@ def commit_batches(
     for warning in sample_settings_warnings(settings, home_registry(settings).ids()):
         log.warning(warning)  # the DAG task's log; the CLI prints the same list
     remembered, done = {}, set()
+    added: list[str] = []  # the batches this run published (not those some run had published before)
+    already = 0
     for batch_id in batch_ids:
         if batch_id in done:  # the same file landed twice is one batch
             if progress:
                 progress(batch_id)
             continue
         done.add(batch_id)
+        # Published before (a re-processed file, a copy under another name, a copied home): counted apart,
+        # so a run's totals are what it added. Another run may commit it between this check and the lock;
+        # then both count it, and the manifests (``summary.manifest_totals``) still count it once.
+        was_published = storage.exists(layout.manifest_file(settings, batch_id))
         try:
             manifest = publish.publish_batch(settings, batch_id)
         except Exception as exc:
@@ -225,7 +353,11 @@ def commit_batches(
             if progress:
                 progress(batch_id)
             continue
-        events = events.plus(manifest)
+        if was_published:
+            already += 1
+        else:
+            events = events.plus(manifest)
+            added.append(batch_id)
         source = layout.absolute(settings.landing, manifest.source_file)
         info = storage.file_info(source)
         if info is not None:
@@ -239,6 +371,8 @@ def commit_batches(
     totals: dict = {**events.to_dict(), "failed": failures}
     if declared is not None:
         totals["declarations"] = declared
+    totals["already_published"] = already
+    totals["batch_ids"] = added
     return totals
 
 
@@ -255,11 +389,15 @@ def raise_on_failures(totals: dict) -> dict:
     return totals
 
 
-def run(settings: Settings, progress: Callable[[str, int], Progress] | None = None, workers: int = 1) -> dict:
+def run(
+    settings: Settings, progress: Callable[[str, int], Progress] | None = None, workers: int = 1,
+    files: Iterable[str] | None = None, prefix: str | None = None, reprocess: bool = False,
+) -> dict:
     """The whole ingest in-process, as the DAG sequences it: stage, then publish in landing order.
 
-    With ``workers`` > 1, staging runs in that many processes while this one publishes."""
-    pending = discover(settings)
+    With ``workers`` > 1, staging runs in that many processes while this one publishes. ``files``,
+    ``prefix`` and ``reprocess`` select what to ingest as for :func:`discover`."""
+    pending = discover(settings, files, prefix, reprocess)
     stage_tick = progress("stage", len(pending)) if progress else None
     commit_tick = progress("publish", len(pending)) if progress else None
     failures: list[dict] = []

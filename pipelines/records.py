@@ -186,6 +186,9 @@ class Manifest:
     # results and their Data Docs pages are, relative to the operator's quality folder. Unset, absent.
     validation: dict[str, Any] | None = None
     validation_results: tuple[dict[str, str], ...] | None = None
+    # A correction's manifest (``pipelines.ingest.corrections``): the batches it replaces. The superseded
+    # rows stay in the log; this later leaf is what marks them superseded. Unset, absent.
+    supersedes: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-shaped manifest, with the members in the order the publisher built them."""
@@ -212,12 +215,14 @@ class Manifest:
             out["validation"] = self.validation
         if self.validation_results is not None:
             out["validation_results"] = [dict(r) for r in self.validation_results]
+        if self.supersedes is not None:
+            out["supersedes"] = list(self.supersedes)
         return out
 
     @classmethod
     def from_dict(cls, value: object, where: str = "manifest") -> Manifest:
-        m = _Members(value, where, _MANIFEST_REQUIRED, ("kind", "leaf_format", "validation", "validation_results"),
-                     ManifestError)
+        m = _Members(value, where, _MANIFEST_REQUIRED,
+                     ("kind", "leaf_format", "validation", "validation_results", "supersedes"), ManifestError)
         quarantine = m.value["quarantine"]
         return cls(
             batch_id=m.text("batch_id"),
@@ -240,6 +245,9 @@ class Manifest:
                 _validation_result(r, f"{where}: validation_results[{i}]")
                 for i, r in enumerate(m.items("validation_results"))
             ) if m.has("validation_results") else None,
+            supersedes=(
+                tuple(_batch_ids(m.items("supersedes"), f"{where}: supersedes")) if m.has("supersedes") else None
+            ),
         )
 
     def to_json(self) -> str:
@@ -250,6 +258,13 @@ class Manifest:
     def from_json(cls, text: str | bytes, where: str = "manifest") -> Manifest:
         """A manifest file's text, checked; ``where`` (the file's name) prefixes every error message."""
         return cls.from_dict(_load(text, where, ManifestError), where)
+
+
+def _batch_ids(values: list[object], where: str) -> list[str]:
+    """A list of batch ids (64 lower-case hex digits each, at least one)."""
+    if not values or not all(isinstance(v, str) and len(v) == 64 and set(v) <= set("0123456789abcdef") for v in values):
+        raise ManifestError(f"{where}: expected a non-empty list of batch ids (64 lower-case hex digits each)")
+    return [str(v) for v in values]
 
 
 def _validation(value: object, where: str) -> dict[str, Any]:

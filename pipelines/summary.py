@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 
 from pipelines import layout, storage
 from pipelines.config import Settings
+from pipelines.ingest import corrections
 from pipelines.records import BatchTotals, Manifest
 from pipelines.registry import home_registry
 from pipelines.schemas import DECLARATIONS_KIND, EVENT_TABLES, QUARANTINE_SCHEMA, event_table
@@ -62,13 +63,17 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     # duckdb.connect takes a dict of any config value type (dict is invariant, so a dict[str, str] is not one).
     options: dict[str, str | bool | int | float | list[str]] = {**duckdb_config(settings)}
     con = duckdb.connect(config=options)
+    # Rows of a batch a correction replaced stay in the log and its files; no count or finding uses them.
+    superseded = sorted(corrections.superseded_in(settings))
+    con.register("superseded_batches", pa.table({"batch_id": pa.array(superseded, pa.string())}))
+    current = " WHERE batch_id NOT IN (SELECT batch_id FROM superseded_batches)" if superseded else ""
     for table in EVENT_TABLES:
         dataset = table_dataset(settings, table)
         if dataset is None:
             con.register(f"{table}_data", event_table(table).published_schema.empty_table())
         else:
             con.register(f"{table}_data", dataset)
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_data")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_data{current}")
     quarantine = [q for q in storage.list_files(settings.quarantine, (".parquet",)) if "/files/" not in q]
     if quarantine:
         fs, _ = storage.filesystem(settings.quarantine)

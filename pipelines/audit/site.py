@@ -49,6 +49,7 @@ def site_settings(log: str, data: str, work: str, timezone: str) -> Settings:
             "SENSORLOG_HOME": work,
             "SENSORLOG_PUBLISHED": data,
             "SENSORLOG_LOG": log,
+            "SENSORLOG_MANIFESTS": str(Path(log) / "manifests"),  # the site's copies: what corrections supersede
             "SENSORLOG_QUARANTINE": str(Path(work) / "quarantine"),
             "SENSORLOG_REGISTRY": str(Path(work) / "no-registry"),
             "SENSORLOG_TIMEZONE": timezone,

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from pipelines import layout, storage
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
+from pipelines.ingest import corrections
 from pipelines.ingest.feeds import discovered_suffixes, parse_file
 from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.parsing import DEFAULT_CHUNK_ROWS, ParsedChunk, UnparseableFile, parsed_schema
@@ -280,6 +281,10 @@ def stage_file(
         try:
             if size == 0:
                 raise UnparseableFile(uri, 0, "file is empty")
+            # A correction names the batch it replaces by its path; one that names none it can replace
+            # is quarantined whole, before a row of it is read.
+            if why := corrections.check_target(settings, layout.relative(settings.landing, uri), batch_id):
+                raise UnparseableFile(uri, 0, why)
             held = _Held()
             chunk: ParsedChunk | None  # None once a chunk is held, so the parser's reference is gone
             for chunk in parse_file(uri, chunk_rows, selection):

@@ -42,7 +42,7 @@ from pipelines import clock, layout, locks, storage
 from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
-from pipelines.ingest import plausibility
+from pipelines.ingest import corrections, plausibility
 from pipelines.ingest.stage import (
     StageResult,
     StaleStage,
@@ -135,9 +135,13 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> Manifest:
     try:
         index.begin()
         staged = staged_files(settings, batch_id)
+        source_file = layout.relative(settings.landing, stage.source_uri)
+        # Staging refused a correction that names no batch it can replace (then it has a file error).
+        target = None if stage.file_error else corrections.superseded_batch(source_file)
+        supersedes = (target,) if target else ()
         for table_name in dict.fromkeys(t for t, _, _ in staged):
             paths = [p for t, _, p in staged if t == table_name]
-            classified = dedupe.classify(index, table_name, paths, batch_id, stage.source_uri)
+            classified = dedupe.classify(index, table_name, paths, batch_id, stage.source_uri, supersedes)
             duplicates += classified.duplicates
             conflicts.extend(classified.conflicts)
             dates = classified.publish.column("_date")
@@ -149,7 +153,7 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> Manifest:
         quarantine = writer.write_quarantine(settings, stage, conflicts)
         manifest = Manifest(
             batch_id=batch_id,
-            source_file=layout.relative(settings.landing, stage.source_uri),
+            source_file=source_file,
             source_sha256=batch_id,
             source_bytes=stage.source_bytes,
             validated_at=stage.validated_at,
@@ -163,6 +167,7 @@ def _publish(settings: Settings, batch_id: str, stage: StageResult) -> Manifest:
             leaves=Leaves(first=start, rows_end=next_index, manifest_leaf=next_index),
             validation=stage.validation or None,
             validation_results=quality_summary.result_refs(stage.validation_results) or None,
+            supersedes=supersedes or None,
         )
         _check_conservation(manifest)
         manifest = writer.log_manifest(ledger_log, manifest, leaf_hashes)

@@ -145,6 +145,22 @@ class SeenIndex:
         self._new.append(key_hash)
 
 
+    def forget(self, rows: pa.Table, key_hash: np.ndarray, batches: list[str]) -> None:
+        """Drop the index entries of ``rows``' keys that ``batches`` published: a correction replaces
+        them (``pipelines.ingest.corrections``), so its rows are the keys' publication from now on.
+        The key-hash runs keep the hashes: they only say which keys may be seen."""
+        probe = rows.select(["source", "event_id"]).append_column("key_hash", pa.array(key_hash, pa.uint64()))
+        self.con.register("forget_", probe)
+        try:
+            self.con.execute(
+                "DELETE FROM seen s USING forget_ f WHERE s.key_hash = f.key_hash AND s.source = f.source"
+                " AND s.event_id = f.event_id AND list_contains(?, s.batch_id)",
+                [batches],
+            )
+        finally:
+            self.con.unregister("forget_")
+
+
 def open_index(settings: Settings) -> SeenIndex:
     return SeenIndex(settings)
 
@@ -210,9 +226,13 @@ def _repeats(rows: pa.Table, key_hash: np.ndarray, content_hash: pa.Array) -> tu
     return pa.array(rank), content_hash.take(pa.array(first))
 
 
-def classify(index: SeenIndex, table_name: str, paths: list[Path], batch_id: str, source_file: str) -> Classified:
+def classify(
+    index: SeenIndex, table_name: str, paths: list[Path], batch_id: str, source_file: str,
+    supersedes: tuple[str, ...] = (),
+) -> Classified:
     """Split a batch's staged rows of one table into rows to publish, exact duplicates (dropped, counted)
-    and conflicts (same source + id, different content: quarantined).
+    and conflicts (same source + id, different content: quarantined). A row whose key only the batches
+    ``supersedes`` published (a correction's) is new: it replaces theirs, identical or not.
 
     The rows are read with pyarrow in publishing order (``_date``, ``_ord``) with the content and leaf
     hashes staging computed (``pipelines.log.rowhash``). Only rows whose key hash the index may hold are
@@ -223,6 +243,12 @@ def classify(index: SeenIndex, table_name: str, paths: list[Path], batch_id: str
     rows = _with_hashes(table_name, _read_staged(paths, [*canonical.names, "_ord", "_line", *stored]), batch_id)
     key_hash = index.key_hashes(rows)
     facts = index.previous(rows, key_hash, index.maybe_seen(key_hash))
+    if supersedes and facts["prev_batch"].null_count < rows.num_rows:
+        replaced = pc.fill_null(pc.is_in(facts["prev_batch"], value_set=pa.array(supersedes)), False)
+        if pc.any(replaced).as_py():
+            mask = replaced.to_numpy(zero_copy_only=False)
+            index.forget(rows.filter(replaced), key_hash[mask], list(supersedes))
+            facts = index.previous(rows, key_hash, index.maybe_seen(key_hash))
     content_hash = rows.column("content_hash").combine_chunks()
     rn, first_hash = _repeats(rows, key_hash, content_hash)
     if facts["prev_hash"].null_count == rows.num_rows and first_hash is content_hash:

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines import storage
 from pipelines.config import Settings
+from pipelines.ingest import corrections
 from pipelines.ingest.feeds.base import Feed, FeedSettingError
 
 SETTING_FILE = "feeds.toml"
@@ -58,6 +59,10 @@ class Selection:
         rel = relative_path(self.landing, uri)
         if rel is None:
             return None
+        try:  # a correction is read by the feed of the path it replaces (``corrections/<id>/<path>``)
+            rel = corrections.split(rel)[0]
+        except corrections.CorrectionError:
+            return None  # staging refuses the file, naming the path
         for route in self.routes:
             if rel.startswith(route.prefix + "/"):
                 return route

@@ -36,6 +36,11 @@ def quarantined_original(settings: Settings, batch_id: str, name: str) -> str:
     return join(settings.quarantine, "files", batch_id, name)
 
 
+def quarantine_resolutions(settings: Settings) -> str:
+    """What became of quarantined rows (``pipelines.resolutions``), beside the quarantine it speaks of."""
+    return join(settings.quarantine, "resolutions.jsonl")
+
+
 def pending_root(root: str) -> str:
     """Where a batch's outputs for ``root`` (published/ or quarantine/) wait for their manifest: a
     hidden sibling of ``root`` (``<home>/.pending/published``), so no reader's glob under ``root`` ever

@@ -157,6 +157,12 @@ def sweep_minutes(env: Mapping[str, str] | None = None) -> int:
     return int(_number(environment(env), "SENSORLOG_SWEEP_MINUTES", 30))
 
 
+def lineage_namespace(env: Mapping[str, str] | None = None) -> str | None:
+    """``SENSORLOG_LINEAGE_NAMESPACE``: the OpenLineage namespace of sensorlog's jobs (``pipelines.lineage``);
+    ``None`` (unset or empty): the log origin."""
+    return environment(env).get("SENSORLOG_LINEAGE_NAMESPACE") or None
+
+
 def audit_fail_on(env: Mapping[str, str] | None = None) -> str | None:
     """``SENSORLOG_AUDIT_FAIL_ON``: the severity at or above which the audit DAG's gate fails the run;
     ``None`` (unset or empty): report only."""

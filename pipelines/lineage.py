@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import layout, storage
+from pipelines import config, layout, storage
 from pipelines.config import Settings, environment
 from pipelines.records import Manifest
 
@@ -37,7 +37,7 @@ EXTRACTOR = "sensorlog_airflow.lineage.TaskLineageExtractor"
 def namespace(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     """The OpenLineage namespace of sensorlog's jobs: ``SENSORLOG_LINEAGE_NAMESPACE``, else the log's
     origin (the city's name for its log, already unique per deployment)."""
-    return environment(env).get("SENSORLOG_LINEAGE_NAMESPACE") or settings.log_origin
+    return config.lineage_namespace(env) or settings.log_origin
 
 
 def user_transport(env: Mapping[str, str] | None = None) -> bool:
@@ -131,13 +131,14 @@ class BatchLineage:
     duplicates: int
 
 
-def _validation_quality(validation: object, rows_in: int) -> Quality | None:
-    """The ``"validation"`` member of a manifest, ``{"<table>": {"rows": N, "failed": {"<rule>": n}}}``,
-    as a Quality; None when it is missing or not of that shape (then the quarantine counts are used)."""
+def _validation_checks(validation: object) -> tuple[list[Check], int] | None:
+    """The ``"validation"`` member of a manifest, ``{"<table>": {"rows": N, "failed": {"<rule>": n}}}``, as
+    checks and the rows they covered; None when it is missing or not of that shape (then the quarantine
+    counts stand in)."""
     if not isinstance(validation, dict) or not validation:
         return None
     checks: list[Check] = []
-    rows = failed = 0
+    rows = 0
     for table, result in sorted(validation.items()):
         if not isinstance(result, dict) or type(result.get("rows")) is not int:
             return None
@@ -145,17 +146,24 @@ def _validation_quality(validation: object, rows_in: int) -> Quality | None:
         if not isinstance(fails, dict) or any(type(n) is not int for n in fails.values()):
             return None
         rows += result["rows"]
-        failed += sum(fails.values())
         checks += [Check(str(table), str(rule), n) for rule, n in sorted(fails.items())]
         if not fails:
             checks.append(Check(str(table), "suite", 0))
-    return Quality(rows=rows or rows_in, failed=failed, checks=tuple(checks), source="validation")
+    return checks, rows
 
 
-def _quarantine_quality(manifest: Manifest) -> Quality:
-    checks = [Check(None, "file readable", 0 if manifest.file_error is None else 1),
-              Check(None, "rows valid", manifest.quarantined)]
-    return Quality(rows=manifest.rows_in, failed=manifest.quarantined, checks=tuple(checks), source="quarantine")
+def _quality(manifest: Manifest, validation: object) -> Quality:
+    """The checks of a batch: the validation results when the manifest has them, plus what happens before
+    validation (a file that cannot be read at all, lines that do not parse into rows); without them, the
+    manifest's quarantine count as one check."""
+    readable = Check(None, "file readable", 0 if manifest.file_error is None else 1)
+    found = _validation_checks(validation)
+    if found is None:
+        checks = [readable, Check(None, "rows valid", manifest.quarantined)]
+        return Quality(manifest.rows_in, manifest.quarantined, tuple(checks), "quarantine")
+    checks, validated = found
+    checks = [readable, Check(None, "lines parsed", max(0, manifest.rows_in - validated)), *checks]
+    return Quality(manifest.rows_in, manifest.quarantined, tuple(checks), "validation")
 
 
 def batch_lineage(settings: Settings, batch_id: str) -> BatchLineage | None:
@@ -172,7 +180,7 @@ def batch_lineage(settings: Settings, batch_id: str) -> BatchLineage | None:
     for out in manifest.outputs:
         rows[out.table] = rows.get(out.table, 0) + out.rows
         files[out.table] = files.get(out.table, 0) + 1
-    quality = _validation_quality(validation, manifest.rows_in) or _quarantine_quality(manifest)
+    quality = _quality(manifest, validation)
     return BatchLineage(
         batch_id=batch_id,
         source=uri(layout.absolute(settings.landing, manifest.source_file)),

@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 
 CACHE_FORMAT = 1
 CACHE_FOLDER = "registry-cache"  # under the home's state folder (Settings.state)
-_LIBRARIES = ("sensorlog", "PyYAML", "jsonschema", "jsonschema-specifications", "rfc8785", "phonenumbers", "msgspec")
+_LIBRARIES = (
+    "sensorlog", "PyYAML", "jsonschema", "jsonschema-specifications", "fastjsonschema", "rfc8785", "phonenumbers",
+    "msgspec",
+)
 
 
 def _version(distribution: str) -> str:

@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from pipelines.config import resource_dir
 from pipelines.errors import USAGE, SensorlogError
+from pipelines.registry.fastschema import fast_validator
 from pipelines.registry.retention import (
     DURATION_EXPECTED,
     INDEFINITE,
@@ -168,6 +169,10 @@ def _schema_expected(error: ValidationError) -> str:
 
 
 def _schema_problems(doc: Any, name: str) -> list[Problem]:
+    # Most documents are valid: the compiled fast path accepts those, and jsonschema words the rest.
+    fast = fast_validator()
+    if fast is not None and fast(doc):
+        return []
     problems: dict[str, Problem] = {}
     for error in _validator().iter_errors(doc):
         for problem in _problems_for_error(error, name):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipelines import flow, storage
+from pipelines import flow, layout, lineage, storage
 from pipelines.audit import NOW_ENV, parse_as_of
 from pipelines.config import Settings, now_override
 from pipelines.dev import airflow_runner, synthetic
@@ -71,6 +71,8 @@ def run_demo(
                 with console.status(f"airflow dags test {dag_id}…"):
                     airflow_runner.dags_test(settings, dag_id, log, env=clock)
         console.print(f"Airflow ran {', '.join(DEMO_DAGS)} (log: {log})")
+        if not lineage.user_transport():
+            console.print(f"OpenLineage run events: {layout.lineage_file(settings)}")
         totals = None
     else:
         with progress_bars() as bars:

@@ -51,6 +51,7 @@ from pipelines.portal.extracts import Extract, csv_bytes, write_extracts
 from pipelines.portal.i18n import Translator
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.pages import Common, DatasetView, LogInfo, access_pages, index_pages, render_deployment
+from pipelines.portal.quality import write_quality
 from pipelines.portal.registry_export import registry_json, registry_schema, registry_table
 from pipelines.portal.signs import PAPERS, render_sign, sign_path
 from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, PublishedTable, flatten_nested, read_tables
@@ -340,6 +341,7 @@ def build_portal(
     package = build_datapackage(options, build.resources, iso_instant(now))
     build.site.write("datapackage.json", _json(package))
 
+    write_quality(build.site, settings, options.lang)  # quality/: what validation found in each landed file
     _sign_file_list(build, build.log)
     build.site.finish()
     for path in previous:

@@ -61,7 +61,7 @@ def build(settings: Settings, keys: Iterable[Sequence[str]] | None = None) -> Do
 def result_keys(settings: Settings, batch_ids: Iterable[str]) -> list[tuple[str, ...]]:
     """The stored results' keys that the manifests of ``batch_ids`` name (a batch without a manifest,
     one that failed to publish, has none)."""
-    keys = []
+    keys: list[tuple[str, ...]] = []
     for batch_id in batch_ids:
         uri = layout.manifest_file(settings, batch_id)
         if not storage.exists(uri):

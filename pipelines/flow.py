@@ -336,6 +336,7 @@ def commit_batches(
     remembered, done = {}, set()
     added: list[str] = []  # the batches this run published (not those some run had published before)
     already = 0
+    by_table: dict[str, int] = {}  # rows this run published, per table (the Asset events' extra)
     for batch_id in batch_ids:
         if batch_id in done:  # the same file landed twice is one batch
             if progress:
@@ -358,6 +359,8 @@ def commit_batches(
         else:
             events = events.plus(manifest)
             added.append(batch_id)
+            for out in manifest.outputs:
+                by_table[out.table] = by_table.get(out.table, 0) + out.rows
         source = layout.absolute(settings.landing, manifest.source_file)
         info = storage.file_info(source)
         if info is not None:
@@ -373,6 +376,7 @@ def commit_batches(
         totals["declarations"] = declared
     totals["already_published"] = already
     totals["batch_ids"] = added
+    totals["published_by_table"] = by_table
     return totals
 
 

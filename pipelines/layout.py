@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipelines.config import Settings
 from pipelines.storage import join
-from pipelines.tables import ASSET_TABLES, table_spec
+from pipelines.tables import ASSET_TABLES
 
 # A logged table's rows are Hive-partitioned under the published root: event_type=<table>/event_date=<day>/.
 PARTITION_PREFIX = "event_type="
@@ -88,13 +88,6 @@ def lineage_file(settings: Settings) -> str:
 # What the pipeline publishes as Airflow Assets (the catalog's, ``pipelines.tables``): the event and derived
 # tables, each also a portal dataset, and the log.
 PUBLISHED_TABLES = ASSET_TABLES
-
-
-def asset_uri(table: str) -> str:
-    uri = table_spec(table).asset_uri
-    if uri is None:
-        raise ValueError(f"{table} is not published as an Asset")
-    return uri
 
 
 def relative(root: str, uri: str) -> str:

@@ -28,7 +28,6 @@ Kind = Literal["event", "declaration", "derived", "registry", "log"]
 
 TYPE_PREFIX = "org.sensorlog."
 ASSET_PREFIX = "sensorlog."
-ASSET_URI_PREFIX = "sensorlog://published/"
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,6 @@ class TableSpec:
     @property
     def asset_name(self) -> str | None:
         return ASSET_PREFIX + self.name if self.asset else None
-
-    @property
-    def asset_uri(self) -> str | None:
-        return ASSET_URI_PREFIX + self.name if self.asset else None
 
 
 def _event(name: str, partition_time: str, title: str, description: str) -> TableSpec:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetWatcher
 
-from pipelines.config import SqsSettings
+from pipelines import lineage
+from pipelines.config import Settings, SqsSettings
 
 
-def landing_asset(sqs: SqsSettings) -> Asset | None:
-    """The watched landing Asset, or None when no queue is configured (``pipelines.config.SqsSettings``)."""
+def landing_asset(sqs: SqsSettings, settings: Settings) -> Asset | None:
+    """The watched landing Asset, or None when no queue is configured (``pipelines.config.SqsSettings``).
+    Its URI is the landing zone's real location (``s3://bucket/prefix/landing``), as lineage names it."""
     if not sqs.queue_url:
         return None
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
@@ -29,6 +31,6 @@ def landing_asset(sqs: SqsSettings) -> Asset | None:
     )
     return Asset(
         name="sensorlog.landing",
-        uri="sensorlog://landing",
+        uri=lineage.uri(settings.landing),
         watchers=[AssetWatcher(name="sensorlog_landing_sqs", trigger=trigger)],
     )

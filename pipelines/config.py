@@ -7,7 +7,8 @@ below it are read by their own ``from_env`` when their one consumer needs them, 
 fails only what uses it. Every ``from_env`` takes an explicit ``env`` mapping instead of the process's.
 
 Every location is a local path or an ``s3://`` URI; the storage layer resolves both.
-Nothing here touches the filesystem, so building settings is free and side-effect-less.
+Nothing here touches the filesystem, so building settings is free and side-effect-less; only
+``Settings.from_existing_home`` looks, and only to check that the home is there.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ SHIPPED_FOLDERS = ("schemas", "expectations", "registry", "dags")
 # The sample city's log origin, the default of SENSORLOG_LOG_ORIGIN (a real city sets its own: the portal
 # warns when a registry other than the sample's is published under it, pipelines.portal.defaults).
 DEMO_LOG_ORIGIN = "sensorlog.example/riverton"
+HOME_ENV = "SENSORLOG_HOME"
+DEFAULT_HOME = "./.sensorlog"
 
 
 def resource_dir(name: str) -> Path:
@@ -80,7 +83,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(environment(env))
-        home = env.get("SENSORLOG_HOME", "./.sensorlog")
+        home = env.get(HOME_ENV, DEFAULT_HOME)
         if "://" not in home:
             home = str(Path(home).resolve())
 
@@ -92,7 +95,7 @@ class Settings:
         # working memory. Published data, landing and quarantine may live on object storage.
         local_home = home
         if "://" in home:
-            local_home = str(Path(env.get("SENSORLOG_STATE_HOME", "./.sensorlog")).resolve())
+            local_home = str(Path(env.get("SENSORLOG_STATE_HOME", DEFAULT_HOME)).resolve())
         return cls(
             home=home,
             landing=where("SENSORLOG_LANDING", _join(home, "landing")),
@@ -109,6 +112,24 @@ class Settings:
             timezone=env.get("SENSORLOG_TIMEZONE", "America/New_York"),
             duckdb_memory=env.get("SENSORLOG_DUCKDB_MEMORY", "1GB"),
             witnesses=where("SENSORLOG_WITNESSES", _join(home, "witnesses.txt")),
+        )
+
+    @classmethod
+    def from_existing_home(cls, env: dict[str, str] | None = None) -> Settings:
+        """``from_env``, for a command that reads a home it does not create: a local home folder that
+        does not exist is a ``UsageError`` (exit 2) naming it and ``sensorlog init``, instead of a
+        mistyped ``SENSORLOG_HOME`` silently becoming a new, empty home. An ``s3://`` home is not
+        checked (a prefix exists once something is written under it)."""
+        settings = cls.from_env(env)
+        if "://" in settings.home or Path(settings.home).is_dir():
+            return settings
+        named = dict(environment(env)).get(HOME_ENV)
+        where = f"{HOME_ENV}={named}" if named else f"{HOME_ENV} is unset, so the home is {DEFAULT_HOME}"
+        if Path(settings.home).exists():
+            raise UsageError(f"{HOME_ENV}: {settings.home} is not a folder ({where})")
+        raise UsageError(
+            f"{HOME_ENV}: no sensorlog home at {settings.home} ({where}): check the path, or create an empty"
+            " home there with `sensorlog init`"
         )
 
 

@@ -28,6 +28,25 @@ class DeploymentSummary:
     events: int  # published events of any type
 
 
+# A file quarantined whole is one quarantine entry with no event in it (``pipelines.ingest.stage``
+# writes it with only ``line`` and a ``file: …`` reason); every other entry is one quarantined row.
+WHOLE_FILE = "(raw IS NULL AND event_type IS NULL AND reasons[1] LIKE 'file: %')"
+
+
+@dataclass(frozen=True)
+class QuarantineCounts:
+    """What the quarantine holds, counted once: ``rows`` quarantined rows (``by_deployment`` of them name
+    a deployment, ``unattributed`` do not: unreadable lines) and ``files`` quarantined whole."""
+
+    by_deployment: int
+    unattributed: int
+    files: int
+
+    @property
+    def rows(self) -> int:
+        return self.by_deployment + self.unattributed
+
+
 def table_dataset(settings: Settings, table: str) -> ds.Dataset | None:
     """The published files of one event table as a pyarrow dataset (local or S3), or None if empty.
 
@@ -90,13 +109,13 @@ def per_deployment(settings: Settings) -> list[DeploymentSummary]:
     con = connect(settings)
     try:
         rows = con.execute(
-            """
+            f"""
         WITH c AS (SELECT deployment_id, sum(records) AS n, count(*) AS e FROM collection GROUP BY 1),
              d AS (SELECT deployment_id, sum(records) AS n, count(*) AS e FROM deletion GROUP BY 1),
              a AS (SELECT deployment_id, count(*) AS e FROM access GROUP BY 1),
              l AS (SELECT deployment_id, count(*) AS e FROM lifecycle GROUP BY 1),
              q AS (SELECT deployment_id, count(*) AS e FROM quarantine
-                   WHERE deployment_id IS NOT NULL GROUP BY 1),
+                   WHERE deployment_id IS NOT NULL AND NOT {WHOLE_FILE} GROUP BY 1),
              ids AS (SELECT deployment_id FROM c UNION SELECT deployment_id FROM d
                      UNION SELECT deployment_id FROM a UNION SELECT deployment_id FROM l
                      UNION SELECT deployment_id FROM q)
@@ -119,13 +138,19 @@ def per_deployment(settings: Settings) -> list[DeploymentSummary]:
     return out
 
 
-def unattributed_quarantine(settings: Settings) -> int:
-    """Quarantined rows and files with no deployment id (unreadable lines and whole files)."""
+def quarantine_counts(settings: Settings) -> QuarantineCounts:
+    """The quarantine's rows (with and without a deployment id) and whole files, in one query, so that
+    ``sensorlog status`` prints each number from one place."""
     con = connect(settings)
     try:
-        row = con.execute("SELECT count(*) FROM quarantine WHERE deployment_id IS NULL").fetchone()
-        assert row is not None  # a count(*) always returns one row
-        return int(row[0])
+        row = con.execute(
+            f"""SELECT count(*) FILTER (WHERE deployment_id IS NOT NULL AND NOT {WHOLE_FILE}),
+                       count(*) FILTER (WHERE deployment_id IS NULL AND NOT {WHOLE_FILE}),
+                       count(*) FILTER (WHERE {WHOLE_FILE})
+                FROM quarantine"""
+        ).fetchone()
+        assert row is not None  # an aggregate always returns one row
+        return QuarantineCounts(int(row[0]), int(row[1]), int(row[2]))
     finally:
         con.close()
 

@@ -6,6 +6,7 @@ and ``COMMANDS`` below, the one list of every command (in ``sensorlog --help`` o
 * ``ingest``: ``run``, ``status`` and one batch's plumbing, ``discover``, ``stage``, ``commit``;
 * ``log``: the transparency log, ``verify``, ``prove``, ``check-proof``, ``log export``, ``cosign``
   and the ``witness`` group;
+* ``home``: ``init``, an empty home (``sensorlog --init <command>`` makes one first, too);
 * ``audit``, ``portal``, ``registry``: one command each;
 * ``dev``: the sample city, ``generate`` and ``demo``, and a big invented registry, ``generate-registry``;
 * ``_output``: what the commands print (consoles, progress bars, errors, the summary, proof text).
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 import typer
 from typer.core import TyperGroup
 
-from pipelines.cli import audit, compact, dev, ingest, log, portal, registry
+from pipelines.cli import audit, compact, dev, home, ingest, log, portal, registry
 from pipelines.cli._output import print_error
 from pipelines.cli.quality import data_docs_cmd
 from pipelines.errors import FAILURE, SensorlogError
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 # name on the command line -> the function in its noun's module.
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("init", home.init_cmd),
     ("registry", registry.registry_cmd),
     ("generate", dev.generate_cmd),
     ("generate-registry", dev.generate_registry_cmd),
@@ -91,8 +93,12 @@ class _Commands(TyperGroup):
             raise typer.Exit(FAILURE) from err
 
 
+# -h as well as --help, on every command: click hands a context's help option names down to its children.
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
-    cls=_Commands, add_completion=False, no_args_is_help=True, help="Published, verifiable sensor logs."
+    cls=_Commands, add_completion=False, no_args_is_help=True, help="Published, verifiable sensor logs.",
+    context_settings=HELP_OPTIONS,
 )
 
 
@@ -115,8 +121,15 @@ def _root(
     show_version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."
     ),
+    init: bool = typer.Option(
+        False, "--init", help="Create the home (SENSORLOG_HOME) first when it does not exist, as `sensorlog init`."
+    ),
 ) -> None:
-    pass
+    if init:
+        from pipelines.config import Settings
+        from pipelines.home import create_home
+
+        create_home(Settings.from_env())
 
 
 for _name, _function in COMMANDS:

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -51,21 +60,68 @@ def print_error(message: str) -> None:
             err_console.print(Text(text, style="red"))
 
 
+class _RowsPerSecond(ProgressColumn):
+    """Rows a bar's items held, per second since it started (blank until one is counted)."""
+
+    def render(self, task: Task) -> Text:
+        rows = task.fields.get("rows", 0)
+        elapsed = task.finished_time if task.finished else task.elapsed  # a done bar's rate stops moving
+        if not rows or not elapsed:
+            return Text("")
+        return Text(f"{rows / elapsed:,.0f} rows/s", style="progress.data.speed")
+
+
+class _Current(ProgressColumn):
+    """The file a bar is on: its name only (no folder), cut with an ellipsis when the line is short of room."""
+
+    def render(self, task: Task) -> Text:
+        return Text(task.fields.get("current", ""), no_wrap=True, overflow="ellipsis", style="dim")
+
+
+def _batch_of(settings: Settings, item: str) -> tuple[str, int] | None:
+    """(its landed file's name, rows in) when ``item`` is a batch id with a manifest, else None."""
+    from pipelines import layout, storage
+    from pipelines.records import Manifest
+
+    if "/" in item or "\\" in item:
+        return None  # a file's path or URI, not a batch id
+    uri = layout.manifest_file(settings, item)
+    try:
+        manifest = Manifest.from_json(storage.read_bytes(uri), uri)
+    except Exception:  # noqa: BLE001 - a progress bar never fails a run; the item is shown as given
+        return None
+    return manifest.source_file.rsplit("/", 1)[-1], manifest.rows_in
+
+
 @contextmanager
-def progress_bars() -> Iterator[ProgressFactory]:
-    """Yields a factory: ``factory(label, total)`` returns a tick function for one progress bar."""
+def progress_bars(settings: Settings | None = None) -> Iterator[ProgressFactory]:
+    """Yields a factory: ``factory(label, total)`` returns a tick function for one progress bar. Each
+    bar shows done/total, its ETA and the file it is on; given ``settings``, a tick naming a published
+    batch (``flow.run``'s publish bar) also counts that batch's rows, for rows per second."""
     with Progress(
         TextColumn("{task.description:<10}"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        _RowsPerSecond(),
+        _Current(),
         console=console,
         transient=False,
     ) as bars:
 
         def factory(label: str, total: int) -> Callable[[str], None]:
-            task_id = bars.add_task(label, total=total)
-            return lambda _item: bars.advance(task_id)
+            task_id = bars.add_task(label, total=total, rows=0, current="")
+            counted = [0]
+
+            def tick(item: str) -> None:
+                batch = _batch_of(settings, item) if settings is not None else None
+                name, rows = batch if batch is not None else (item.rstrip("/").rsplit("/", 1)[-1], 0)
+                counted[0] += rows
+                bars.update(task_id, advance=1, rows=counted[0], current=name)
+
+            return tick
 
         yield factory
 
@@ -81,50 +137,67 @@ def leaf_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bars.update(task, completed=done, total=total)
 
 
+def print_table(table: Table) -> None:
+    """A table on stdout: drawn by rich on a terminal wide enough for all of it; otherwise (piped, or a
+    terminal narrower than the table) as plain lines, the header then one line per row and the footer,
+    cells separated by tabs, so that no id, path or number is cut, folded or wrapped mid-word."""
+    if console.is_terminal and console.measure(table).maximum <= console.width:
+        console.print(table)
+        return
+
+    def plain(cell: object) -> str:
+        return Text.from_markup(cell).plain if isinstance(cell, str) else str(getattr(cell, "plain", cell))
+
+    columns = table.columns
+    lines = [[plain(c.header) for c in columns]]
+    lines += [list(cells) for cells in zip(*([plain(cell) for cell in c.cells] for c in columns), strict=True)]
+    if table.show_footer:
+        lines.append([plain(c.footer) for c in columns])
+    for cells in lines:
+        console.out("\t".join(cells), highlight=False)
+
+
 def print_summary(s: Settings, totals: dict | None) -> None:
     """``sensorlog status`` (and the end of ``run`` and ``demo``): per deployment, what is published and
-    quarantined; the conservation totals of ``totals`` (this run) or of every batch; where things are."""
+    quarantined; the conservation totals of ``totals`` (this run) or of every batch; where things are.
+
+    Every quarantined row is in the table's quarantined column, the rows that name no deployment on
+    a row of their own, so its total is the quarantined rows the manifests count; files quarantined
+    whole are counted apart (they hold no row), from the same query (``summary.quarantine_counts``)."""
     from pipelines import flow, storage, summary
 
     rows = summary.per_deployment(s)
+    counts = summary.quarantine_counts(s)
     table = Table(title="sensorlog: per deployment", show_footer=True)
-    table.add_column("deployment", footer="total")
-    table.add_column("kind")
-    for name, attr in (
-        ("collected", "collected"),
-        ("deleted", "deleted"),
-        ("accessed", "accesses"),
-        ("quarantined", "quarantined"),
-    ):
-        table.add_column(name, justify="right", footer=f"{sum(getattr(r, attr) for r in rows):,}")
-    for r in rows:
-        style = "red" if r.quarantined else None
-        table.add_row(
-            r.deployment_id,
-            r.kind,
-            f"{r.collected:,}",
-            f"{r.deleted:,}",
-            f"{r.accesses:,}",
-            f"{r.quarantined:,}",
-            style=style,
-        )
-    console.print(table)
-    console.print("collected/deleted count records; accessed counts access events; quarantined counts rows.")
-    unattributed = summary.unattributed_quarantine(s)
-    if unattributed:
-        console.print(
-            f"[yellow]{unattributed} quarantined rows or files name no deployment[/yellow] "
-            f"(unreadable lines or files): see {s.quarantine}"
+    # Ids and kinds are never wrapped (a reader copies or greps them); print_table falls back to plain
+    # lines when the table does not fit.
+    table.add_column("deployment", footer="total", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    cells = [(r.deployment_id, r.kind, r.collected, r.deleted, r.accesses, r.quarantined) for r in rows]
+    if counts.unattributed:
+        cells.append(("(no deployment)", "(unreadable lines)", 0, 0, 0, counts.unattributed))
+    for index, name in enumerate(("collected", "deleted", "accessed", "quarantined"), start=2):
+        footer = f"{sum(int(c[index]) for c in cells):,}"
+        table.add_column(name, justify="right", footer=footer, no_wrap=True)
+    for deployment_id, kind, *numbers in cells:
+        quarantined = numbers[-1]
+        table.add_row(deployment_id, kind, *(f"{n:,}" for n in numbers), style="red" if quarantined else None)
+    print_table(table)
+    line("collected/deleted count records; accessed counts access events; quarantined counts rows.")
+    if counts.unattributed or counts.files:
+        line(
+            f"[yellow]quarantine: {counts.rows:,} rows ({counts.unattributed:,} of them unreadable lines that name"
+            f" no deployment) and {counts.files:,} files quarantined whole[/yellow]: see {escape(s.quarantine)}"
         )
     label = "this run" if totals else "all batches"
     totals = totals or summary.manifest_totals(s)
-    console.print(
+    line(
         f"{label}: {totals['batches']} batches, {totals['rows_in']:,} rows in = {totals['published']:,} published"
         f" + {totals['quarantined']:,} quarantined + {totals['duplicates']:,} duplicates dropped;"
         f" {totals['file_errors']} unreadable files quarantined whole"
     )
     if totals.get("declarations"):
-        console.print(f"declarations logged: {totals['declarations']} deployment record version(s)")
+        line(f"declarations logged: {totals['declarations']} deployment record version(s)")
     for label, where in (
         ("published", s.published),
         ("manifests", s.manifests),
@@ -132,9 +205,9 @@ def print_summary(s: Settings, totals: dict | None) -> None:
         ("log", s.log),
     ):
         if storage.exists(where):
-            console.print(f"{label:<11} {where}")
+            line(f"{label:<11} {escape(where)}")
     for skipped in flow.landing(s).skipped:
-        console.print(f"[yellow]skipped in the landing zone:[/yellow] {escape(str(skipped))}")
+        line(f"[yellow]skipped in the landing zone:[/yellow] {escape(str(skipped))}")
 
 
 def event_proof_text(p: EventProof) -> str:

@@ -172,7 +172,7 @@ def audit_cmd(
     if log is not None:
         _audit_site(log, data, as_of, deployment, format, fail_on)
         return
-    settings = Settings.from_env()
+    settings = Settings.from_existing_home()
     with reported_as("audit", ValueError, exit_code=USAGE):  # a bad --as-of or SENSORLOG_NOW, an unknown deployment
         options = AuditOptions(as_of=parse_as_of(as_of, settings.timezone), deployment=deployment)
         result = run_audit(settings, options)

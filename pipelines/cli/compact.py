@@ -20,7 +20,7 @@ def compact_cmd(
     """Merge each partition's small Parquet files into few large ones; verify and prove follow the records."""
     from pipelines.publish import compact
 
-    result = compact.compact(Settings.from_env(), max_rows, dry_run=dry_run)
+    result = compact.compact(Settings.from_existing_home(), max_rows, dry_run=dry_run)
     verb = "would merge" if dry_run else "merged"
     if not result.merged:
         console.print(f"[green]ok[/green] nothing to compact: {result.files_before} files")

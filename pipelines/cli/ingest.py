@@ -83,7 +83,7 @@ def run_cmd(
     s = Settings.from_existing_home()
     if not workers:
         workers = flow.default_workers()  # a malformed SENSORLOG_WORKERS is a UsageError naming it
-    with progress_bars() as bars:  # a bad --file or --prefix stops at discovery, before any bar starts
+    with progress_bars(s) as bars:  # a bad --file or --prefix stops at discovery, before any bar starts
         totals = flow.run(s, bars, workers=workers, files=files or None, prefix=prefix, reprocess=reprocess)
     if totals.get("already_published"):
         console.print(f"{totals['already_published']} landed file(s) already published before this run:"

@@ -44,7 +44,7 @@ witness_app = typer.Typer(
 
 
 def _settings(log: str | None, published: str | None, manifests: str | None) -> Settings:
-    s = Settings.from_env()
+    s = Settings.from_existing_home()
     overrides = {k: str(Path(v).resolve()) if "://" not in v else v
                  for k, v in (("log", log), ("published", published), ("manifests", manifests)) if v}
     return dataclasses.replace(s, **overrides)
@@ -107,7 +107,7 @@ def verify_cmd(
         manifests_where = manifests
         site_where = site or _default_site(log)
     else:
-        s = Settings.from_env()
+        s = Settings.from_existing_home()
         log_where, data_where = s.log, data or s.published
         manifests_where, site_where = manifests or s.manifests, site
     witness = witness or []
@@ -248,7 +248,7 @@ def log_export_cmd(
     from pipelines.log import export
 
     with reported_as("log export", export.ExportError, OSError, ValueError):
-        result = export.export_to(Settings.from_env(), out, with_data=with_data)
+        result = export.export_to(Settings.from_existing_home(), out, with_data=with_data)
     line(f"ok tree size {result.size}: {result.files} files ({result.entries} entries,"
          f" {result.data_files} data files) → {out}/log in {result.seconds} s")
 
@@ -261,7 +261,7 @@ def cosign_cmd(
     from pipelines.log.writer import LedgerError
     from pipelines.tlog import note
 
-    settings = Settings.from_env()
+    settings = Settings.from_existing_home()
     with reported_as("cosign", witnessing.WitnessConfigError, LedgerError, note.NoteError, OSError, exit_code=USAGE):
         result = witnessing.collect_cosignatures(settings, timeout=timeout)
     for outcome in result.outcomes:

@@ -21,7 +21,7 @@ def portal_cmd(
     from pipelines.portal import build_portal
 
     with reported_as("portal", ValueError, exit_code=USAGE):  # a bad --lang or --base-url
-        result = build_portal(Settings.from_env(), out, lang=lang, base_url=base_url)
+        result = build_portal(Settings.from_existing_home(), out, lang=lang, base_url=base_url)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(

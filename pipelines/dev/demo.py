@@ -46,7 +46,7 @@ def run_demo(
     if not storage.list_files(settings.landing, (".ndjson", ".json", ".csv")):
         with console.status("generating the sample city (months of vendor exports)…"):
             options = synthetic.options_for(timezone=settings.timezone)
-            truth = synthetic.write_city(registry, settings.landing, options)
+            truth = synthetic.write_city(registry, settings.landing, options, force=True)  # nothing landed: start over
         console.print(f"generated {truth.events:,} events in {len(truth.files)} files → {settings.landing}")
     pending = flow.discover(settings)
     console.print(f"{len(pending)} landed files to process")

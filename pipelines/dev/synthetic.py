@@ -7,7 +7,12 @@ lifecycle events mark commissioning, firmware changes and policy changes. On top
 generator injects what an auditor must catch and records each injection in a ground-truth file next
 to the landing folder, so tests can compare the audit's findings and the quarantine against it.
 
-Output is a pure function of the registry, the options and the seed.
+Output is a pure function of the registry, the options and the seed. Each deployment's day (and each
+data class's) draws from its own random stream, and a range holds exactly the events whose time falls
+in it, so generating consecutive ranges into one landing zone (the second continues the ground truth
+the first wrote) lands the same events as generating their union in one go, deletions of earlier days
+included. Planted anomalies are chosen per range; one that does not fit the range is not planted and
+is listed in the ground truth's ``not_planted``.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pipelines import storage
+from pipelines.errors import UsageError
 from pipelines.registry import Deployment, PolicyVersion, Registry, RetentionRule
 from pipelines.schemas import event_table
 
@@ -49,6 +55,7 @@ BYTES_PER_RECORD = {"video": 18_000_000, "images": 250_000, "plate_reads": 900, 
 ACCESS_PER_DAY = {"alpr": 5.0, "cctv_camera": 1.5, "gunshot_detection": 0.8}
 DEFAULT_ACCESS_PER_DAY = 0.25
 UNDECLARED_CANDIDATES = ("device_identifiers", "images", "audio_clips", "video")
+FIRMWARE_PER_DAY = 1 / 400  # chance a deployment's vendor updates its firmware on a given day
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,9 @@ class GenerateOptions:
     cadence: str = "monthly"
     timezone: str = "America/New_York"
     inject: bool = True
+    # The first day of an earlier generation this range continues (its ground truth ended at ``start``):
+    # deletions and late events of those days that fall in this range are landed now. None: a new city.
+    continues: date | None = None
 
 
 @dataclass
@@ -77,6 +87,8 @@ class GroundTruth:
     duplicates: int = 0
     conflicts: list[dict] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
+    # Anomalies chosen but not planted because the range cannot hold them: {"kind", "why"}.
+    not_planted: list[dict] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -137,9 +149,9 @@ class _City:
     def __init__(self, registry: Registry, options: GenerateOptions):
         self.registry, self.options = registry, options
         self.zone = ZoneInfo(options.timezone)
-        self.rng = random.Random(options.seed)
         self.as_of = self.local_midnight(options.end)
         self.begin = self.local_midnight(options.start)
+        self.epoch = options.continues or options.start  # the city's first generated day
         self.events: dict[str, list[dict]] = defaultdict(list)  # vendor slug -> events
         self.truth = GroundTruth(
             options.seed,
@@ -154,6 +166,17 @@ class _City:
         self.late: dict[tuple[str, str, date], int] = {}  # (dep, class, local day) -> days late
         self.never_deleted: set[tuple[str, str, date]] = set()
 
+    def rng_for(self, *key: object) -> random.Random:
+        """The random stream of one deployment's day (or one planted event): the same whichever range
+        the day is generated in, so that consecutive ranges add up to their union."""
+        return random.Random("/".join(str(k) for k in (self.options.seed, *key)))
+
+    def not_planted(self, kind: str, why: str) -> None:
+        self.truth.not_planted.append({"kind": kind, "why": why})
+
+    def in_range(self, moment: datetime) -> bool:
+        return self.begin <= moment < self.as_of
+
     def local_midnight(self, day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=self.zone).astimezone(UTC)
 
@@ -164,11 +187,13 @@ class _City:
             day += timedelta(days=1)
 
     def emit(self, deployment: Deployment, event: dict) -> None:
-        if datetime.fromisoformat(event["time"]) < self.as_of:
+        # An event belongs to the range its time falls in (a day's last window is reported just after
+        # midnight, a deletion days later): the range before or after lands it.
+        if self.in_range(datetime.fromisoformat(event["time"])):
             self.events[_slug(deployment.vendor)].append(event)
 
     def active_days(self, deployment: Deployment) -> list[date]:
-        first = max(self.options.start, deployment.commissioned)
+        first = max(self.epoch, deployment.commissioned)
         last = self.options.end
         if deployment.decommissioned is not None:
             last = min(last, deployment.decommissioned + timedelta(days=1))
@@ -185,12 +210,13 @@ class _City:
     def collect(self, deployment: Deployment, data_class: str, day: date) -> tuple[datetime, datetime, int]:
         """Hourly collection windows for one local day; returns the day's span and record total."""
         source, total = source_of(deployment), 0
+        rng = self.rng_for(deployment.id, data_class, day)
         start, end = self.local_midnight(day), self.local_midnight(day + timedelta(days=1))
         hour = start
         while hour < end:
             window_end = hour + timedelta(hours=1)
             local_hour = hour.astimezone(self.zone).hour
-            records = _poisson(self.rng, RATES.get(data_class, DEFAULT_RATE) * _diurnal(local_hour))
+            records = _poisson(rng, RATES.get(data_class, DEFAULT_RATE) * _diurnal(local_hour))
             total += records
             data = {
                 "deployment_id": deployment.id,
@@ -208,7 +234,7 @@ class _City:
                     "collection",
                     source,
                     event_id,
-                    window_end + timedelta(minutes=self.rng.randint(1, 9)),
+                    window_end + timedelta(minutes=rng.randint(1, 9)),
                     data,
                 ),
             )
@@ -252,12 +278,14 @@ class _City:
         grants = [(g, g.organisation) for g in policy.access if g.roles and g.organisation is not None]
         if not grants:
             return
-        count = _poisson(self.rng, ACCESS_PER_DAY.get(deployment.kind, DEFAULT_ACCESS_PER_DAY))
+        rng = self.rng_for(deployment.id, "access", day)
+        count = _poisson(rng, ACCESS_PER_DAY.get(deployment.kind, DEFAULT_ACCESS_PER_DAY))
         for n in range(count):
-            grant, organisation = grants[self.rng.randrange(len(grants))]
-            role = grant.roles[self.rng.randrange(len(grant.roles))]
-            at = self.local_midnight(day) + timedelta(hours=8 + self.rng.random() * 10)
+            grant, organisation = grants[rng.randrange(len(grants))]
+            role = grant.roles[rng.randrange(len(grant.roles))]
+            at = self.local_midnight(day) + timedelta(hours=8 + rng.random() * 10)
             self.emit_access(
+                rng,
                 deployment,
                 deployment.data_classes[0],
                 at,
@@ -269,6 +297,7 @@ class _City:
 
     def emit_access(
         self,
+        rng: random.Random,
         deployment: Deployment,
         data_class: str,
         at: datetime,
@@ -277,7 +306,7 @@ class _City:
         purpose: str | None,
         event_id: str,
     ) -> None:
-        case_ref = f"RIV-{at:%Y}-{self.rng.randint(10000, 99999)}" if deployment.kind == "alpr" else None
+        case_ref = f"RIV-{at:%Y}-{rng.randint(10000, 99999)}" if deployment.kind == "alpr" else None
         data = {
             "deployment_id": deployment.id,
             "data_class": data_class,
@@ -286,7 +315,7 @@ class _City:
             "role": role,
             "purpose": (purpose or "")[:200] or None,
             "case_ref": case_ref,
-            "records": 1 + _poisson(self.rng, 12),
+            "records": 1 + _poisson(rng, 12),
         }
         self.emit(deployment, _event("access", source_of(deployment), event_id, at, data))
 
@@ -318,16 +347,14 @@ class _City:
                     self.local_midnight(version.effective_from),
                     f"policy version {version.version} in force",
                 )
-        if self.rng.random() < 0.3:
-            day = self.options.start + timedelta(
-                days=self.rng.randrange((self.options.end - self.options.start).days)
-            )
-            self.lifecycle(
-                deployment,
-                "firmware_changed",
-                self.local_midnight(day) + timedelta(hours=3),
-                "vendor firmware update",
-            )
+        for day in self.days(self.options.start, self.options.end):
+            if self.rng_for(deployment.id, "firmware", day).random() < FIRMWARE_PER_DAY:
+                self.lifecycle(
+                    deployment,
+                    "firmware_changed",
+                    self.local_midnight(day) + timedelta(hours=3),
+                    "vendor firmware update",
+                )
 
     def deployment(self, deployment: Deployment) -> None:
         self.lifecycle_events(deployment)
@@ -342,7 +369,8 @@ class _City:
                 rule = deployment.policy_at(day).rule_for(data_class) if declared else None
                 self.purge(deployment, data_class, day, (start, end), records, rule)
         for day in days:
-            self.access(deployment, day)
+            if day >= self.options.start:  # an access happens within its day
+                self.access(deployment, day)
 
     # --- injections ------------------------------------------------------------------------------
 
@@ -374,8 +402,29 @@ class _City:
         end = self.local_midnight(day + timedelta(days=1))
         self.finding(kind, deployment, data_class, self.local_midnight(day), end, **numbers)
 
+    def deletion_due(self, deployment: Deployment, data_class: str, day: date) -> datetime | None:
+        """When the records of one local day are due for deletion (as ``purge`` computes it); None when
+        never (indefinite, or a rule with no date)."""
+        rule = deployment.policy_at(day).rule_for(data_class)
+        if rule is None or rule.kind == "indefinite":
+            return None
+        end = self.local_midnight(day + timedelta(days=1))
+        return end if rule.kind == "none" else rule.due(end)
+
+    def deletion_fits(self, kind: str, deployment: Deployment, data_class: str, day: date, days_late: int) -> bool:
+        """Whether a planted late or missing deletion of ``day`` shows in this range: the day is in it
+        and the deletion (``days_late`` after it was due) would fall before its end. If not, says so."""
+        due = self.deletion_due(deployment, data_class, day)
+        if self.options.start <= day < self.options.end and due is not None:
+            if due + PURGE_DELAY + timedelta(days=days_late) < self.as_of:
+                return True
+        self.not_planted(kind, f"{deployment.id} {data_class} on {day}: the range does not hold that day and its"
+                               " deletion")
+        return False
+
     def plan_injections(self) -> None:
-        """Choose, before generating, which deployments misbehave and how."""
+        """Choose, before generating, which deployments misbehave and how; plant only what the range can
+        show (each skipped one is listed in the ground truth's ``not_planted``)."""
         deps = list(self.registry)
         by_kind = defaultdict(list)
         for d in deps:
@@ -395,18 +444,25 @@ class _City:
             assert d.decommissioned is not None  # the filter above
             first = d.decommissioned + timedelta(days=5)
             last = first + timedelta(days=15)
+            shown = (max(first, self.options.start), min(last, self.options.end))
+            if shown[0] >= shown[1]:
+                self.not_planted("collecting_after_decommission", f"{d.id}: {first} to {last} is outside the range")
+                continue
             self.after_decommission[d.id] = (first, last)
             self.finding(
                 "collecting_after_decommission",
                 d,
                 None,
-                self.local_midnight(first),
-                self.local_midnight(last),
+                self.local_midnight(shown[0]),
+                self.local_midnight(shown[1]),
             )
 
         quiet = [d for d in by_kind.get("air_quality", []) if d.decommissioned is None]
         for d in quiet[:1]:
             gap = (mid - timedelta(days=20), mid - timedelta(days=8))
+            if not self.options.start < gap[0] < gap[1] < self.options.end:  # a gap needs reports on both sides
+                self.not_planted("silent_deployment", f"{d.id}: a 12-day gap with reports either side needs more days")
+                continue
             self.silent[d.id] = gap
             self.finding(
                 "silent_deployment",
@@ -432,10 +488,14 @@ class _City:
         for n, (d, c) in enumerate(timed[:3]):
             day = self.options.start + timedelta(days=20 + 9 * n)
             days_late = (3, 6, 11)[n]
+            if not self.deletion_fits("late_deletion", d, c, day, days_late):
+                continue
             self.late[(d.id, c, day)] = days_late
             self.day_finding("late_deletion", d, c, day, days_late=days_late)
         for n, (d, c) in enumerate(timed[3:5]):
             day = self.options.start + timedelta(days=33 + 5 * n)
+            if not self.deletion_fits("retained_past_policy", d, c, day, 0):
+                continue
             self.never_deleted.add((d.id, c, day))
             self.day_finding("retained_past_policy", d, c, day)
 
@@ -449,6 +509,8 @@ class _City:
         ]
         for n, (d, c) in enumerate(nothing_kept[:2]):
             day = self.options.start + timedelta(days=45 + 7 * n)
+            if not self.deletion_fits("retention_declared_none_but_kept", d, c, day, 4 if n == 0 else 0):
+                continue
             if n == 0:
                 self.late[(d.id, c, day)] = 4
             else:
@@ -463,6 +525,9 @@ class _City:
             and d.id not in self.silent
         ]
         for d in hosts[:1]:
+            if max(self.options.start, d.commissioned) >= self.options.end:
+                self.not_planted("undeclared_data_class", f"{d.id} is not yet commissioned in the range")
+                continue
             extra = next(c for c in UNDECLARED_CANDIDATES if c not in d.data_classes)
             self.extra_classes[d.id] = extra
             self.finding(
@@ -485,9 +550,13 @@ class _City:
             d = pool[n % len(pool)]
             day = self.options.start + timedelta(days=60 + 3 * n)
             at = self.local_midnight(day) + timedelta(hours=11)
+            if not self.in_range(at):
+                self.not_planted("undeclared_access", f"{d.id} on {day}: after the range ends")
+                continue
             org = organisation or d.current_policy.access[0].organisation or d.accountable_organisation
             event_id = f"acc-{d.id}-{day:%Y%m%d}-x{n}"
-            self.emit_access(d, d.data_classes[0], at, org, role, "records request", event_id)
+            rng = self.rng_for(d.id, "undeclared-access", n)
+            self.emit_access(rng, d, d.data_classes[0], at, org, role, "records request", event_id)
             self.finding(
                 "undeclared_access",
                 d,
@@ -511,6 +580,10 @@ class _City:
             day = self.options.start - timedelta(days=20)  # before the log starts: never collected here
             start, end = self.local_midnight(day), self.local_midnight(day + timedelta(days=1))
             deleted_at = self.begin + timedelta(days=2, hours=3)
+            if not self.in_range(deleted_at) or day >= self.epoch:
+                why = "the range is shorter than 3 days" if day < self.epoch else "its window is a day this city logs"
+                self.not_planted("deleted_without_collection", f"{d.id}: {why}")
+                return
             event_id = f"del-{d.id}-{c}-{day:%Y%m%d}"
             self.emit(
                 d,
@@ -579,11 +652,15 @@ def _csv(events: list[dict], kind: str) -> bytes:
 
 def _by_file(city: _City, csv_vendor: str | None) -> dict[str, list[dict]]:
     files: dict[str, list[dict]] = defaultdict(list)
-    zone = city.zone
+    zone, options = city.zone, city.options
     for vendor, events in sorted(city.events.items()):
         for e in sorted(events, key=lambda e: (e["time"], e["id"])):
             local_day = datetime.fromisoformat(e["time"]).astimezone(zone).date()
-            period = _period_start(local_day, city.options.cadence).isoformat()
+            first = _period_start(local_day, options.cadence)
+            period = first.isoformat()
+            if options.continues is not None and first < options.start:
+                # The earlier range wrote this period's first part under the plain name.
+                period += f".from-{options.start.isoformat()}"
             if vendor == csv_vendor:
                 kind = e["type"].rsplit(".", 1)[-1]
                 files[f"{vendor}/{period}-{kind}.csv"].append(e)
@@ -621,8 +698,24 @@ def _bad_lines(events: list[dict]) -> list[tuple[bytes, str]]:
     return cases
 
 
-def write_city(registry: Registry, landing: str, options: GenerateOptions) -> GroundTruth:
-    """Generate the city into ``landing`` (local path or s3:// URI) and write the ground truth."""
+def write_city(registry: Registry, landing: str, options: GenerateOptions, *, force: bool = False) -> GroundTruth:
+    """Generate the city into ``landing`` (local path or s3:// URI) and write the ground truth next to it.
+
+    A ground truth already there is never replaced silently: when ``options`` start where it ended
+    (same seed, cadence and time zone) this range continues it (``options.continues`` is set from it
+    and the two are merged); otherwise it is a ``UsageError`` unless ``force``."""
+    truth_uri = storage.join(landing.rstrip("/").rsplit("/", 1)[0], GROUND_TRUTH_NAME)
+    previous = json.loads(storage.read_bytes(truth_uri)) if storage.exists(truth_uri) else None
+    if previous is not None and not force:
+        if not _continues(previous, options):
+            raise UsageError(
+                f"generate: {truth_uri} exists (seed {previous.get('seed')}, {previous.get('start')} to"
+                f" {previous.get('end')}): give --start {previous.get('end')} with the same seed, cadence and time"
+                " zone to continue it, or --force to replace it"
+            )
+        options = replace(options, continues=date.fromisoformat(previous["start"]))
+    else:
+        previous = None
     city = _City(registry, options)
     city.run()
     vendors = sorted(city.events)
@@ -643,9 +736,24 @@ def write_city(registry: Registry, landing: str, options: GenerateOptions) -> Gr
     for name, data in sorted(payloads.items()):
         storage.write_bytes(storage.join(landing, name), data)
         truth.files.append(name)
-    parent = landing.rstrip("/").rsplit("/", 1)[0]
-    storage.write_bytes(storage.join(parent, GROUND_TRUTH_NAME), truth.to_json().encode())
+    written = truth if previous is None else _merged(previous, truth)
+    storage.write_bytes(truth_uri, written.to_json().encode())
     return truth
+
+
+def _continues(previous: dict, options: GenerateOptions) -> bool:
+    return (previous.get("end") == options.start.isoformat() and previous.get("seed") == options.seed
+            and previous.get("cadence") == options.cadence and previous.get("timezone") == options.timezone)
+
+
+def _merged(previous: dict, truth: GroundTruth) -> GroundTruth:
+    """The ground truth of an earlier range followed by ``truth``'s (its consecutive range)."""
+    merged = GroundTruth(truth.seed, previous["start"], truth.end, truth.timezone, truth.cadence)
+    merged.events = int(previous.get("events", 0)) + truth.events
+    merged.duplicates = int(previous.get("duplicates", 0)) + truth.duplicates
+    for name in ("files", "quarantined_rows", "unparseable_files", "conflicts", "findings", "not_planted"):
+        setattr(merged, name, [*previous.get(name, []), *getattr(truth, name)])
+    return merged
 
 
 RESENT = 40  # events a vendor re-sends unchanged in the planted duplicate export
@@ -654,13 +762,14 @@ RESENT = 40  # events a vendor re-sends unchanged in the planted duplicate expor
 def _inject_files(
     city: _City, files: dict[str, list[dict]], payloads: dict[str, bytes], truth: GroundTruth
 ) -> None:
+    """Plant bad rows, a re-sent export and unreadable files, as far as the range's exports allow."""
     ndjson = [
         n for n in sorted(files) if n.endswith(".ndjson") and files[n][0]["type"].endswith("collection")
     ]
-    # The planted duplicates re-send 40 events of one collection export and change its 41st.
-    if not ndjson or len(files[ndjson[len(ndjson) // 2]]) <= RESENT:
-        raise ValueError(f"the span is too short to plant the anomalies (an export of more than {RESENT} "
-                         "collection events is needed): choose a later --end or --no-inject")
+    if not ndjson:
+        for kind in ("quarantined_rows", "duplicates", "unparseable_files"):
+            city.not_planted(kind, "the range lands no collection export to plant them in")
+        return
     # 1. a vendor file with rows each check must reject
     target = ndjson[len(ndjson) // 3]
     lines = payloads[target].count(b"\n")
@@ -672,6 +781,26 @@ def _inject_files(
 
     # 2. a vendor re-sends part of an earlier export: exact duplicates, plus one changed record
     source = ndjson[len(ndjson) // 2]
+    folder, stem = source.rsplit("/", 1)
+    if len(files[source]) > RESENT:
+        _plant_resend(files, payloads, truth, source)
+    else:
+        city.not_planted("duplicates", f"the range's exports are too short to re-send {RESENT} events of one")
+
+    # 3. whole files that cannot be read
+    truncated = f"{folder}/{stem[:-7]}-export.json"
+    text = json.dumps(files[ndjson[-1]][:25], indent=1).encode()
+    payloads[truncated] = text[: len(text) // 2]
+    truth.unparseable_files.append({"file": truncated, "reason": "JSON syntax"})
+    empty = f"{folder}/{stem[:-7]}-empty.ndjson"
+    payloads[empty] = b""
+    truth.unparseable_files.append({"file": empty, "reason": "file is empty"})
+    bad_csv = f"{folder}/{stem[:-7]}-sheet.csv"
+    payloads[bad_csv] = b"device;count;when\r\nx;1;2026-07-01\r\n"
+    truth.unparseable_files.append({"file": bad_csv, "reason": "CSV header lacks"})
+
+
+def _plant_resend(files: dict[str, list[dict]], payloads: dict[str, bytes], truth: GroundTruth, source: str) -> None:
     resent = files[source][:RESENT]
     changed = json.loads(json.dumps(files[source][RESENT]))
     changed["data"]["records"] += 7
@@ -685,18 +814,6 @@ def _inject_files(
     )
     truth.quarantined_rows.append({"file": name, "line": len(resent) + 1, "reason": "conflict:"})
     truth.events += len(resent) + 1
-
-    # 3. whole files that cannot be read
-    truncated = f"{folder}/{stem[:-7]}-export.json"
-    text = json.dumps(files[ndjson[-1]][:25], indent=1).encode()
-    payloads[truncated] = text[: len(text) // 2]
-    truth.unparseable_files.append({"file": truncated, "reason": "JSON syntax"})
-    empty = f"{folder}/{stem[:-7]}-empty.ndjson"
-    payloads[empty] = b""
-    truth.unparseable_files.append({"file": empty, "reason": "file is empty"})
-    bad_csv = f"{folder}/{stem[:-7]}-sheet.csv"
-    payloads[bad_csv] = b"device;count;when\r\nx;1;2026-07-01\r\n"
-    truth.unparseable_files.append({"file": bad_csv, "reason": "CSV header lacks"})
 
 
 def load_ground_truth(landing: str) -> dict:

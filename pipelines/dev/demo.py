@@ -117,6 +117,7 @@ def print_outputs(settings: Settings, console: Console) -> None:
     for label, where in (
         ("report", storage.join(layout.reports_dir(settings), "audit_report.html")),
         ("portal", storage.join(layout.site_dir(settings), "index.html")),
+        ("data docs", storage.join(layout.data_docs_dir(settings), "index.html")),  # GX, one result per batch
         (CHECKPOINT, storage.join(settings.log, CHECKPOINT)),
     ):
         if storage.exists(where):

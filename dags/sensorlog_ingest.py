@@ -62,7 +62,7 @@ def sensorlog_ingest():
 
     **Recovery**: every task is safe to retry or re-run. A failed batch does not stop the ones after it;
     *publish* then fails and its retry (or the next sweep) publishes what is left. To replace a bad file,
-    land a corrected file (see docs/airflow.md, "Replaying a file").
+    land a correction file (docs/corrections.md).
     """
 
     @task(execution_timeout=timedelta(minutes=30))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipelines import config, layout, storage
 from pipelines.config import Settings, environment
-from pipelines.records import Manifest
+from pipelines.records import Manifest, ManifestError
 
 # The provider's own switches for where events go. When an operator sets any of them (Marquez over HTTP,
 # a config file, an Airflow connection, or OpenLineage turned off), sensorlog's file default stays out.
@@ -171,7 +171,10 @@ def batch_lineage(settings: Settings, batch_id: str) -> BatchLineage | None:
     path = layout.manifest_file(settings, batch_id)
     if not storage.exists(path):
         return None
-    raw = json.loads(storage.read_bytes(path))
+    try:
+        raw = json.loads(storage.read_bytes(path))
+    except ValueError as err:  # UnicodeDecodeError is one
+        raise ManifestError(f"{path}: not JSON ({err})") from err
     # Read apart from the typed record, so this works whether or not records.Manifest knows the member.
     validation = raw.pop("validation", None) if isinstance(raw, dict) else None
     manifest = Manifest.from_dict(raw, path)

@@ -149,15 +149,18 @@ def published(settings: Settings, result: dict) -> dict:
     """Record what a publish result (``flow.commit_batches``) did: each new batch's landed file as an
     input with its data-quality facets, each table it wrote (and the quarantine) as an output with rows
     and files. Returns ``result`` unchanged."""
-    try:
-        for batch in lineage.published_lineage(settings, result.get("batch_ids") or []):
+    for batch_id in dict.fromkeys(result.get("batch_ids") or []):
+        try:  # one batch's problem (a manifest that cannot be read) costs only that batch's lineage
+            batch = lineage.batch_lineage(settings, batch_id)
+            if batch is None:
+                continue
             _add_input(batch.source, _quality_facets(batch))
             for write in batch.writes:
                 _add_output(lineage.table_uri(settings, write.table), write.rows, write.files)
             if batch.quarantined:
                 _add_output(lineage.quarantine_uri(settings), batch.quarantined, 1)
-    except Exception as exc:  # lineage is a report: it never fails the task
-        log.warning("lineage: publish lineage not recorded: %s", exc)
+        except Exception as exc:  # lineage is a report: it never fails the task
+            log.warning("lineage: batch %s not recorded: %s", batch_id, exc)
     return result
 
 

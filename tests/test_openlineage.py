@@ -14,6 +14,7 @@ from conftest import DEPLOYMENT, make_event, ndjson
 from pipelines import layout, lineage, storage
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import airflow_runner
+from pipelines.records import ManifestError
 
 TASKS = ("discover", "stage", "publish")
 
@@ -165,3 +166,20 @@ def test_quality_comes_from_the_validation_results_else_from_the_quarantine_coun
     _manifest(settings, "b3", validation={"collection": {"rows": "many"}})  # not the shape: counts instead
     (b3,) = lineage.published_lineage(settings, ["b3"])
     assert b3.quality.source == "quarantine"
+
+
+@pytest.mark.integration  # importing Airflow starts a process
+def test_a_manifest_that_cannot_be_read_is_named_and_costs_only_its_own_lineage(tmp_path, monkeypatch):
+    from sensorlog_airflow import lineage as airflow_lineage
+
+    settings = Settings.from_env({"SENSORLOG_HOME": str(tmp_path)})
+    storage.write_bytes(layout.manifest_file(settings, "broken"), b"{not json")
+    with pytest.raises(ManifestError, match="broken.json: not JSON"):
+        lineage.batch_lineage(settings, "broken")
+    result = {"batch_ids": ["broken"], "published": 0}
+    warned: list[str] = []
+    # Airflow's logging setup keeps records from pytest's capture: listen on the module's logger itself.
+    monkeypatch.setattr(airflow_lineage.log, "warning", lambda msg, *args: warned.append(msg % args))
+    assert airflow_lineage.published(settings, result) is result  # a task's result, never an exception
+    assert len(warned) == 1 and warned[0].startswith("lineage: batch broken not recorded: ")
+    assert "broken.json: not JSON" in warned[0]

@@ -37,6 +37,9 @@ One line per kind (periods are half-open, local days are whole [local midnight, 
   ``indefinite``; period [first day of collection, end of the last audited day).
 * ``vendor_declaration_changed``: a vendor portal's declared values changed between two reads
   (``pipelines.audit.vendor``).
+* ``undeclared_relocation``: a ``relocated`` lifecycle event on a local day on which the deployment's
+  record declares no relocation (``lifecycle.relocations``; ``pipelines.audit.relocation``). A declared
+  relocation with no event is no finding.
 
 The id is the SHA-256 of ``kind|deployment|class|period_start|period_end`` (UTC, microseconds), so
 the same finding keeps its id across runs.
@@ -47,7 +50,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from pipelines.audit import vendor
+from pipelines.audit import relocation, vendor
 from pipelines.audit.model import FINDINGS_SCHEMA, MAX_EVIDENCE, SEVERITY_OF_KIND, severity_rank
 
 SETUP = """
@@ -381,7 +384,7 @@ ORDER BY s.rank DESC, f.kind, f.deployment_id, f.data_class NULLS FIRST, f.perio
 
 STEPS = (
     RETENTION, UNDECLARED_CLASS, DECOMMISSIONED, SILENT, ORPHAN_DELETIONS, UNDECLARED_ACCESS, UNVERIFIABLE_ACCESS,
-    UNCLEAR, INDEFINITE, RETROACTIVE, vendor.CHANGED,
+    UNCLEAR, INDEFINITE, RETROACTIVE, vendor.CHANGED, relocation.UNDECLARED,
 )
 
 

@@ -19,6 +19,8 @@ access_unverifiable                medium      access by an organisation the pol
 retention_unclear                  medium      retention was declared in words that state no period:
                                                no deletion can be judged on time or late
 vendor_declaration_changed         medium      a vendor portal now declares other terms than at its last read
+undeclared_relocation              medium      the log says the device moved on a day the registry declares no
+                                               move: the location the public is shown may be wrong
 deleted_without_collection         low         bookkeeping: a deletion of data the log never saw
 indefinite_retention               info        declared and lawful, but worth a resident's attention
 =================================  ==========  ===================================================
@@ -49,6 +51,7 @@ SEVERITY_OF_KIND = {
     "access_unverifiable": "medium",
     "retention_unclear": "medium",
     "vendor_declaration_changed": "medium",
+    "undeclared_relocation": "medium",
     "deleted_without_collection": "low",
     "indefinite_retention": "info",
 }

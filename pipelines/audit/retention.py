@@ -28,7 +28,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from pipelines.audit import vendor
+from pipelines.audit import relocation, vendor
 from pipelines.audit.model import LATENESS_SCHEMA, LEDGER_SCHEMA
 
 # Every timestamp comparison is on instants; the session zone is UTC so that interval arithmetic
@@ -64,6 +64,7 @@ SELECT source, event_id, coalesce(event_time, accessed_at) AS t, deployment_id, 
 FROM access WHERE leaf_index < $limit
 """,
     vendor.SNAPSHOT,
+    relocation.SNAPSHOT,
 )
 LATEST_EVENT = """
 SELECT max(t) FROM (

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import layout, storage, summary
-from pipelines.audit import context, findings, retention, unclear
+from pipelines.audit import context, findings, relocation, retention, unclear
 from pipelines.audit.model import DUE_SOON, AuditOptions, AuditResult, default_as_of, iso, severity_rank
 from pipelines.config import Settings
 from pipelines.errors import GATE, SensorlogError
@@ -106,6 +106,7 @@ def _registry_tables(con: duckdb.DuckDBPyConnection, declared: Declared, deploym
         retroactive = retroactive.filter(pc.equal(retroactive.column("deployment_id"), deployment))
     con.register("retroactive", retroactive)
     con.register("unclear", unclear.unclear_table(declared))
+    con.register("moves", relocation.undeclared_moves(con, registry, tz))
     con.register("severity", findings.severity_table())
 
 

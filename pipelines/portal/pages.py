@@ -35,7 +35,7 @@ from pipelines.portal.dtpr_card import (
 )
 from pipelines.portal.i18n import EN, Translator, kind_label
 from pipelines.portal.options import PortalOptions
-from pipelines.portal.registry_export import page_path
+from pipelines.portal.registry_export import page_path, place_text
 from pipelines.portal.svg import MAP_DOTS, MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
 from pipelines.registry import AccessGrant, Deployment, Registry
 from pipelines.registry.taxonomy import load_taxonomy
@@ -372,12 +372,17 @@ def index_pages(common: Common, registry: Registry, activity: dict[str, Activity
 
 
 def _location(d: Deployment) -> str:
-    parts = [p for p in (d.address, d.area) if p]
-    if d.lat is not None and d.lon is not None:
-        parts.append(f"{d.lat:.4f}, {d.lon:.4f}")
-    parts.append(d.mobility)
-    source = source_note(d, "location")  # provenance.fields: where the position came from, beside it
-    return " · ".join(parts) + (f" (source: {source})" if source else "")
+    # Where it is now: the last declared move's place, else the location at commissioning.
+    path = f"lifecycle.relocations[{len(d.relocations) - 1}].location" if d.relocations else "location"
+    source = source_note(d, path)  # provenance.fields: where the position came from, beside it
+    return place_text(d.place) + (f" (source: {source})" if source else "")
+
+
+def _moves(d: Deployment) -> list[dict[str, str | None]]:
+    """The "moved" history, oldest first: from which day the deployment was where (empty: never moved)."""
+    if not d.relocations:
+        return []
+    return [{"since": day.isoformat(), "place": place_text(place), "note": note} for day, place, note in d.places()]
 
 
 def _is_web(url: str) -> bool:
@@ -631,6 +636,7 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
         "status": status(d, common.today),
         "kind_label": _kind(d.kind, lang),
         "location": _location(d),
+        "moves": _moves(d),
         "commissioned": d.commissioned.isoformat(),
         "decommissioned": d.decommissioned.isoformat() if d.decommissioned else None,
         "vendor": d.vendor,

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines.portal.dtpr_card import grant_line
-from pipelines.registry import DataSource, Deployment, Registry, RetentionRule
+from pipelines.registry import DataSource, Deployment, Place, Registry, RetentionRule
 
 # (column, Arrow type, required, description): the CSV's Table Schema is generated from this list.
 REGISTRY_COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
@@ -42,12 +42,17 @@ REGISTRY_COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("policy_version", pa.int64(), True, "Version of the current retention and access policy."),
     ("policy_effective_from", pa.date32(), True, "Local date the current policy took effect."),
     ("mobility", pa.string(), True, "fixed or mobile."),
-    ("latitude", pa.float64(), False, "Latitude (WGS 84) of the point, or of the area's centre."),
-    ("longitude", pa.float64(), False, "Longitude (WGS 84) of the point, or of the area's centre."),
-    ("area", pa.string(), False, "Name of the area covered, for area deployments."),
-    ("address", pa.string(), False, "Street address or description of the place."),
+    ("latitude", pa.float64(), False,
+     "Latitude (WGS 84) of the point, or of the area's centre, where the deployment is now (after its last declared"
+     " relocation)."),
+    ("longitude", pa.float64(), False, "Longitude (WGS 84) of the point, or of the area's centre, now."),
+    ("area", pa.string(), False, "Name of the area covered, for area deployments, now."),
+    ("address", pa.string(), False, "Street address or description of the place, now."),
     ("commissioned", pa.date32(), True, "Local date the deployment went into service."),
     ("decommissioned", pa.date32(), False, "Local date it was taken out of service, if it was."),
+    ("relocations", pa.list_(pa.string()), False,
+     "Where the deployment has been, oldest first, when it has moved: 'YYYY-MM-DD: place' from commissioning and"
+     " from each declared relocation (the JSON export has each location's fields)."),
     ("legal_basis", pa.string(), True, "Law or policy that authorises the deployment."),
     ("policy_links", pa.list_(pa.string()), True, "Links to the use policy and related documents."),
     ("feedback_form", pa.string(), False, "Web form for questions and complaints."),
@@ -98,6 +103,7 @@ def _row(d: Deployment) -> dict[str, Any]:
         "address": d.address,
         "commissioned": d.commissioned,
         "decommissioned": d.decommissioned,
+        "relocations": [f"{day.isoformat()}: {place_text(p)}" for day, p, _ in d.places()] if d.relocations else [],
         "legal_basis": d.legal_basis,
         "policy_links": list(d.policy_links),
         "feedback_form": d.feedback.get("form"),
@@ -110,6 +116,15 @@ def _row(d: Deployment) -> dict[str, Any]:
         "public_search_audit": d.public_search_audit,
         "page": page_path(d.id),
     }
+
+
+def place_text(place: Place) -> str:
+    """A place in words: address or area, position, fixed or mobile."""
+    parts = [p for p in (place.address, place.area) if p]
+    if place.lat is not None and place.lon is not None:
+        parts.append(f"{place.lat:.4f}, {place.lon:.4f}")
+    parts.append(place.mobility)
+    return " · ".join(parts)
 
 
 def _rule(rule: RetentionRule) -> str:

@@ -53,8 +53,10 @@ from pipelines.registry.model import (
     DataSource,
     Deployment,
     DeviceCount,
+    Place,
     PolicyVersion,
     Registry,
+    Relocation,
     local_day,
 )
 from pipelines.registry.retention import (
@@ -100,6 +102,8 @@ __all__ = [
     "DataSource",
     "Deployment",
     "DeviceCount",
+    "Place",
+    "Relocation",
     "IsoDuration",
     "PolicyVersion",
     "Problem",

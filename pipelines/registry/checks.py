@@ -194,7 +194,9 @@ def _problems_for_error(error: ValidationError, name: str) -> list[Problem]:
         allowed = sorted(schema.get("properties", {}))
         extra = [k for k in instance if k not in allowed]
         text = f"no such field (allowed fields: {', '.join(allowed)})"
-        return [Problem(name, _join_field(where, str(k)), text) for k in extra]
+        # YAML 1.1 reads an unquoted on, off, yes or no as true or false, keys too ("on: 2025-03-01").
+        as_bool = f"a field name, not true or false (YAML reads an unquoted on, off, yes or no key so){text[13:]}"
+        return [Problem(name, _join_field(where, str(k)), as_bool if isinstance(k, bool) else text) for k in extra]
     return [Problem(name, where or "(document)", _schema_expected(error))]
 
 
@@ -363,13 +365,42 @@ def _check_lifecycle(doc: Mapping[str, Any], report: Report) -> None:
             "lifecycle.decommissioned",
             f"a date on or after commissioned {start.isoformat()} (got {end.isoformat()})",
         )
+    _check_relocations(_list(lifecycle.get("relocations")), start, end, report)
+
+
+def _check_relocations(moves: list[Any], start: date | None, end: date | None, report: Report) -> None:
+    # Each move starts a new stretch at a new place: after commissioning (the top-level location is
+    # the place on that day), not after the last day of operation, and each after the one before.
+    last: date | None = None
+    for i, move in enumerate(moves):
+        on = _as_date(_dict(move).get("moved_on"))
+        if on is None:
+            continue  # the schema has reported its shape
+        where = f"lifecycle.relocations[{i}].moved_on"
+        if start and on <= start:
+            report(where, f"a date after commissioned {start.isoformat()} (got {on.isoformat()})")
+        elif end and on > end:
+            report(where, f"a date on or before decommissioned {end.isoformat()} (got {on.isoformat()})")
+        elif last and on <= last:
+            before = last.isoformat()
+            report(where, f"a date after the relocation before it, {before}, oldest first (got {on.isoformat()})")
+        last = on if last is None or on > last else last
+
+
+def location_fields(doc: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(field path, location) of the location at commissioning and of every declared relocation."""
+    moves = _list(_dict(doc.get("lifecycle")).get("relocations"))
+    return [("location", _dict(doc.get("location")))] + [
+        (f"lifecycle.relocations[{i}].location", _dict(_dict(m).get("location"))) for i, m in enumerate(moves)
+    ]
 
 
 def _check_bbox(doc: Mapping[str, Any], report: Report) -> None:
-    box = _dict(doc.get("location")).get("bbox")
-    if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
-        if box[0] > box[2] or box[1] > box[3]:
-            report("location.bbox", f"[min_lon, min_lat, max_lon, max_lat] with each min <= max (got {box})")
+    for at, location in location_fields(doc):
+        box = location.get("bbox")
+        if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
+            if box[0] > box[2] or box[1] > box[3]:
+                report(f"{at}.bbox", f"[min_lon, min_lat, max_lon, max_lat] with each min <= max (got {box})")
 
 
 _PATH_PART_RE = re.compile(r"([a-z_]+)|\[(\d+|\*)\]")
@@ -493,7 +524,14 @@ def deployment_warnings(doc: Mapping[str, Any], name: str, city_bbox: BBox | Non
     def warn(where: str, expected: str) -> None:
         out.append(Problem(name, where, expected, warning=True))
 
-    location = _dict(doc.get("location"))
+    for at, location in location_fields(doc):
+        _location_warnings(location, at, city_bbox, warn)
+    return out
+
+
+def _location_warnings(
+    location: Mapping[str, Any], at: str, city_bbox: BBox | None, warn: Callable[[str, str], None]
+) -> None:
     lat, lon = _number(location.get("lat")), _number(location.get("lon"))
     box = location.get("bbox")
     numbers = [_number(v) for v in box] if isinstance(box, list) and len(box) == 4 else []
@@ -502,20 +540,19 @@ def deployment_warnings(doc: Mapping[str, Any], name: str, city_bbox: BBox | Non
         corners = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
     if lat is not None and lon is not None:
         if lat == 0 and lon == 0:
-            warn("location.lat", "a real position (got lat 0, lon 0: in the Gulf of Guinea, usually a missing value"
+            warn(f"{at}.lat", "a real position (got lat 0, lon 0: in the Gulf of Guinea, usually a missing value"
                              " written as zeros)")
         elif city_bbox and not _inside(lon, lat, city_bbox):
-            warn("location.lat", f"a position inside the city's bounding box {_box_text(city_bbox)}"
+            warn(f"{at}.lat", f"a position inside the city's bounding box {_box_text(city_bbox)}"
                                  f" (SENSORLOG_CITY_BBOX; got lat {lat:g}, lon {lon:g})")
     if corners is not None:
         if not any(corners):
-            warn("location.bbox", "a real area (got [0, 0, 0, 0], usually a missing value written as zeros)")
+            warn(f"{at}.bbox", "a real area (got [0, 0, 0, 0], usually a missing value written as zeros)")
         elif city_bbox and not _overlaps(corners, city_bbox):
-            warn("location.bbox", f"an area that overlaps the city's bounding box {_box_text(city_bbox)}"
+            warn(f"{at}.bbox", f"an area that overlaps the city's bounding box {_box_text(city_bbox)}"
                                   f" (SENSORLOG_CITY_BBOX; got {_box_text(corners)})")
     for key in ("address", "area"):
         text = location.get(key)
         if isinstance(text, str) and _PLACEHOLDER_RE.fullmatch(text):
             what = "a street address or description of the place" if key == "address" else "the name of the area"
-            warn(f"location.{key}", f"{what} (got {text!r}, which holds a place for one)")
-    return out
+            warn(f"{at}.{key}", f"{what} (got {text!r}, which holds a place for one)")

@@ -25,8 +25,10 @@ from pipelines.registry.model import (
     DataSource,
     Deployment,
     DeviceCount,
+    Place,
     PolicyVersion,
     Registry,
+    Relocation,
 )
 from pipelines.registry.retention import DEFAULT_TRIGGER, RetentionRule
 
@@ -303,6 +305,18 @@ def _bbox(location: Mapping[str, Any]) -> tuple[float, float, float, float] | No
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3])) if box else None
 
 
+def _place(location: Mapping[str, Any]) -> Place:
+    lat, lon = _centre(location)
+    return Place(lat, lon, location.get("area"), _bbox(location), location["mobility"], location.get("address"))
+
+
+def _relocations(lifecycle: Mapping[str, Any]) -> tuple[Relocation, ...]:
+    return tuple(
+        Relocation(date.fromisoformat(m["moved_on"]), _place(m["location"]), m.get("note"))
+        for m in lifecycle.get("relocations", ())
+    )
+
+
 def from_checked(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
     """The typed record of a document ``check_deployment`` found no problem in (e.g. one read back
     from the log); ``source_file`` labels it, ``timezone`` is the zone its dates are in."""
@@ -310,8 +324,10 @@ def from_checked(doc: dict[str, Any], source_file: str, timezone: str) -> Deploy
 
 
 def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
-    location, lifecycle, accountable = doc["location"], doc["lifecycle"], doc["accountable"]
-    lat, lon = _centre(location)
+    lifecycle, accountable = doc["lifecycle"], doc["accountable"]
+    relocations = _relocations(lifecycle)
+    first = _place(doc["location"])
+    now = relocations[-1].place if relocations else first  # the record's fields say where it is now
     decommissioned = lifecycle.get("decommissioned")
     return Deployment(
         id=doc["id"],
@@ -337,12 +353,12 @@ def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
         ),
         commissioned=date.fromisoformat(lifecycle["commissioned"]),
         decommissioned=date.fromisoformat(decommissioned) if decommissioned else None,
-        lat=lat,
-        lon=lon,
-        area=location.get("area"),
-        bbox=_bbox(location),
-        mobility=location["mobility"],
-        address=location.get("address"),
+        lat=now.lat,
+        lon=now.lon,
+        area=now.area,
+        bbox=now.bbox,
+        mobility=now.mobility,
+        address=now.address,
         legal_basis=doc["legal_basis"],
         policy_links=tuple(doc["policy_links"]),
         feedback=MappingProxyType(dict(doc["feedback"])),
@@ -355,6 +371,8 @@ def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
         data_sources=_data_sources(doc),
         public_search_audit=doc.get("public_search_audit"),
         field_provenance=MappingProxyType(dict(doc.get("provenance", {}).get("fields", {}))),
+        relocations=relocations,
+        commissioned_at=first if relocations else None,
     )
 
 

@@ -119,6 +119,27 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a deployment is: a point, or an area (``lat``/``lon`` then its bbox's centre, or None)."""
+
+    lat: float | None
+    lon: float | None
+    area: str | None
+    bbox: tuple[float, float, float, float] | None
+    mobility: str
+    address: str | None
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """A declared move (``lifecycle.relocations``): from local day ``on``, the deployment is at ``place``."""
+
+    on: date
+    place: Place
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class Deployment:
     """One registry entry. ``raw`` is the parsed YAML (dates as ``YYYY-MM-DD`` text)."""
 
@@ -164,6 +185,25 @@ class Deployment:
     public_search_audit: bool | None = None
     # Where a field's value came from (``provenance.fields``): field path -> the source, in words.
     field_provenance: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    # Declared moves, oldest first. lat, lon, area, bbox, mobility and address above are where the
+    # deployment is now (the last move's place); the top-level ``location`` of the file is where it was
+    # at commissioning, kept here as ``commissioned_at`` when it has moved since.
+    relocations: tuple[Relocation, ...] = ()
+    commissioned_at: Place | None = None
+
+    @property
+    def place(self) -> Place:
+        """Where the deployment is now (after its last declared move)."""
+        return Place(self.lat, self.lon, self.area, self.bbox, self.mobility, self.address)
+
+    def places(self) -> tuple[tuple[date, Place, str | None], ...]:
+        """(from local day, place, note) for commissioning and every declared move, oldest first."""
+        first = self.commissioned_at if self.relocations and self.commissioned_at else self.place
+        return ((self.commissioned, first, None), *((r.on, r.place, r.note) for r in self.relocations))
+
+    def relocated_on(self, day: date) -> bool:
+        """Whether a move is declared on that local day."""
+        return any(r.on == day for r in self.relocations)
 
     def source_of(self, path: str) -> str | None:
         """Where the value at ``path`` (``retention[0]``, ``access.grants[2]``, ``devices``) came from,

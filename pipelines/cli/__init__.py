@@ -7,6 +7,7 @@ and ``COMMANDS`` below, the one list of every command (in ``sensorlog --help`` o
 * ``log``: the transparency log, ``verify``, ``prove``, ``check-proof``, ``log export``, ``cosign``
   and the ``witness`` group;
 * ``home``: ``init``, an empty home (``sensorlog --init <command>`` makes one first, too);
+* ``quarantine``: ``quarantine list`` and ``quarantine resolve`` (``pipelines.resolutions``);
 * ``audit``, ``portal``, ``registry``: one command each;
 * ``dev``: the sample city, ``generate`` and ``demo``, and a big invented registry, ``generate-registry``;
 * ``_output``: what the commands print (consoles, progress bars, errors, the summary, proof text).
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 import typer
 from typer.core import TyperGroup
 
-from pipelines.cli import audit, compact, dev, home, ingest, log, portal, registry
+from pipelines.cli import audit, compact, dev, home, ingest, log, portal, quarantine, registry
 from pipelines.cli._output import print_error
 from pipelines.cli.quality import data_docs_cmd
 from pipelines.errors import FAILURE, SensorlogError
@@ -60,6 +61,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
 GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("log", log.log_app),
     ("witness", log.witness_app),
+    ("quarantine", quarantine.quarantine_app),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from pipelines import flow, layout, storage
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.dev import airflow_runner, synthetic
+from pipelines.log import writer
 from pipelines.publish import compact
 from pipelines.registry import load_registry
 
@@ -222,3 +224,46 @@ def test_a_failed_gate_publishes_first_and_the_portal_rebuilds(airflow_run, tmp_
     assert (site / "index.html").is_file() and (site / "data.json").is_file()
     # The site shows what the failed-gate audit published.
     assert any("silent_deployment" in p.read_text(errors="replace") for p in site.rglob("*.csv"))
+
+
+def test_the_ingest_dag_takes_files_and_reprocess_and_its_events_carry_extra(airflow_run, tmp_path):
+    """The small city's ingest DAG triggered with params: ``files`` names one landed file already
+    published and one new (the same rows less one line: other bytes, so another batch, whose rows are all
+    duplicates), ``reprocess`` true. The first is re-staged and publishes nothing twice; the second is
+    published as duplicates; each event table's Asset event carries the run's totals and checkpoint."""
+    settings, truth, _ = airflow_run
+    landed = sorted(storage.list_files(settings.landing, (".ndjson",)))
+    first, source = landed[0], Path(landed[1])
+    lines = source.read_bytes().splitlines(keepends=True)
+    copy = source.with_name("zz-resent-" + source.name)
+    copy.write_bytes(b"".join(lines[1:]))
+    rel = lambda uri: layout.relative(settings.landing, uri)  # noqa: E731
+    conf = {"files": [rel(first), rel(str(copy))], "reprocess": True}
+    airflow_runner.dags_test(settings, "sensorlog_ingest", tmp_path / "params.log", conf=conf)
+
+    manifest = json.loads(storage.read_bytes(next(
+        m for m in storage.list_files(settings.manifests, (".json",))
+        if json.loads(storage.read_bytes(m)).get("source_file") == rel(str(copy)))))
+    assert manifest["rows_in"] == len(lines) - 1 == manifest["duplicates"] and manifest["published"] == 0
+    with closing(_audit_db(settings)) as db:
+        (run_id,) = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = 'sensorlog_ingest' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        events = {
+            name: json.loads(extra)
+            for name, extra in db.execute(
+                "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE e.source_dag_id = 'sensorlog_ingest' AND e.source_run_id = ?", (run_id,))
+        }
+    assert set(events) == {f"sensorlog.{t}" for t in ("collection", "deletion", "access", "lifecycle",
+                                                       "vendor_snapshot", "log")}
+    table = manifest["outputs"][0]["table"] if manifest["outputs"] else "collection"
+    extra = events[f"sensorlog.{table}"]
+    assert extra["batch_ids"] == [manifest["batch_id"]]  # the new batch only: the re-staged one was published
+    assert (extra["batches"], extra["published"], extra["duplicates"], extra["already_published"]) == (
+        1, 0, len(lines) - 1, 1)
+    latest = writer.latest_checkpoint(settings)
+    assert (extra["checkpoint_size"], extra["checkpoint_root"]) == (
+        latest.size, base64.b64encode(latest.root_hash).decode()) == (
+        events["sensorlog.log"]["checkpoint_size"], events["sensorlog.log"]["checkpoint_root"])
+    assert flow.discover(settings) == []  # both are remembered

@@ -3,6 +3,7 @@ metadata DB under ``SENSORLOG_HOME``. ``pipelines`` never imports Airflow; it on
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -63,10 +64,13 @@ def dags_test(
     log: Path,
     poll: Callable[[], None] | None = None,
     env: dict[str, str] | None = None,
+    conf: dict | None = None,
 ) -> None:
     """Run one DAG run to completion in-process under Airflow; ``poll`` is called while it runs;
-    ``env`` adds variables for the run (e.g. ``SENSORLOG_NOW``, ``SENSORLOG_AUDIT_FAIL_ON``)."""
-    _run([_airflow(), "dags", "test", dag_id], settings, log, poll, env)
+    ``env`` adds variables for the run (e.g. ``SENSORLOG_NOW``, ``SENSORLOG_AUDIT_FAIL_ON``); ``conf``
+    is the run's params (``{"files": [...], "reprocess": true}``), validated by the DAG's schemas."""
+    params = ["-c", json.dumps(conf)] if conf else []
+    _run([_airflow(), "dags", "test", dag_id, *params], settings, log, poll, env)
 
 
 def reserialize(settings: Settings, log: Path) -> None:

@@ -141,7 +141,9 @@ def print_table(table: Table) -> None:
     """A table on stdout: drawn by rich on a terminal wide enough for all of it; otherwise (piped, or a
     terminal narrower than the table) as plain lines, the header then one line per row and the footer,
     cells separated by tabs, so that no id, path or number is cut, folded or wrapped mid-word."""
-    if console.is_terminal and console.measure(table).maximum <= console.width:
+    # Measured with room to spare: a table measured at the console's width is squeezed to fit it.
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if console.is_terminal and natural <= console.width:
         console.print(table)
         return
 
@@ -153,8 +155,9 @@ def print_table(table: Table) -> None:
     lines += [list(cells) for cells in zip(*([plain(cell) for cell in c.cells] for c in columns), strict=True)]
     if table.show_footer:
         lines.append([plain(c.footer) for c in columns])
-    for cells in lines:
-        console.out("\t".join(cells), highlight=False)
+    # Straight to the file: rich would expand the tabs to spaces.
+    console.file.write("".join("\t".join(cells) + "\n" for cells in lines))
+    console.file.flush()
 
 
 def print_summary(s: Settings, totals: dict | None) -> None:

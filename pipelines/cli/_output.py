@@ -2,8 +2,10 @@
 messages, the per-deployment summary and the text of proofs.
 
 Results go to stdout (``console``); errors, warnings and lists of what was written go to stderr
-(``err_console``). Piped stdout gets a fixed width of 130 columns, so tables are not squeezed to 80.
-Lines a reader may copy (paths, hashes, proof lines) are printed with ``line``, which never wraps.
+(``err_console``). Piped stdout never wraps a line and gets a fixed width of 130 columns for the tables
+rich draws; ``print_table`` prints a table as tab-separated lines instead when piped or when it is wider
+than the terminal. Lines a reader may copy (paths, hashes, proof lines) are printed with ``line``, which
+never wraps.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ if TYPE_CHECKING:
     from pipelines.config import Settings
     from pipelines.log.prove import ConsistencyProof, EventProof
 
-console = Console() if sys.stdout.isatty() else Console(width=130)
+# Piped, no line is ever broken by rich (soft_wrap): a reader greps or cuts whole lines; tables are drawn
+# 130 wide, or as tab-separated lines by print_table.
+console = Console() if sys.stdout.isatty() else Console(width=130, soft_wrap=True)
 # soft_wrap: a path or hash cut in two by the terminal width could not be copied or grepped.
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import DEPLOYMENT, event_manifests, make_event, ndjson
 from waiting import wait_for_state
 
-from pipelines import storage
+from pipelines import layout, lineage, storage
 from pipelines.config import PROJECT_DIR, Settings
 from pipelines.registry import load_registry
 
@@ -85,6 +85,8 @@ def airflow_env(s3_env, bucket, tmp_path):
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
     }
     settings = Settings.from_env(env)
+    env.update(lineage.openlineage_env(settings, env))  # run events to the file transport, as sensorlog sets it
+    lineage.prepare(settings)
     return env, settings, home
 
 
@@ -121,6 +123,22 @@ def test_upload_is_published_by_the_event_driven_dag(airflow_env, bucket):
         declared = len(load_registry(settings.registry))  # the registry, logged before the first upload
         assert checkpoint.splitlines()[1] == str(declared + 1 + 9)  # then 1 + 1 manifest, 6 + 1 manifest
         # (The latency is printed, never asserted: how fast a loaded machine is decides nothing.)
+
+        # OpenLineage: each task ran in its own process (LocalExecutor), and the ingest task's COMPLETE
+        # event names the landed object as its input and the tables it wrote as outputs.
+        def ingest_events() -> list[dict]:
+            path = Path(layout.lineage_file(settings))
+            events = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+            return [e for e in events if e["job"]["name"] == "sensorlog_events.ingest"
+                    and e["eventType"] == "COMPLETE" and e.get("inputs")]
+
+        wait_for(lambda: len(ingest_events()) >= 2, "both ingest runs' lineage events", proc, log)
+        event = next(e for e in ingest_events() if any(i["name"].endswith("2026-07-02 export.ndjson")
+                                                          for i in e["inputs"]))
+        assert {(i["namespace"], i["name"]) for i in event["inputs"]} == {
+            (f"s3://{bucket}", "sensorlog/landing/vendor-a/2026-07-02 export.ndjson")}
+        assert {o["name"] for o in event["outputs"]} >= {
+            "sensorlog/published/event_type=collection", "sensorlog/published/event_type=access"}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -11,8 +11,8 @@ import pytest
 from conftest import DEPLOYMENT, make_event, ndjson
 
 from pipelines.ingest import validate
-from pipelines.quality import project as quality_project
 from pipelines.ingest.feeds import parse_file
+from pipelines.quality import project as quality_project
 from pipelines.schemas import event_table
 
 pytestmark = pytest.mark.integration

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from pickle import PicklingError
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -393,28 +399,107 @@ def _registry_files(root: Path) -> tuple[list[Path], list[Problem]]:
     return files, []
 
 
-def _load_file(
-    path: Path, timezone: str, store: DocumentCache | None, hashes: list[tuple[str, str]]
-) -> tuple[Deployment | None, list[Problem]]:
-    """One file's record or problems; the hash of the bytes it was built from goes to ``hashes``."""
+def _check_file(data: bytes, path: Path) -> tuple[Any, list[Problem]]:
+    """Parse and check one file's bytes: its document, or its problems (with their lines)."""
     name = str(path)
-    data, problems = _read_bytes(path, name)
-    if data is None:
+    doc, problems = _parse_yaml(data, name)
+    if problems:
         return None, problems
-    digest = hashlib.sha256(data).hexdigest()
-    hashes.append((name, digest))
-    key = entry_key(path.stem, digest) if store else ""
-    doc = store.get(key) if store else None
-    if doc is None:
-        doc, problems = _parse_yaml(data, name)
-        if problems:
-            return None, problems
-        problems = check_deployment(doc, name, path.stem)
-        if problems:
-            return None, with_lines(problems, path)
-        if store:
-            store.put(key, doc)
-    return _build(doc, name, timezone), []
+    problems = check_deployment(doc, name, path.stem)
+    return (None, with_lines(problems, path)) if problems else (doc, [])
+
+
+def _check_files(jobs: list[tuple[bytes, Path]]) -> list[tuple[Any, list[Problem]]]:
+    """A pool worker's share: ``_check_file`` for each, without the cyclic collector (see ``_no_gc``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [_check_file(data, path) for data, path in jobs]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# Checking a file costs ~20 ms of CPU (YAML, schema, privacy, size), so a registry with many files not in
+# the cache is checked on every core. Below this many the pool's start (each worker imports the checks,
+# about a second) costs more than it saves; a daemon process (a pool worker itself) may not start one.
+POOL_MIN_FILES = 200
+_POOL_CHUNK = 25
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A pool worker's initializer: exit once the process that started it is gone (a command killed by
+    SIGKILL cannot shut its pool down; its workers would check files for nobody). As flow's staging
+    workers do; not imported from there, which would make the registry depend on the pipeline."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _pool_workers(uncached: int, workers: int) -> int:
+    if uncached < POOL_MIN_FILES or multiprocessing.current_process().daemon:
+        return 1
+    return max(1, min(workers, uncached // _POOL_CHUNK))
+
+
+def _check_all(jobs: list[tuple[bytes, Path]], workers: int) -> list[tuple[Any, list[Problem]]]:
+    """``_check_file`` for every job, in order: in ``workers`` processes when there are many, else here."""
+    workers = _pool_workers(len(jobs), workers)
+    if workers > 1:
+        chunks = [jobs[i:i + _POOL_CHUNK] for i in range(0, len(jobs), _POOL_CHUNK)]
+        try:
+            # spawn, not fork: a forked child would inherit the parent's threads' locks (DuckDB, Arrow pools).
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+            ) as pool:
+                return [result for part in pool.map(_check_files, chunks) for result in part]
+        except (OSError, BrokenProcessPool, PicklingError):
+            pass  # no pool here (no /dev/shm, a sandbox, a worker killed): check the files in this process
+    return _check_files(jobs)
+
+
+def _load_files(
+    files: list[Path], timezone: str, store: DocumentCache | None, hashes: list[tuple[str, str]], workers: int
+) -> list[tuple[Deployment | None, list[Problem]]]:
+    """Each file's record or problems, in order; the hash of the bytes each was built from goes to ``hashes``."""
+    out: list[tuple[Deployment | None, list[Problem]]] = []
+    docs: list[Any] = []
+    jobs: list[tuple[bytes, Path]] = []
+    keys: list[str] = []
+    for path in files:
+        data, problems = _read_bytes(path, str(path))
+        if data is None:
+            out.append((None, problems))
+            docs.append(None)
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        hashes.append((str(path), digest))
+        key = entry_key(path.stem, digest) if store else ""
+        doc = store.get(key) if store else None
+        if doc is None:
+            jobs.append((data, path))
+            keys.append(key)
+        out.append((None, []))
+        docs.append(doc)
+    checked = iter(zip(_check_all(jobs, workers), keys, strict=True))
+    for i, path in enumerate(files):
+        if out[i][1]:
+            continue  # unreadable or too large
+        doc = docs[i]
+        if doc is None:
+            (doc, problems), key = next(checked)
+            if problems:
+                out[i] = (None, problems)
+                continue
+            if store:
+                store.put(key, doc)
+        out[i] = (_build(doc, str(path), timezone), [])
+    return out
 
 
 @contextmanager
@@ -437,7 +522,7 @@ _Fingerprint = tuple[str, str, tuple[tuple[str, str], ...]]  # folder, timezone,
 
 
 def _load(
-    path: str | Path, timezone: str, cache_dir: str | Path | None = None
+    path: str | Path, timezone: str, cache_dir: str | Path | None = None, workers: int = 1
 ) -> tuple[dict[str, Deployment], list[Problem], _Fingerprint]:
     ZoneInfo(timezone)  # an unknown zone is a configuration error, not a registry problem
     files, problems = _registry_files(Path(path))
@@ -445,8 +530,8 @@ def _load(
     deployments: dict[str, Deployment] = {}
     hashes: list[tuple[str, str]] = []
     with _no_gc():
-        for file in files:
-            deployment, file_problems = _load_file(file, timezone, store, hashes)
+        loaded = _load_files(files, timezone, store, hashes, workers)
+        for file, (deployment, file_problems) in zip(files, loaded, strict=True):
             problems += file_problems
             if deployment is None:
                 continue
@@ -462,9 +547,9 @@ def _load(
     return deployments, problems, (str(path), timezone, tuple(hashes))
 
 
-def validate_registry(path: str | Path, *, cache_dir: str | Path | None = None) -> list[Problem]:
+def validate_registry(path: str | Path, *, cache_dir: str | Path | None = None, workers: int = 1) -> list[Problem]:
     """Every problem in the registry folder (or single file) at ``path``; empty when it is valid."""
-    return _load(path, DEFAULT_TIMEZONE, cache_dir)[1]
+    return _load(path, DEFAULT_TIMEZONE, cache_dir, workers)[1]
 
 
 # The last registry this process loaded, with what it was loaded from: (folder, timezone, the name and
@@ -488,7 +573,7 @@ def _fingerprint(path: str | Path, timezone: str) -> _Fingerprint | None:
 
 
 def load_registry(
-    path: str | Path, *, timezone: str = DEFAULT_TIMEZONE, cache_dir: str | Path | None = None
+    path: str | Path, *, timezone: str = DEFAULT_TIMEZONE, cache_dir: str | Path | None = None, workers: int = 1
 ) -> Registry:
     """Load and check a registry folder (or a single deployment file); RegistryError lists all problems.
 
@@ -496,12 +581,15 @@ def load_registry(
     ``cache_dir`` holds checked documents by content hash (``pipelines.registry.cache``; the home's is
     ``registry_cache_dir(settings)``), so files unchanged since they were last checked are not parsed.
     A registry this process loaded last is returned again while its files still hash the same.
+    ``workers`` > 1 checks files the cache does not hold in that many processes when there are at least
+    ``POOL_MIN_FILES`` of them (spawned: the calling program's main module must be import-safe, as for
+    ``sensorlog run``'s staging pool; ``home_registry`` passes one per core).
     """
     global _last
     ZoneInfo(timezone)
     if _last is not None and _last[0][:2] == (str(path), timezone) and _fingerprint(path, timezone) == _last[0]:
         return _last[1]
-    deployments, problems, fingerprint = _load(path, timezone, cache_dir)
+    deployments, problems, fingerprint = _load(path, timezone, cache_dir, workers)
     if problems:
         raise RegistryError(problems)
     registry = Registry(deployments)
@@ -512,7 +600,17 @@ def load_registry(
 def home_registry(settings: Settings) -> Registry:
     """The configured registry in the configured time zone, through the home's cache: what every
     command loads (``load_registry``; a second call in one process returns the same records)."""
-    return load_registry(settings.registry, timezone=settings.timezone, cache_dir=registry_cache_dir(settings))
+    return load_registry(
+        settings.registry, timezone=settings.timezone, cache_dir=registry_cache_dir(settings),
+        workers=registry_workers(),
+    )
+
+
+def registry_workers() -> int:
+    """How many processes a command checks uncached files in: ``SENSORLOG_WORKERS``, else one per core."""
+    from pipelines.config import workers
+
+    return workers() or os.cpu_count() or 1
 
 
 def registry_warnings(registry: Registry, city_bbox: BBox | None = None) -> list[Problem]:

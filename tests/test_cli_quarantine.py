@@ -26,6 +26,8 @@ def test_list_then_resolve_then_nothing_open(tmp_path: Path, device_registry: Pa
     flow.run(Settings.from_env(env), workers=1)
     batch = storage.sha256_of(str(landed))[0]
     runner = CliRunner()
+    status = runner.invoke(app, ["status"], env=env)
+    assert status.exit_code == 0 and "quarantine resolutions: 0 of 1 resolved, 1 open" in status.output
 
     listed = runner.invoke(app, ["quarantine", "list", "--open"], env=env)
     assert listed.exit_code == 0, listed.output
@@ -42,3 +44,12 @@ def test_list_then_resolve_then_nothing_open(tmp_path: Path, device_registry: Pa
     assert done.exit_code == 0 and "every quarantined row of batch" in done.output
     after = runner.invoke(app, ["quarantine", "list", "--open"], env=env)
     assert after.exit_code == 0 and batch not in after.output and "0 open" in after.output
+    assert "quarantine resolutions: 1 of 1 resolved, 0 open" in runner.invoke(app, ["status"], env=env).output
+
+    # A correction of the batch: status says its rows are left out of the counts.
+    fix = tmp_path / "landing" / "corrections" / batch / "cams" / "a.ndjson"
+    fix.parent.mkdir(parents=True)
+    fix.write_bytes(ndjson([make_event("collection", 0, records=3)]))
+    flow.run(Settings.from_env(env), workers=1)
+    corrected = runner.invoke(app, ["status"], env=env).output
+    assert "1 batch(es) superseded by a correction" in corrected

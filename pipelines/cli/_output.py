@@ -171,7 +171,8 @@ def print_summary(s: Settings, totals: dict | None) -> None:
     Every quarantined row is in the table's quarantined column, the rows that name no deployment on
     a row of their own, so its total is the quarantined rows the manifests count; files quarantined
     whole are counted apart (they hold no row), from the same query (``summary.quarantine_counts``)."""
-    from pipelines import flow, storage, summary
+    from pipelines import flow, resolutions, storage, summary
+    from pipelines.ingest import corrections
 
     rows = summary.per_deployment(s)
     counts = summary.quarantine_counts(s)
@@ -195,6 +196,18 @@ def print_summary(s: Settings, totals: dict | None) -> None:
         line(
             f"[yellow]quarantine: {counts.rows:,} rows ({counts.unattributed:,} of them unreadable lines that name"
             f" no deployment) and {counts.files:,} files quarantined whole[/yellow]: see {escape(s.quarantine)}"
+        )
+    entries = resolutions.by_batch(s)
+    if entries:
+        rows_q, open_q = sum(e.rows for e in entries), sum(e.open for e in entries)
+        line(
+            f"quarantine resolutions: {rows_q - open_q:,} of {rows_q:,} resolved, {open_q:,} open"
+            " (a file quarantined whole counts as one; `sensorlog quarantine list --open`)"
+        )
+    if superseded := corrections.superseded_in(s):
+        line(
+            f"{len(superseded)} batch(es) superseded by a correction: their rows stay in the log and are left out"
+            " of the counts above (docs/corrections.md)"
         )
     label = "this run" if totals else "all batches"
     totals = totals or summary.manifest_totals(s)

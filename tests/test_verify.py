@@ -406,7 +406,7 @@ def test_rewritten_tile_store_cannot_fake_consistency(city: City, home: Path) ->
 def test_processing_the_same_files_twice_changes_nothing(home: Path) -> None:
     s = settings_for(home)
     before = {name: (home / "log" / name).read_bytes() for name in ("checkpoint", "state.json", "batches.jsonl")}
-    flow.run(s)  # the copy's landing paths are new to it: every file is re-discovered and re-staged
+    flow.run(s)  # a copy of the home: its processed-file record is relative to the landing root
     one = next(p for p in (home / "landing").rglob("*.ndjson") if p.stat().st_size)
     shutil.copy(one, one.with_name("again-" + one.name))  # the same bytes landed under another name
     (home / "state" / "processed.json").unlink()

@@ -107,6 +107,22 @@ def test_fast_and_jsonschema_agree_on_every_hostile_change(path: Path, fast, slo
     assert disagree == []
 
 
+def test_fast_and_jsonschema_agree_on_hostile_relocations(fast, slow) -> None:
+    doc = _load(SAMPLES[0])
+    doc["lifecycle"]["relocations"] = [
+        {"moved_on": "2030-01-01", "location": {"area": "Depot", "bbox": [1, 2, 3, 4], "mobility": "fixed"},
+         "note": "road works"},
+    ]
+    assert fast(doc) and slow.is_valid(doc)
+    disagree, checked = [], 0
+    for label, changed in _mutations(doc):
+        if "relocations" in label:
+            checked += 1
+            if fast(changed) != slow.is_valid(changed):
+                disagree.append(label)
+    assert checked > 100 and disagree == []
+
+
 @pytest.mark.parametrize("label,change", STRICTER, ids=[s[0] for s in STRICTER])
 def test_where_the_fast_path_is_stricter_jsonschema_judges(label: str, change, fast, slow) -> None:
     doc = _load(SAMPLES[0])

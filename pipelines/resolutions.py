@@ -154,6 +154,12 @@ def resolve(
     return record
 
 
+def describe(r: Resolution) -> str:
+    """One resolution in words: "line 3 fixed by <id>", "superseded by <id>", "accepted invalid: <note>"."""
+    what = r.outcome.replace("_", " ") + (f" by {r.fixed_by}" if r.fixed_by else "") + (f": {r.note}" if r.note else "")
+    return what if r.line is None else f"line {r.line} {what}"
+
+
 def by_batch(settings: Settings) -> list[BatchQuarantine]:
     """Every event batch with quarantined rows (or quarantined whole), and how many are resolved."""
     manifests = [
@@ -170,8 +176,6 @@ def by_batch(settings: Settings) -> list[BatchQuarantine]:
         mine = records.get(m.batch_id, [])
         whole = [r for r in mine if r.line is None]
         resolved = len(lines) if whole else sum(1 for n in lines if n in {r.line for r in mine})
-        outcomes = tuple(
-            dict.fromkeys(f"{r.outcome.replace('_', ' ')}" + (f" by {r.fixed_by}" if r.fixed_by else "") for r in mine)
-        )
+        outcomes = tuple(dict.fromkeys(describe(r) for r in mine))
         out.append(BatchQuarantine(m.batch_id, m.source_file, len(lines), resolved, outcomes))
     return out

@@ -52,7 +52,9 @@ def test_rows_are_resolved_one_by_one_and_checked_against_the_quarantine(home):
     assert state(home, bad) == (2, 1)
     resolutions.resolve(home, bad, "accepted_invalid", line=3, note="vendor test camera, never deployed")
     (entry,) = [b for b in resolutions.by_batch(home) if b.batch_id == bad]
-    assert (entry.open, entry.outcomes) == (0, (f"fixed by {fix}", "accepted invalid"))
+    assert (entry.open, entry.outcomes) == (
+        0, (f"line 2 fixed by {fix}", "line 3 accepted invalid: vendor test camera, never deployed")
+    )
 
     with pytest.raises(ResolutionError, match="no quarantined row at line 1; its quarantined lines: 2, 3"):
         resolutions.resolve(home, bad, "accepted_invalid", line=1, note="x")
@@ -86,3 +88,25 @@ def test_a_damaged_record_file_is_named_with_its_line(home):
     path.write_text('{"batch_id": "x"}\n')
     with pytest.raises(resolutions.SensorlogError, match=r"resolutions.jsonl: line 1: not a resolution record"):
         resolutions.by_batch(home)
+
+
+def test_the_data_quality_page_shows_corrections_and_resolutions(home, tmp_path):
+    import json
+
+    from pipelines.portal.quality import write_quality
+    from pipelines.site import Site
+
+    _, bad = land(home, "cams/a.ndjson", ndjson(EVENTS))
+    _, other = land(home, "cams/b.ndjson", ndjson(EVENTS[1:]))
+    flow.run(home, workers=1)
+    _, fix = land(home, f"corrections/{bad}/cams/a.ndjson", ndjson(EVENTS[:1]))
+    flow.run(home, workers=1)
+    resolutions.resolve(home, other, "accepted_invalid", line=1, note="vendor test camera")
+    site = tmp_path / "site"
+    write_quality(Site(str(site)), home, "en")
+    listed = {b["batch_id"]: b for b in json.loads((site / "quality" / "validation.json").read_text())["batches"]}
+    assert listed[bad]["superseded_by"] == fix and listed[fix]["supersedes"] == [bad]
+    assert (listed[bad]["quarantine_open"], listed[other]["quarantine_open"]) == (0, 1)
+    assert listed[other]["quarantine_resolutions"] == ["line 1 accepted invalid: vendor test camera"]
+    page = (site / "quality" / "index.html").read_text()
+    assert f"by the correction {fix[:16]}" in page and "1 quarantined row(s) not resolved yet" in page

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipelines import layout, storage
+from pipelines import layout, resolutions, storage
 from pipelines.config import Settings
 from pipelines.records import Manifest
 from pipelines.site import Site
@@ -47,6 +47,10 @@ def write_quality(site: Site, settings: Settings, lang: str) -> int:
     """Write the data-quality page, its JSON and the public Validation Results; returns the batches."""
     manifests = _manifests(settings)
     public_root = Path(layout.public_validations_dir(settings))
+    # Corrections and quarantine resolutions (docs/corrections.md): what replaced a batch, what became
+    # of its quarantined rows.
+    superseded_by = {old: m.batch_id for m in manifests for old in (m.supersedes or ())}
+    resolved = {q.batch_id: q for q in resolutions.by_batch(settings)}
     summaries = []
     for m in manifests:
         refs = []
@@ -61,6 +65,9 @@ def write_quality(site: Site, settings: Settings, lang: str) -> int:
             "rows_in": m.rows_in, "published": m.published, "quarantined": m.quarantined,
             "duplicates": m.duplicates, "file_error": m.file_error, "validation": m.validation,
             "validation_results": refs,
+            "supersedes": list(m.supersedes or ()), "superseded_by": superseded_by.get(m.batch_id),
+            "quarantine_open": resolved[m.batch_id].open if m.batch_id in resolved else 0,
+            "quarantine_resolutions": list(resolved[m.batch_id].outcomes) if m.batch_id in resolved else [],
         })
     listing = json.dumps({"batches": summaries}, indent=1, sort_keys=True)
     site.write(f"{layout.SITE_QUALITY_DIR}/validation.json", listing)
@@ -76,6 +83,14 @@ def _failed(summary: dict[str, Any]) -> str:
     ]
     if summary["file_error"]:
         items.insert(0, f"<li>whole file rejected: {html.escape(summary['file_error'])}</li>")
+    if summary["superseded_by"]:
+        by = html.escape(summary["superseded_by"][:16])
+        items.insert(0, f"<li><strong>superseded</strong> by the correction {by}… (its rows stay in the log"
+                        " and are left out of every count)</li>")
+    items += [f"<li>corrects {html.escape(old[:16])}…</li>" for old in summary["supersedes"]]
+    items += [f"<li>resolved: {html.escape(what)}</li>" for what in summary["quarantine_resolutions"]]
+    if summary["quarantine_open"]:
+        items.append(f"<li>{summary['quarantine_open']} quarantined row(s) not resolved yet</li>")
     return f"<ul>{''.join(items)}</ul>" if items else "none"
 
 

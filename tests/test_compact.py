@@ -311,6 +311,7 @@ def test_an_unlisted_file_in_a_partition_refuses_compaction(home: Path) -> None:
 
 def test_an_s3_published_root_is_refused_with_a_reason(tmp_path: Path) -> None:
     env = {"SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_PUBLISHED": "s3://bucket/published"}
+    (tmp_path / "home").mkdir()  # a home that does not exist is refused before the S3 root is looked at
     result = CliRunner().invoke(app, ["compact"], env=env)
     assert result.exit_code == 1 and "S3" in result.output and "Traceback" not in result.output
     assert "skipped" in compact.compact_after_publish(Settings.from_env(env))

@@ -24,6 +24,7 @@ def registry(device_registry: Path) -> Path:
 
 
 def env_for(tmp_path: Path, registry: Path) -> dict[str, str]:
+    (tmp_path / "home").mkdir(exist_ok=True)  # the landing is elsewhere; the commands need a home that exists
     return {
         "SENSORLOG_HOME": str(tmp_path / "home"),
         "SENSORLOG_LANDING": str(tmp_path / "landing"),

@@ -500,6 +500,7 @@ def test_cli_usage_errors_exit_2_without_a_traceback(settings, tmp_path) -> None
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    Path(settings.home).mkdir(parents=True, exist_ok=True)  # cosign reads a home: it must exist
     Path(settings.witnesses).write_text("garbage\n")
     result = runner.invoke(app, ["cosign"], env={"SENSORLOG_HOME": settings.home,
                                                  "SENSORLOG_WITNESSES": settings.witnesses})

@@ -54,6 +54,7 @@ def test_sensorlog_run_prints_the_warning_on_stderr(tmp_path):
     settings = settings_for(tmp_path, [deployment("zz-elsewhere-counter", {"counts": "P30D"})])
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENSORLOG_")}
     env |= {"SENSORLOG_HOME": settings.home, "SENSORLOG_REGISTRY": settings.registry}
+    Path(settings.home).mkdir(parents=True, exist_ok=True)  # sensorlog run refuses a home that does not exist
     done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--workers", "1"], env=env,
                           cwd=Path(tmp_path), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -343,18 +343,16 @@ def commit_batches(
                 progress(batch_id)
             continue
         done.add(batch_id)
-        # Published before (a re-processed file, a copy under another name, a copied home): counted apart,
-        # so a run's totals are what it added. Another run may commit it between this check and the lock;
-        # then both count it, and the manifests (``summary.manifest_totals``) still count it once.
-        was_published = storage.exists(layout.manifest_file(settings, batch_id))
         try:
-            manifest = publish.publish_batch(settings, batch_id)
+            manifest, committed_here = publish.publish_batch_once(settings, batch_id)
         except Exception as exc:
             _failure(failures, "batch", batch_id, exc)
             if progress:
                 progress(batch_id)
             continue
-        if was_published:
+        # Published before (a re-processed file, a copy under another name, a copied home, another run
+        # at the same time): counted apart, so a run's totals are what it added.
+        if not committed_here:
             already += 1
         else:
             events = events.plus(manifest)

@@ -84,12 +84,20 @@ def publish_batch(settings: Settings, batch_id: str, source_uri: str | None = No
 
     A staged batch that is not what staging wrote is staged again, under the lock, from the landed
     file: ``source_uri``, else the file it was staged from, else the landed file with its bytes."""
+    return publish_batch_once(settings, batch_id, source_uri)[0]
+
+
+def publish_batch_once(settings: Settings, batch_id: str, source_uri: str | None = None) -> tuple[Manifest, bool]:
+    """``publish_batch``, and whether this call committed it (False: it was committed before). Decided
+    under the writer lock, so of two runs publishing one batch at once exactly one says True."""
     manifest_uri = layout.manifest_file(settings, batch_id)
+    committed_here = False
     with writer_lock(settings):
         _recover(settings)
         if storage.exists(manifest_uri):
             manifest = Manifest.from_json(storage.read_bytes(manifest_uri), manifest_uri)
         else:
+            committed_here = True
             try:
                 stage, fresh = check_stage(settings, batch_id), False
             except StaleStage as stale:
@@ -103,7 +111,7 @@ def publish_batch(settings: Settings, batch_id: str, source_uri: str | None = No
                 manifest = _publish(settings, batch_id, stage)
         shutil.rmtree(layout.staging_dir(settings, batch_id), ignore_errors=True)
     pa.default_memory_pool().release_unused()  # see stage_file: keep a long run's RSS flat
-    return manifest
+    return manifest, committed_here
 
 
 def _restage(settings: Settings, batch_id: str, source_uri: str | None, reason: str) -> StageResult:

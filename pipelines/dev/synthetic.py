@@ -55,7 +55,7 @@ BYTES_PER_RECORD = {"video": 18_000_000, "images": 250_000, "plate_reads": 900, 
 ACCESS_PER_DAY = {"alpr": 5.0, "cctv_camera": 1.5, "gunshot_detection": 0.8}
 DEFAULT_ACCESS_PER_DAY = 0.25
 UNDECLARED_CANDIDATES = ("device_identifiers", "images", "audio_clips", "video")
-FIRMWARE_PER_DAY = 1 / 400  # chance a deployment's vendor updates its firmware on a given day
+FIRMWARE_PER_DAY = 1 / 20  # chance a deployment's vendor updates its firmware on a given day (a short range has some)
 
 
 @dataclass(frozen=True)

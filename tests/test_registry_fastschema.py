@@ -12,7 +12,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pipelines.registry import checks
-from pipelines.registry.fastschema import UnsupportedSchema, compile_fast, draft07, fast_validator
+from pipelines.registry.checks import fast_validator
+from pipelines.registry.fastschema import UnsupportedSchema, compile_fast, draft07
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from pipelines.config import resource_dir
 from pipelines.errors import USAGE, SensorlogError
-from pipelines.registry.fastschema import fast_validator
+from pipelines.registry.fastschema import compile_fast
 from pipelines.registry.retention import (
     DURATION_EXPECTED,
     INDEFINITE,
@@ -98,6 +98,13 @@ class RegistryError(SensorlogError):
 def deployment_schema() -> Mapping[str, Any]:
     with SCHEMA_FILE.open(encoding="utf-8") as fh:
         return json.load(fh)
+
+
+@cache
+def fast_validator() -> Callable[[Any], bool] | None:
+    """The compiled fast path for the deployment schema (``fastschema``), or None (everything goes
+    through jsonschema). Here, beside the schema it compiles, so fastschema imports nothing of ours."""
+    return compile_fast(deployment_schema())
 
 
 @cache

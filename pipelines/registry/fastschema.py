@@ -16,14 +16,13 @@ draft-07 translation made here from the one schema file, never a second copy:
 - every ``format`` is checked by jsonschema's own format checker, so "2024-02-30" is refused by both;
 - defaults are never inserted into the document (it is logged as parsed), and no reference is fetched.
 
-A keyword the translation does not know disables the fast path (``fast_validator`` returns None) rather
+A keyword the translation does not know disables the fast path (``checks.fast_validator`` returns None) rather
 than being skipped, so adding one to the schema cannot make the fast path laxer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any
 
 import fastjsonschema  # type: ignore[import-untyped]  # ships no type hints
@@ -139,11 +138,3 @@ def compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
         return True
 
     return accepts
-
-
-@cache
-def fast_validator() -> Callable[[Any], bool] | None:
-    """The compiled fast path for the deployment schema, or None (everything goes through jsonschema)."""
-    from pipelines.registry.checks import deployment_schema
-
-    return compile_fast(deployment_schema())

@@ -21,20 +21,18 @@ Layout (relative to the quality folder; ``pipelines.layout`` names each)::
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pipelines import locks
 from pipelines.config import apply_library_defaults, resource_dir
 from pipelines.schemas import EVENT_TABLES
 from pipelines.tables import table_spec
@@ -94,16 +92,6 @@ def _current(gx_dir: Path, digest: str) -> bool:
         return False
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_project(quality: str | Path) -> Path:
     """The GX project under ``quality`` (its root, for ``gx.get_context(project_root_dir=...)``),
     generated or regenerated when missing or out of date. Stored results and Data Docs are kept."""
@@ -113,7 +101,7 @@ def ensure_project(quality: str | Path) -> Path:
     if _current(gx_dir, digest):
         return root
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".gx.lock"):
+    with locks.exclusive(root / ".gx.lock"):
         if _current(gx_dir, digest):  # another process generated it while we waited
             return root
         work = root / f".gx-build-{uuid.uuid4().hex}"

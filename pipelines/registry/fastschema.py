@@ -28,6 +28,8 @@ from typing import Any
 import fastjsonschema  # type: ignore[import-untyped]  # ships no type hints
 from jsonschema import Draft202012Validator
 
+from pipelines.errors import SensorlogError
+
 # Keywords whose meaning is the same in draft-07 and 2020-12 (or translated below), and annotations.
 _SAME = frozenset({
     "additionalProperties", "anyOf", "allOf", "oneOf", "not", "enum", "const", "type", "format", "items",
@@ -42,7 +44,7 @@ _SUBSCHEMAS = frozenset({"not", "items", "propertyNames", "additionalProperties"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
 
-class UnsupportedSchema(ValueError):
+class UnsupportedSchema(SensorlogError, ValueError):
     """The schema uses a keyword the draft-07 translation does not know."""
 
 

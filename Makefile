@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# axe-core for the browser tests' accessibility check (tests/test_a11y.py), pinned in package-lock.json.
+NODE_STAMP := node_modules/.installed
 # Tests run in three pytest-xdist workers, a whole module per worker (module fixtures build their data once).
 # Most tests wait on processes, servers and disks, so three beat two on this 2-core machine; PYTEST_PARALLEL=
 # (empty) runs them in one process.
@@ -19,10 +21,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sensorlog demo
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	bash scripts/system-packages.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mypy

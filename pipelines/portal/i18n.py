@@ -1,27 +1,36 @@
-"""The portal's own words (headings, labels) in English, Spanish, French and Portuguese.
+"""The portal's own words (headings, labels) in the six shipped languages: en, es, fr, pt, km, tl.
 
 The words are data, one catalog per language in ``locales/<lang>.json`` (UTF-8): ``strings``, the
 portal's words by key (``str.format`` placeholders such as ``{count}``), and ``kinds``, the label of
-each registry ``kind``. A translator edits a file, never this module; ``tests/test_locales.py``
-checks that every catalog has the English keys and placeholders.
+each registry ``kind``. A translator edits a file, never this module; ``tests/test_locales.py`` fails
+when a shipped language has no catalog, or its catalog lacks an English key or changes its placeholders.
 
-DTPR names and descriptions come localised from the taxonomy in all six languages. The portal's own
-words for Khmer and Tagalog fall back to English until someone who writes those languages reviews a
-translation (the DTPR card does the same for its retention sentences); fallback text is marked
+Every shipped language has every key, so a page never falls back to English for the site's own words.
+The Khmer and Tagalog catalogs were written without a native speaker and need review by one (see
+docs/languages.md). DTPR names and descriptions come localised from the taxonomy. Text that does fall
+back to English (registry fields without a translation, a key a future catalog lacks) is marked
 ``lang="en"`` so screen readers switch voice.
+
+One build writes every language (``page_prefix``): the first at the site root, each other under
+``<lang>/``, all sharing the data files at the root.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from pipelines.registry.taxonomy import SUPPORTED_LANGS
+
 LOCALE_DIR = Path(__file__).resolve().parent / "locales"
 SOURCE_LANG = "en"  # every key exists in English; the other catalogs translate it
+# The languages a build writes unless told otherwise: the DTPR taxonomy's six; each has a catalog.
+SHIPPED_LANGS: tuple[str, ...] = SUPPORTED_LANGS
 
 
 @dataclass(frozen=True)
@@ -82,3 +91,11 @@ def kind_label(kind: str, lang: str) -> tuple[str, str]:
     if own:
         return own, lang
     return load_catalog(SOURCE_LANG).kinds.get(kind) or kind.replace("_", " ").capitalize(), "en"
+
+
+def page_prefix(lang: str, languages: Sequence[str]) -> str:
+    """Where ``lang``'s pages are, relative to the site root: "" for the build's first language, else
+    ``"<lang>/"``. ``languages`` is the build's list, first language first."""
+    if lang not in languages:
+        raise ValueError(f"language {lang!r} is not one of this build's ({', '.join(languages)})")
+    return "" if lang == languages[0] else f"{lang}/"

@@ -18,8 +18,8 @@ One build writes every language (``page_prefix``): the first at the site root, e
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -175,6 +176,10 @@ def test_a_failed_gate_publishes_first_and_the_portal_rebuilds(airflow_run, tmp_
     the gate fails (once), yet the findings were written, the Asset events emitted and the portal
     queued by them; the portal DAG then rebuilds the site from those findings."""
     settings, truth, log = airflow_run
+    # The portal builds at its default output, the home's site: that folder is the portal Asset's URI,
+    # known to the DB since the fixture's runs (another SENSORLOG_PORTAL_OUT here would be another URI
+    # under the same Asset name, inactive until a scheduler retires the old one).
+    site = Path(layout.site_dir(settings))
     airflow_runner.reserialize(settings, log)  # the portal's Asset schedule is known to the DB
     month_later = {"SENSORLOG_NOW": "2026-08-15T12:00:00Z", "SENSORLOG_AUDIT_FAIL_ON": "high"}
     audit_log = tmp_path / "audit.log"  # its own log: the runner scans a log for failed tasks
@@ -218,9 +223,8 @@ def test_a_failed_gate_publishes_first_and_the_portal_rebuilds(airflow_run, tmp_
         }
         assert "sensorlog_portal" in queued  # the scheduler's next loop creates the portal's run
 
-    site = tmp_path / "site"
-    airflow_runner.dags_test(settings, "sensorlog_portal", tmp_path / "portal.log", env={
-        "SENSORLOG_PORTAL_OUT": str(site), **month_later})
+    shutil.rmtree(site, ignore_errors=True)  # what is there after the run is this run's build
+    airflow_runner.dags_test(settings, "sensorlog_portal", tmp_path / "portal.log", env=month_later)
     assert (site / "index.html").is_file() and (site / "data.json").is_file()
     # The site shows what the failed-gate audit published.
     assert any("silent_deployment" in p.read_text(errors="replace") for p in site.rglob("*.csv"))

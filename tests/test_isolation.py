@@ -55,7 +55,7 @@ def test_a_file_whose_staging_fails_does_not_stop_the_next(s: Settings, write_fi
 
 def test_a_batch_whose_commit_fails_does_not_stop_the_next(s: Settings, write_file, monkeypatch) -> None:
     _land(write_file, 3)
-    real = publish.publish_batch
+    real = publish.publish_batch_once  # what the flow commits each batch with
     calls: list[str] = []
 
     def flaky(settings, batch_id, *args, **kwargs):
@@ -64,10 +64,10 @@ def test_a_batch_whose_commit_fails_does_not_stop_the_next(s: Settings, write_fi
             raise OSError("simulated storage fault")
         return real(settings, batch_id, *args, **kwargs)
 
-    monkeypatch.setattr(publish, "publish_batch", flaky)
+    monkeypatch.setattr(publish, "publish_batch_once", flaky)
     totals = flow.run(s)
     assert len(totals["failed"]) == 1 and totals["failed"][0]["batch"] == calls[0]
     assert len(_published_sources(s)) == 2
-    monkeypatch.setattr(publish, "publish_batch", real)
+    monkeypatch.setattr(publish, "publish_batch_once", real)
     assert flow.run(s)["failed"] == []
     assert len(_published_sources(s)) == 3

@@ -73,10 +73,13 @@ def dags_test(
     _run([_airflow(), "dags", "test", dag_id, *params], settings, log, poll, env)
 
 
-def reserialize(settings: Settings, log: Path) -> None:
+def reserialize(settings: Settings, log: Path, env: dict[str, str] | None = None) -> None:
     """Parse every DAG file into the metadata DB (``airflow dags reserialize``), so Asset schedules are
-    known before a DAG run emits Asset events (``dags test`` alone only records the DAG it runs)."""
-    _run([_airflow(), "dags", "reserialize"], settings, log)
+    known before a DAG run emits Asset events (``dags test`` alone only records the DAG it runs).
+    ``env`` must match the later runs' where it sets an Asset's URI (``SENSORLOG_PORTAL_OUT``): an Asset
+    parsed again under its name with another URI stays inactive until a scheduler retires the old one,
+    and a task naming it fails."""
+    _run([_airflow(), "dags", "reserialize"], settings, log, env=env)
 
 
 class AirflowFailed(SensorlogError, RuntimeError):

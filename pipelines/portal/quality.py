@@ -27,9 +27,10 @@ from pipelines.records import Manifest
 from pipelines.site import Site
 
 PAGE_ROWS = 1000
+# overflow-wrap: file names, batch ids and check names have no spaces; a phone must still wrap them.
 STYLE = """body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:72rem;padding:0 1rem;line-height:1.4}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ccc;padding:.3rem .5rem;text-align:left;
-vertical-align:top}td.n{text-align:right}ul{margin:0;padding-left:1rem}
+vertical-align:top;overflow-wrap:anywhere}td.n{text-align:right}ul{margin:0;padding-left:1rem}
 @media (max-width: 40rem){table,tbody,tr,td,th{display:block}thead{display:none}td{border:0}
 tr{border-bottom:1px solid #ccc}}"""
 

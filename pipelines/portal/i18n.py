@@ -18,7 +18,7 @@ One build writes every language (``page_prefix``): the first at the site root, e
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -99,3 +99,21 @@ def page_prefix(lang: str, languages: Sequence[str]) -> str:
     if lang not in languages:
         raise ValueError(f"language {lang!r} is not one of this build's ({', '.join(languages)})")
     return "" if lang == languages[0] else f"{lang}/"
+
+
+def build_languages(requested: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The languages one build writes, first language first: ``requested`` as a list or one string of
+    codes separated by commas or spaces (``SENSORLOG_PORTAL_LANG="en,km"``), repeats dropped; empty or
+    None: every shipped language. ValueError names any code that is not shipped."""
+    if isinstance(requested, str):
+        requested = requested.replace(",", " ").split()
+    langs = tuple(dict.fromkeys(code.strip() for code in requested or () if code.strip()))
+    unknown = [code for code in langs if code not in SHIPPED_LANGS]
+    if unknown:
+        raise ValueError(f"languages: {', '.join(map(repr, unknown))} not one of {', '.join(SHIPPED_LANGS)}")
+    return langs or SHIPPED_LANGS
+
+
+def language_name(lang: str) -> str:
+    """A language's own name for itself (its catalog's ``language_name``), as a language switcher shows it."""
+    return load_catalog(lang).strings.get("language_name") or lang

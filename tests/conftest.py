@@ -127,6 +127,25 @@ def device_registry(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def device_home(tmp_path: Path, device_registry: Path) -> Settings:
+    """A new home (it exists: commands refuse a missing one) over ``device_registry``, landing in
+    ``tmp_path/landing``, its clock fixed after the events ``make_event`` writes."""
+    (tmp_path / "home").mkdir()
+    return Settings.from_env({
+        "SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_LANDING": str(tmp_path / "landing"),
+        "SENSORLOG_REGISTRY": str(device_registry), "SENSORLOG_NOW": "2026-08-01T00:00:00Z",
+    })
+
+
+def land(settings: Settings, name: str, data: bytes) -> str:
+    """Write ``data`` at ``name`` under the home's landing folder; its path."""
+    path = Path(settings.landing) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3 + SQS HTTP endpoint on loopback (moto's server mode); clients talk HTTP to it."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DEPLOYMENT, make_event, ndjson
+from conftest import DEPLOYMENT, land, make_event, ndjson
 
 from pipelines import flow, layout, storage, summary
 from pipelines.config import Settings
@@ -18,22 +18,6 @@ from pipelines.log import verify
 from pipelines.records import Manifest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def home(tmp_path: Path, device_registry: Path) -> Settings:
-    (tmp_path / "home").mkdir()
-    return Settings.from_env({
-        "SENSORLOG_HOME": str(tmp_path / "home"), "SENSORLOG_LANDING": str(tmp_path / "landing"),
-        "SENSORLOG_REGISTRY": str(device_registry), "SENSORLOG_NOW": "2026-08-01T00:00:00Z",
-    })
-
-
-def land(settings: Settings, name: str, data: bytes) -> str:
-    path = Path(settings.landing) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return str(path)
 
 
 def manifest(settings: Settings, uri: str) -> Manifest:
@@ -60,67 +44,67 @@ BAD = [make_event("collection", 0), make_event("collection", 1, records=9000), m
 FIXED = [make_event("collection", 0), make_event("collection", 1, records=11)]
 
 
-def test_a_correction_replaces_its_batch_and_the_replaced_rows_stay_in_the_log(home):
-    original = land(home, "cams/2026-07-01.ndjson", ndjson(BAD))
-    flow.run(home, workers=1)
-    assert collected(home) == (3, 10 + 9000 + 12)
+def test_a_correction_replaces_its_batch_and_the_replaced_rows_stay_in_the_log(device_home):
+    original = land(device_home, "cams/2026-07-01.ndjson", ndjson(BAD))
+    flow.run(device_home, workers=1)
+    assert collected(device_home) == (3, 10 + 9000 + 12)
     bad_batch = storage.sha256_of(original)[0]
 
-    fix = land(home, f"corrections/{bad_batch}/cams/2026-07-01.ndjson", ndjson(FIXED))
-    totals = flow.run(home, workers=1)
-    m = manifest(home, fix)
+    fix = land(device_home, f"corrections/{bad_batch}/cams/2026-07-01.ndjson", ndjson(FIXED))
+    totals = flow.run(device_home, workers=1)
+    m = manifest(device_home, fix)
     assert m.supersedes == (bad_batch,)
     # Every row of the correction is published, the unchanged one too: it replaces its old copy.
     assert (m.rows_in, m.published, m.duplicates, m.quarantined) == (2, 2, 0, 0)
     assert totals["published"] == 2
-    assert collected(home) == (2, 10 + 11)  # the readers count the correction only
-    assert rows_in_files(home) == 5  # nothing was deleted: the three superseded rows are still published
-    assert manifest(home, original).supersedes is None  # the old manifest is untouched; the later leaf marks it
-    report = verify.verify_log(home.log, home.published, home.manifests)
+    assert collected(device_home) == (2, 10 + 11)  # the readers count the correction only
+    assert rows_in_files(device_home) == 5  # nothing was deleted: the three superseded rows are still published
+    assert manifest(device_home, original).supersedes is None  # the old manifest is untouched; the later leaf marks it
+    report = verify.verify_log(device_home.log, device_home.published, device_home.manifests)
     assert report.ok, report
 
     # The manifest member is a leaf member: its JSON is what the log signed.
-    raw = json.loads(storage.read_bytes(layout.manifest_file(home, m.batch_id)))
+    raw = json.loads(storage.read_bytes(layout.manifest_file(device_home, m.batch_id)))
     assert raw[corrections.SUPERSEDES] == [bad_batch]
 
     # Running again changes nothing; re-landing the bad file's rows later: what the correction published
     # is now the rows' publication, so a repeat is a duplicate and a changed copy a conflict.
-    assert flow.run(home, workers=1)["published"] == 0
-    again = land(home, "cams/again.ndjson", ndjson(BAD[:2]))
-    flow.run(home, workers=1)
-    m2 = manifest(home, again)
+    assert flow.run(device_home, workers=1)["published"] == 0
+    again = land(device_home, "cams/again.ndjson", ndjson(BAD[:2]))
+    flow.run(device_home, workers=1)
+    m2 = manifest(device_home, again)
     assert (m2.published, m2.duplicates, m2.quarantined) == (0, 1, 1)
-    assert collected(home) == (2, 21)
+    assert collected(device_home) == (2, 21)
 
 
 @pytest.mark.parametrize("target, message", [
     ("0" * 64, "no published batch " + "0" * 64 + " to replace"),
     ("not-a-batch", "corrections/<batch id>/<original path>"),
 ])
-def test_a_correction_naming_no_batch_it_can_replace_is_quarantined_whole(home, target, message):
-    land(home, "cams/good.ndjson", ndjson(BAD[:1]))
-    fix = land(home, f"corrections/{target}/cams/x.ndjson", ndjson(FIXED))
-    nxt = land(home, "cams/next.ndjson", ndjson([make_event("collection", 7)]))
-    flow.run(home, workers=1)
-    m = manifest(home, fix)
+def test_a_correction_naming_no_batch_it_can_replace_is_quarantined_whole(device_home, target, message):
+    land(device_home, "cams/good.ndjson", ndjson(BAD[:1]))
+    fix = land(device_home, f"corrections/{target}/cams/x.ndjson", ndjson(FIXED))
+    nxt = land(device_home, "cams/next.ndjson", ndjson([make_event("collection", 7)]))
+    flow.run(device_home, workers=1)
+    m = manifest(device_home, fix)
     assert m.file_error is not None and message in m.file_error
     assert f"corrections/{target}/cams/x.ndjson" in m.file_error
     assert m.supersedes is None and m.published == 0
-    assert manifest(home, nxt).published == 1  # the next file is not stopped
-    assert collected(home) == (2, 10 + 17)
+    assert manifest(device_home, nxt).published == 1  # the next file is not stopped
+    assert collected(device_home) == (2, 10 + 17)
 
 
-def test_a_declaration_batch_cannot_be_superseded(home):
-    land(home, "cams/good.ndjson", ndjson(BAD[:1]))
-    flow.run(home, workers=1)
+def test_a_declaration_batch_cannot_be_superseded(device_home):
+    land(device_home, "cams/good.ndjson", ndjson(BAD[:1]))
+    flow.run(device_home, workers=1)
     declaration = next(
-        u for u in storage.list_files(home.manifests, (".json",))
+        u for u in storage.list_files(device_home.manifests, (".json",))
         if json.loads(storage.read_bytes(u)).get("kind") == "declarations"
     )
     batch = Path(declaration).stem
-    fix = land(home, f"corrections/{batch}/cams/x.ndjson", ndjson(FIXED))
-    flow.run(home, workers=1)
-    assert "holds registry declarations" in (manifest(home, fix).file_error or "")
+    fix = land(device_home, f"corrections/{batch}/cams/x.ndjson", ndjson(FIXED))
+    flow.run(device_home, workers=1)
+    assert "holds registry declarations" in (manifest(device_home, fix).file_error or "")
 
 
 def test_a_correction_is_read_by_the_feed_of_the_path_it_replaces(tmp_path):
@@ -135,16 +119,16 @@ def test_a_correction_is_read_by_the_feed_of_the_path_it_replaces(tmp_path):
     assert corrections.split("nodes/corrections/x.csv") == ("nodes/corrections/x.csv", None)
 
 
-def test_site_readers_leave_superseded_rows_out_too(home, tmp_path):
+def test_site_readers_leave_superseded_rows_out_too(device_home, tmp_path):
     """An auditor's copy: the audit of a site reads the manifests under its log folder."""
     from pipelines.audit.site import site_settings
 
-    original = land(home, "cams/2026-07-01.ndjson", ndjson(BAD))
-    flow.run(home, workers=1)
-    land(home, f"corrections/{storage.sha256_of(original)[0]}/cams/2026-07-01.ndjson", ndjson(FIXED))
-    flow.run(home, workers=1)
+    original = land(device_home, "cams/2026-07-01.ndjson", ndjson(BAD))
+    flow.run(device_home, workers=1)
+    land(device_home, f"corrections/{storage.sha256_of(original)[0]}/cams/2026-07-01.ndjson", ndjson(FIXED))
+    flow.run(device_home, workers=1)
     log = tmp_path / "site-log"
     log.mkdir()
-    (log / "manifests").symlink_to(home.manifests)
-    outside = site_settings(str(log), home.published, str(tmp_path / "work"), "UTC")
+    (log / "manifests").symlink_to(device_home.manifests)
+    outside = site_settings(str(log), device_home.published, str(tmp_path / "work"), "UTC")
     assert collected(outside) == (2, 21)

@@ -9,6 +9,10 @@ prints it) and a note at the top of every page, in the page's language.
 
 The sample registry is recognised by what it holds (``pipelines.registry.sample``); the log's own
 warning for its origin is ``flow.sample_settings_warnings``.
+
+The QR codes of the printed signs are a case apart (``qr_address_default``): for any registry, the
+sample's included, a base URL nobody configured is warned about and marked on every sign, because a
+posted sign cannot be corrected like a page.
 """
 
 from __future__ import annotations
@@ -60,3 +64,12 @@ def demo_defaults(ids: Iterable[str], options: PortalOptions, log_origins: Itera
             found.append(DemoDefault("demo_origin", origin))
             break
     return found
+
+
+def qr_address_default(options: PortalOptions) -> DemoDefault | None:
+    """The QR codes' base address when it is only the default derived from the log origin (neither
+    ``--base-url`` nor ``SENSORLOG_PORTAL_BASE_URL`` set it), else None. The caller warns with its
+    ``text()`` and passes ``qr_configured=False`` to ``render_sign``, which marks each sign."""
+    if options.base_url_configured:
+        return None
+    return DemoDefault("qr_not_configured", options.base_url)

@@ -49,6 +49,9 @@ class PortalOptions:
     contact_email: str
     license_url: str
     csv_month_rows: int = DEFAULT_CSV_MONTH_ROWS
+    # False when base_url is only the default derived from the log origin (neither --base-url nor
+    # SENSORLOG_PORTAL_BASE_URL gave it): QR codes would then name an address nobody chose.
+    base_url_configured: bool = True
 
     @property
     def license_id(self) -> str:
@@ -85,4 +88,5 @@ class PortalOptions:
             contact_email=portal.contact_email.removeprefix("mailto:"),
             license_url=portal.license_url,
             csv_month_rows=csv_month_rows or portal.csv_month_rows,
+            base_url_configured=bool(base_url or portal.base_url),
         )

@@ -83,13 +83,23 @@ def _collector() -> Any:
     return get_hook_lineage_collector()
 
 
-def _add_input(uri: str, facets: dict[str, Any] | None = None) -> None:
+def _register(uri: str, output: bool) -> tuple[str, str] | None:
+    """The OpenLineage name of ``uri``, told to Airflow's hook-lineage collector when that is what
+    reports (``_use_collector``); None, with a warning, when it has no name."""
     named = _dataset(uri)
     if named is None:
         log.warning("lineage: no OpenLineage name for %s", uri)
-        return
+        return None
     if _use_collector():
-        _collector().add_input_asset(context=_REPORTER, uri=uri)
+        collector = _collector()
+        (collector.add_output_asset if output else collector.add_input_asset)(context=_REPORTER, uri=uri)
+    return named
+
+
+def _add_input(uri: str, facets: dict[str, Any] | None = None) -> None:
+    named = _register(uri, output=False)
+    if named is None:
+        return
     record = _current()
     known = record.inputs.get(uri)
     merged = {**(known.inputFacets or {}), **(facets or {})} if known is not None else facets or {}
@@ -97,12 +107,9 @@ def _add_input(uri: str, facets: dict[str, Any] | None = None) -> None:
 
 
 def _add_output(uri: str, rows: int, files: int) -> None:
-    named = _dataset(uri)
+    named = _register(uri, output=True)
     if named is None:
-        log.warning("lineage: no OpenLineage name for %s", uri)
         return
-    if _use_collector():
-        _collector().add_output_asset(context=_REPORTER, uri=uri)
     record = _current()
     known = record.outputs.get(uri)
     if known is not None and known.outputFacets and "outputStatistics" in known.outputFacets:

@@ -275,7 +275,8 @@ def _publish_declarations(build: _Build, log: LogInfo | None) -> dict[str, decla
 def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
     settings, options, site = build.settings, build.options, build.site
     retention, findings = tables.get("retention_ledger"), tables.get("findings")
-    activity = collect_activity(summary.connect(settings), build.registry, settings.timezone, retention, findings)
+    activity = collect_activity(summary.connect(settings), build.registry, settings.timezone, retention, findings,
+                                build.today)
     log = _export_log(build, _log_info(settings, build.warnings))
     build.log = log
     histories = _publish_declarations(build, log)

@@ -13,8 +13,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.portal import glance
 from pipelines.portal.tables import PublishedTable
 from pipelines.registry import Deployment, Registry
 
@@ -55,6 +57,12 @@ class Activity:
     retention: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     first_leaf: int | None = None  # leaf index of its first published collection row
+    # The first screen's last 30 days (pipelines.portal.glance): the window, the retention ledger's rows
+    # of its days (all classes), and what vendor portals count in it. ``window`` is None only when the
+    # build was given no "today" and the audit has not run.
+    window: glance.Window | None = None
+    ledger_window: list[dict[str, Any]] = field(default_factory=list)
+    numbers: glance.WindowNumbers = field(default_factory=glance.WindowNumbers)
 
     @property
     def daily_totals(self) -> list[int]:
@@ -231,14 +239,79 @@ def _severity_rank(row: dict[str, Any]) -> int:
     return order.get(str(row.get("severity", "")).lower(), 5)
 
 
+def last_30_days(retention: PublishedTable | None, timezone: str, today: date | None) -> glance.Window | None:
+    """The first screen's window: ending at the audit's ``as_of`` (stamped on the ledger; else its last
+    day), or, before any audit, at ``today``; None when neither is known."""
+    if retention is not None:
+        as_of = glance.parse_as_of(retention.data.schema.metadata)
+        if as_of is not None:
+            return glance.audit_window(as_of, timezone)
+        if retention.data.num_rows and "day" in retention.data.column_names:
+            last = pc.max(retention.data["day"]).as_py()
+            if isinstance(last, date):
+                return glance.window_ending(last, timezone, audited=True)
+    return None if today is None else glance.window_ending(today, timezone)
+
+
+def _ledger_window(table: PublishedTable | None, window: glance.Window | None,
+                   out: dict[str, Activity]) -> None:
+    if table is None or window is None or "day" not in table.data.column_names:
+        return
+    days = table.data["day"]
+    inside = pc.and_(pc.greater_equal(days, pa.scalar(window.first, pa.date32())),
+                     pc.less_equal(days, pa.scalar(window.last, pa.date32())))
+    for row in table.data.filter(inside).to_pylist():
+        if row.get("deployment_id") in out:
+            out[row["deployment_id"]].ledger_window.append(row)
+
+
+def _window_numbers(con: duckdb.DuckDBPyConnection, registry: Registry, timezone: str, window: glance.Window,
+                    out: dict[str, Activity]) -> None:
+    """Records collected and deleted, and access events by declared, undeclared and merely counted
+    parties, in the window. A collection window straddling its edges counts by the share inside it
+    (a vendor's 30-day total is not all in or all out); an instant window counts where it falls."""
+    bounds = {"s": window.start, "e": window.end}
+    collected = con.execute(
+        "SELECT deployment_id, sum(CASE WHEN window_end <= window_start THEN records::DOUBLE "
+        "  ELSE records::DOUBLE * date_diff('microsecond', greatest(window_start, $s), least(window_end, $e))"
+        "       / date_diff('microsecond', window_start, window_end) END), "
+        "  bool_or(window_start < $s OR window_end > $e) "
+        "FROM collection WHERE (window_end > window_start AND window_end > $s AND window_start < $e) "
+        "  OR (window_end <= window_start AND window_start >= $s AND window_start < $e) GROUP BY 1",
+        bounds,
+    ).fetchall()
+    numbers: dict[str, dict[str, Any]] = defaultdict(dict)
+    for dep_id, records, shared in collected:
+        numbers[dep_id].update(collected=round(records or 0), shared=bool(shared))
+    for dep_id, records in con.execute(
+        "SELECT deployment_id, sum(records) FROM deletion WHERE deleted_at >= $s AND deleted_at < $e GROUP BY 1",
+        bounds,
+    ).fetchall():
+        numbers[dep_id]["deleted"] = int(records or 0)
+    rows = con.execute(
+        "SELECT deployment_id, organisation, role, CAST(timezone($tz, accessed_at) AS DATE), count(*) FROM access "
+        "WHERE accessed_at >= $s AND accessed_at < $e GROUP BY ALL",
+        {**bounds, "tz": timezone},
+    ).fetchall()
+    for dep_id, org, role, day, events in rows:
+        deployment = registry.get(dep_id)
+        judged = "undeclared" if deployment is None else deployment.policy_at(day).judge(org or "", role or "")
+        key = f"access_{judged}"
+        numbers[dep_id][key] = numbers[dep_id].get(key, 0) + int(events)
+    for dep_id, values in numbers.items():
+        out[dep_id].numbers = glance.WindowNumbers(**values)
+
+
 def collect_activity(
     con: duckdb.DuckDBPyConnection,
     registry: Registry,
     timezone: str,
     retention: PublishedTable | None,
     findings: PublishedTable | None,
+    today: date | None = None,
 ) -> dict[str, Activity]:
-    """Activity for every deployment in the registry (and any id the logs name that it lacks)."""
+    """Activity for every deployment in the registry (and any id the logs name that it lacks). ``today``
+    (the build's local date) ends the last-30-days window while the audit has not run."""
     out: dict[str, Activity] = defaultdict(Activity)
     for d in registry:
         out[d.id] = Activity()
@@ -251,6 +324,12 @@ def collect_activity(
         out[dep_id].retention = rows
     for dep_id, rows in _rows_by_deployment(findings).items():
         out[dep_id].findings = sorted(rows, key=lambda r: (_severity_rank(r), str(r.get("id"))))
+    window = last_30_days(retention, timezone, today)
+    if window is not None:
+        _ledger_window(retention, window, out)
+        _window_numbers(con, registry, timezone, window, out)
+        for act in out.values():
+            act.window = window
     return dict(out)
 
 

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from pipelines.config import PACKAGE_DIR
+from pipelines.portal import glance, icons
 from pipelines.portal.activity import Activity
 from pipelines.portal.declared import History
 from pipelines.portal.defaults import DemoDefault
@@ -207,11 +208,13 @@ def index_path(page: int) -> str:
 def _index_rows(registry: Registry, activity: dict[str, Activity], findings: dict[str, int] | None,
                 common: Common) -> list[dict[str, Any]]:
     lang = common.options.lang
+    t = Translator(lang)
     taxonomy = load_taxonomy()
     rows = []
     for d in sorted(registry, key=lambda d: (d.name.casefold(), d.id)):
         act = activity.get(d.id, Activity())
         purposes = [taxonomy.element(p).name(lang) for p in d.purposes]
+        verdict = deployment_verdict(d, act)[1]
         rows.append({
             "id": d.id,
             "name": d.name,
@@ -224,6 +227,12 @@ def _index_rows(registry: Registry, activity: dict[str, Activity], findings: dic
             "collected": sum(act.collected.values()),
             "accesses": act.access_events,
             "findings": None if findings is None else findings.get(d.id, 0),
+            # The first screen's verdict on the last 30 days (pipelines.portal.glance), and a number
+            # that sorts it worst last: the table's sort reads ``data-sort`` before the cell's text.
+            "verdict": verdict.kind,
+            "verdict_text": glance.verdict_text(verdict, t),
+            "verdict_tone": glance.verdict_tone(verdict),
+            "verdict_sort": glance.verdict_sort_key(verdict),
             # What the row does not show; the filter also matches the row's own text.
             "search": " ".join(w for w in (d.id, d.kind, d.vendor, d.area, d.address) if w),
         })
@@ -261,6 +270,8 @@ def _filters(rows: list[dict[str, Any]], t: Translator) -> dict[str, list[tuple[
         "org": [(o, o) for o in sorted({r["accountable"] for r in rows}, key=str.casefold)],
         "status": [(s, t.text(f"status_{s}")) for s in ("active", "planned", "decommissioned")
                    if any(r["status"] == s for r in rows)],
+        "verdict": [(v, t.text(f"verdict_filter_{v}")) for v in glance.VERDICTS
+                    if any(r["verdict"] == v for r in rows)],
     }
 
 
@@ -441,6 +452,7 @@ def _retention_view(rows: list[dict[str, Any]] | None) -> dict[str, Any] | None:
         return {"columns": [], "rows": []}
     columns = [c for c in RETENTION_COLUMNS if c in rows[0]] or [c for c in rows[0] if c != "deployment_id"]
     return {
+        "slugs": [str(r.get("data_class") or "") for r in rows],  # each row's anchor: ledger-<class>
         "columns": [c.replace("_", " ") for c in columns],
         "rows": [[data_class_label(r[c]) if c == "data_class" and r.get(c) else _display(r.get(c)) for c in columns]
                  for r in rows],
@@ -470,6 +482,77 @@ def _finding_view(row: dict[str, Any]) -> dict[str, Any]:
         "numbers": [(str(k).replace("_", " "), _display(v)) for k, v in numbers.items()]
         if isinstance(numbers, dict) else [],
         "evidence": len(evidence) if isinstance(evidence, list) else None,
+    }
+
+
+def deployment_verdict(d: Deployment, act: Activity) -> tuple[list[glance.Verdict], glance.Verdict]:
+    """Each data class's verdict on the last 30 days (declared classes first, then any the ledger holds
+    that the registry does not declare), and the deployment's."""
+    window = act.window
+    day = window.last if window is not None else d.commissioned
+    policy = glance.policy_in_force(d.policy_versions, day)
+    days: dict[str, list[glance.LedgerDay]] = {}
+    for row in act.ledger_window:
+        days.setdefault(str(row.get("data_class")), []).append(glance.LedgerDay.from_row(row))
+    limits: dict[str, list[glance.LimitFinding]] = {}
+    for row in act.findings:
+        found = glance.LimitFinding.from_row(row)
+        if found is not None:
+            limits.setdefault(str(row.get("data_class")), []).append(found)
+    classes = list(dict.fromkeys([*d.data_classes, *days]))
+    verdicts = [glance.class_verdict(c, policy.rule_for(c), days.get(c, []), limits.get(c, []), window)
+                for c in classes]
+    return verdicts, glance.overall_verdict(verdicts, window)
+
+
+def _evidence_href(verdict: glance.Verdict, anchors: set[str]) -> str:
+    """The first of a verdict's evidence anchors the page has; else its retention section."""
+    return "#" + next((a for a in verdict.evidence if a in anchors), "retention-heading")
+
+
+def _glance_view(d: Deployment, act: Activity, t: Translator, lang: str, anchors: set[str]) -> dict[str, Any]:
+    """The first screen: what it collects, for how long, who else may access it, the verdict and the
+    last 30 days in numbers."""
+    window = act.window
+    day = window.last if window is not None else d.commissioned
+    policy = glance.policy_in_force(d.policy_versions, day)
+    verdicts, overall = deployment_verdict(d, act)
+    classes = []
+    for v in verdicts:
+        slug = v.data_class or ""
+        rule = policy.rule_for(slug)
+        later = glance.later_rule(d.policy_versions, slug, day)
+        element = d.data_class_elements.get(slug)
+        classes.append({
+            "slug": slug,
+            "label": _english(lang)(data_class_label(slug)),
+            "icon": icons.icon(element, 28) if element else None,
+            "kept": glance.retention_words(rule, t),
+            "later": t.text("kept_from", day=later[0].isoformat(), words=glance.retention_words(later[1], t))
+            if later else None,
+            "verdict": glance.verdict_text(v, t),
+            "tone": glance.verdict_tone(v),
+            "href": _evidence_href(v, anchors),
+        })
+    numbers = act.numbers
+    return {
+        "classes": classes,
+        "access": glance.access_words(policy.access, d.accountable_organisation, t),
+        "verdict": glance.verdict_text(overall, t),
+        "kind": overall.kind,
+        "tone": glance.verdict_tone(overall),
+        "href": _evidence_href(overall, anchors),
+        "window": t.text("glance_window", first=window.first.isoformat(), last=window.last.isoformat())
+        if window is not None else None,
+        "numbers": [
+            ("num_collected", numbers.collected),
+            ("num_deleted", numbers.deleted),
+            ("num_access_declared", numbers.access_declared),
+            ("num_access_undeclared", numbers.access_undeclared),
+            *([("num_access_unverifiable", numbers.access_unverifiable)] if numbers.access_unverifiable else []),
+        ] if window is not None else [],
+        "undeclared_access": numbers.access_undeclared > 0,
+        "shared": numbers.shared,
     }
 
 
@@ -648,6 +731,8 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
     }
     summary = access_summary(d, access_list_path(d.id).removeprefix("deployments/"))
     findings = None if findings_rows is None else [_finding_view(r) for r in findings_rows[:FINDINGS_ROWS]]
+    anchors = {f"finding-{f['id']}" for f in findings or []}
+    anchors.update(f"ledger-{r.get('data_class')}" for r in retention_rows or [])
     lifecycle = act.lifecycle[-LIFECYCLE_ROWS:]
     more = {
         "accessed": t.markup("accessed_more", shown=ACCESSED_ROWS, total=f"{len(act.accesses):,}")
@@ -660,6 +745,7 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
     return env.get_template("deployment.html").render(
         **g,
         d=view,
+        glance=_glance_view(d, act, t, lang, anchors),
         card=dtpr_card(d, lang),
         access_summary=summary,
         act=act,

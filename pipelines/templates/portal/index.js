@@ -53,7 +53,11 @@
       th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
       var numeric = th.getAttribute("data-type") === "number";
       function key(row) {
-        var text = row.cells[column].textContent.trim();
+        var cell = row.cells[column];
+        // A cell may carry its own sort value (the verdict: worse is larger), else its text is the key.
+        var own = cell.getAttribute("data-sort");
+        if (own !== null) { return numeric ? parseFloat(own) : own; }
+        var text = cell.textContent.trim();
         if (!numeric) { return normalise(text); }
         var number = parseFloat(text.replace(/[^0-9.\-]/g, ""));
         return isNaN(number) ? -1 : number;  // "–": the audit has not run

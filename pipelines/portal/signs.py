@@ -136,7 +136,8 @@ def _sections(d: Deployment, t: Translator, lang: str) -> list[_Section]:
     retained = tuple(dict.fromkeys(
         "retention__no_data_retained" if r.kind == "none" else "retention__data_retained" for r in rules))
     sections = [
-        _Section(t.text("sign_who"), d.accountable_elements, (f"{d.accountable_organisation}{role}",)),
+        _Section(t.text("sign_who"), d.accountable_elements,
+                 (f"{d.accountable_organisation}{role}", _names(d.accountable_elements, lang))),
         _Section(t.text("sign_why"), d.purposes, (_names(d.purposes, lang),)),
         _Section(t.text("sign_tech"), d.technologies, (_names(d.technologies, lang),)),
         _Section(t.text("sign_collects"), d.data_types, (_names(d.data_types, lang), classes)),

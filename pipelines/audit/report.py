@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import shlex
 from collections import Counter, defaultdict
 from datetime import date, timedelta
+from html import escape as html_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,12 +54,13 @@ SUMMARY_LATENESS = 100  # deployments with the most late deletions on the summar
 DEPLOYMENT_FINDINGS = 1000  # findings on one deployment's page, most severe first
 LIST_ROWS = 1000  # deployments per page of the list of every deployment
 _SAFE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,100}")
+# Status names are printed in these colours on white, so each keeps at least 4.5:1 contrast (WCAG AA).
 STATUS_COLOURS = {
     "ok": "#2e7d32",
-    "due_soon": "#f9a825",
+    "due_soon": "#8a6100",
     "overdue": "#c62828",
     "no_policy": "#6a1b9a",
-    "unknown": "#757575",
+    "unknown": "#616161",
 }
 LINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
@@ -73,12 +76,15 @@ def _limit_days(period: str | None) -> float | None:
     return None if duration is None else duration / timedelta(days=1)
 
 
-def _svg(figure: Figure, salt: str) -> str:
+def _svg(figure: Figure, salt: str, label: str) -> str:
     # A per-chart salt keeps matplotlib's generated element ids unique within the one HTML page.
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
         buf = io.StringIO()
         figure.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    return _XML_PROLOGUE.sub("", buf.getvalue(), count=1)
+    svg = _XML_PROLOGUE.sub("", buf.getvalue(), count=1)
+    # An image to screen readers, named; the numbers are in the table beside it (chart_table).
+    named = f'<svg role="img" aria-label="{html_escape(label, quote=True)}"'
+    return svg.replace("<svg", named, 1)
 
 
 def _day_label(value: float, _position: object = None) -> str:
@@ -133,7 +139,45 @@ def _retention_chart(ledger: pa.Table, deployment_id: str) -> str | None:
     bottom.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
     bottom.xaxis.set_major_formatter(FuncFormatter(_day_label))
     figure.autofmt_xdate()
-    return _svg(figure, deployment_id)
+    return _svg(figure, deployment_id, chart_label(deployment_id))
+
+
+def chart_label(deployment_id: str) -> str:
+    return (f"Retention over time for {deployment_id}: records retained per data class, and the age of the "
+            "oldest retained record against the declared limit, per day. The numbers are in the table below.")
+
+
+def chart_table(ledger: pa.Table, deployment_id: str) -> list[dict[str, Any]]:
+    """The chart's numbers as rows (day, data class, retained, oldest age, declared limit, status): the
+    chart's text alternative, for screen readers and for anyone who wants the values."""
+    rows = ledger.filter(pc.equal(ledger["deployment_id"], deployment_id))
+    out = []
+    for r in rows.select(["day", "data_class", "retained", "oldest_retained_age_days", "declared_period",
+                          "status"]).to_pylist():
+        limit = _limit_days(r["declared_period"])
+        age = r["oldest_retained_age_days"]
+        out.append({"day": r["day"].isoformat(), "data_class": data_class_label(r["data_class"]),
+                    "retained": r["retained"], "age": None if age is None else round(age, 1),
+                    "limit": None if limit is None else round(limit, 1), "status": r["status"]})
+    out.sort(key=lambda r: (r["day"], r["data_class"]))
+    return out
+
+
+def number_text(value: Any) -> str:
+    """A finding's number or value in words: lists as "a, b", never Python's ``['a']``."""
+    if isinstance(value, list | tuple):
+        return ", ".join(number_text(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {number_text(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def prove_command(source: str, event_id: str) -> str:
+    """The command that proves one evidence row from the published site (run in the site's folder):
+    ``--event SOURCE/ID``, quoted for a POSIX shell."""
+    return f"sensorlog prove --log log --data data --event {shlex.quote(f'{source}/{event_id}')}"
 
 
 def _finding_rows(result: AuditResult) -> list[dict[str, Any]]:
@@ -141,7 +185,9 @@ def _finding_rows(result: AuditResult) -> list[dict[str, Any]]:
     for row in rows:
         numbers = dict(row["numbers"])
         row["evidence_total"] = numbers.pop("evidence_total", len(row["evidence"]))
-        row["numbers_text"] = ", ".join(f"{k}: {v}" for k, v in numbers.items() if v is not None)
+        row["numbers_text"] = ", ".join(f"{k.replace('_', ' ')}: {number_text(v)}" for k, v in numbers.items()
+                                        if v is not None)
+        row["evidence"] = [{**e, "prove": prove_command(str(e["source"]), str(e["id"]))} for e in row["evidence"]]
     return rows
 
 
@@ -165,6 +211,7 @@ def _deployments(result: AuditResult, registry: Registry | None) -> list[dict[st
                 "kind": deployment.kind if deployment else "",
                 "findings": findings_by_dep.get(dep_id, 0),
                 "chart": retention_chart(result.ledger, dep_id),
+                "chart_rows": chart_table(result.ledger, dep_id),
             }
         )
     return out
@@ -284,7 +331,7 @@ def render_pages(result: AuditResult, registry: Registry | None = None, folder: 
         findings=[{**f, "href": f"{folder}/{page_name(f['deployment_id'])}"} for f in findings[:SUMMARY_FINDINGS]],
         lateness=worst_late[:SUMMARY_LATENESS],
         statuses=_last_day_statuses(result.ledger),
-        deployments=[{**r, "chart": None} for r in ranked[:SUMMARY_DEPLOYMENTS]],
+        deployments=[{**r, "chart": None, "chart_rows": []} for r in ranked[:SUMMARY_DEPLOYMENTS]],
         summary_rows=ranked[:SUMMARY_DEPLOYMENTS],
     )
     for n, page_rows in enumerate(list_pages, 1):
@@ -305,7 +352,8 @@ def render_pages(result: AuditResult, registry: Registry | None = None, folder: 
             findings=own[:DEPLOYMENT_FINDINGS],
             lateness=[lateness[r["id"]]] if r["id"] in lateness else [],
             statuses={},
-            deployments=[{**r, "chart": retention_chart(result.ledger, r["id"])}],
+            deployments=[{**r, "chart": retention_chart(result.ledger, r["id"]),
+                          "chart_rows": chart_table(result.ledger, r["id"])}],
             summary_rows=[],
         )
     return pages

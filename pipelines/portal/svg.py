@@ -2,7 +2,10 @@
 
 No tiles and no library: the map is a plain projection of the registry's coordinates, one panel per
 group of nearby deployments (a registry can span cities far apart, and one panel would squeeze each
-city into a dot). Everything is escaped markup built here, returned as ``Markup`` for the templates.
+city into a dot), over a basemap of lines and polygons (``pipelines.portal.basemap``) when one covers
+the panel. Each marker carries a number, and the numbered list under the panel names and links every
+deployment: names written on the map itself would overlap in a city centre and shrink to nothing on a
+phone. Everything is escaped markup built here, returned as ``Markup`` for the templates.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
+from pipelines.portal import basemap as basemaps
+
 # Okabe-Ito colours (distinguishable with colour-blindness), darkened where needed so each has at
 # least 3:1 contrast against white, as WCAG asks of graphics.
 PALETTE = ("#0072B2", "#D55E00", "#007A5E", "#CC79A7", "#8A6D00", "#56638A", "#B2182B", "#4D4D4D")
@@ -23,6 +28,8 @@ MIN_SPAN_DEGREES = 0.01
 # bytes, so 10,000 of them would make the index weigh megabytes and the map one blot.
 MAP_DOTS = 400
 GRID_CELLS = 48  # groups are the cells of a grid this many cells wide
+MARKER_R = 11  # map units; a panel is 640 wide, so about 6 px on a 390 px phone and 11 px on a desktop
+LABEL_SIZE = 20  # the marker's number beside it: about 11 px on a phone
 
 
 @dataclass(frozen=True)
@@ -90,12 +97,20 @@ def _extent(group: list[MapPoint]) -> tuple[float, float, float, float]:
     return min_lon - pad_lon, min_lat - pad_lat, max_lon + pad_lon, max_lat + pad_lat
 
 
+def numbered(group: list[MapPoint]) -> list[tuple[int, MapPoint]]:
+    """The panel's markers and their numbers: by name, so the key under the map reads alphabetically."""
+    return list(enumerate(sorted(group, key=lambda p: (p.name.casefold(), p.id)), 1))
+
+
 def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width: int = 640,
-              group_label: Callable[[int], str] | None = None) -> Markup:
-    """One panel: area boxes, then a linked dot per deployment with its name as a tooltip; beyond
-    MAP_DOTS deployments, one grey circle per grid cell sized by how many it holds (``group_label`` names
-    the count in its tooltip), since no dot could be told apart or followed anyway."""
-    min_lon, min_lat, max_lon, max_lat = _extent(group)
+              group_label: Callable[[int], str] | None = None,
+              basemap: basemaps.Basemap | None = None) -> Markup:
+    """One panel: the basemap, area boxes, then a linked, numbered dot per deployment with its name as a
+    tooltip, followed by the key (the numbered list of names, linked); beyond MAP_DOTS deployments, one
+    grey circle per grid cell sized by how many it holds (``group_label`` names the count in its
+    tooltip), since no dot could be told apart or followed anyway."""
+    extent = _extent(group)
+    min_lon, min_lat, max_lon, max_lat = extent
     # Equirectangular, with longitude shrunk by cos(latitude) so distances look right locally.
     scale_x = math.cos(math.radians((min_lat + max_lat) / 2))
     span_x, span_y = (max_lon - min_lon) * scale_x, max_lat - min_lat
@@ -112,6 +127,8 @@ def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width:
         f'xmlns="http://www.w3.org/2000/svg">',
         f'<rect width="{width}" height="{height}" fill="#f4f6f8" stroke="#8a949e"/>',
     ]
+    if basemap is not None:
+        parts.extend(basemaps.svg(basemap, extent, xy, width, height))
     if len(group) > MAP_DOTS:
         parts.extend(_grid_groups(group, xy, width, group_label or (lambda n: f"{n:,}")))
         parts.append("</svg>")
@@ -128,14 +145,48 @@ def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width:
                 f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 2):.1f}" height="{max(y1 - y0, 2):.1f}" '
                 f'fill="{fill}" fill-opacity="0.15" stroke="{colour}" stroke-dasharray="4 3" aria-hidden="true"/>'
             )
-    for p in group:
+    placed: list[tuple[float, float, float, float]] = []
+    markers = numbered(group)
+    for _n, p in markers:  # every dot first, so that no number is hidden under a later dot
         x, y = xy(p.lon, p.lat)
+        placed.append((x - MARKER_R, y - MARKER_R, x + MARKER_R, y + MARKER_R))
+    for n, p in markers:
+        x, y = xy(p.lon, p.lat)
+        lx, ly, anchor = _label_place(x, y, str(n), placed, width, height)
         parts.append(
-            f'<a href="{escape(p.href)}" aria-label="{escape(p.name)}"><title>{escape(p.name)}</title>'
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="{colours[p.kind]}" stroke="#ffffff" stroke-width="2"/></a>'
+            f'<a href="{escape(p.href)}" aria-label="{n}: {escape(p.name)}"><title>{n}: {escape(p.name)}</title>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{MARKER_R}" fill="{colours[p.kind]}" stroke="#ffffff" '
+            f'stroke-width="2.5"/>'
+            f'<text class="marker-label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" font-size="{LABEL_SIZE}" '
+            f'font-weight="700" fill="#1b1f24" stroke="#ffffff" stroke-width="4" paint-order="stroke">{n}</text></a>'
         )
     parts.append("</svg>")
+    key = "".join(
+        f'<li value="{n}"><a href="{escape(p.href)}">{escape(p.name)}</a></li>' for n, p in markers
+    )
+    parts.append(f'<ol class="map-key" aria-label="{escape(title)}">{key}</ol>')
     return Markup("".join(parts))
+
+
+def _label_place(x: float, y: float, text: str, placed: list[tuple[float, float, float, float]],
+                 width: int, height: int) -> tuple[float, float, str]:
+    """Where a marker's number goes: the first spot around the dot (right, left, above, below, then the
+    diagonals, then twice as far) that overlaps no dot or number placed so far, and stays in the panel;
+    when none is free, to the right. Greedy, so a dense centre stays readable, not optimal."""
+    w, h = LABEL_SIZE * 0.62 * len(text) + 2, LABEL_SIZE * 0.9
+    gap = MARKER_R + 3
+    for reach in (1.0, 2.2):
+        for dx, dy in ((1, 0), (-1, 0), (0, -1), (0, 1), (1, -1), (-1, -1), (1, 1), (-1, 1)):
+            cx, cy = x + dx * (gap + w / 2) * reach, y + dy * (gap + h / 2) * reach
+            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            if box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height:
+                continue
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                placed.append(box)
+                return cx, cy + h * 0.35, "middle"
+    box = (x + gap, y - h / 2, x + gap + w, y + h / 2)
+    placed.append(box)
+    return x + gap + w / 2, y + h * 0.35, "middle"
 
 
 def _grid_groups(group: list[MapPoint], xy: Callable[[float, float], tuple[float, float]], width: int,

@@ -74,6 +74,11 @@ def declaration_plan(settings: Settings) -> str:
     return join(settings.state, "declarations.pending.json")
 
 
+def superseded_cache(settings: Settings) -> str:
+    """Which batches each manifest supersedes (``pipelines.ingest.corrections.superseded_in``)."""
+    return join(settings.state, "superseded.json")
+
+
 def writer_lock(settings: Settings) -> str:
     return join(settings.state, "writer.lock")
 

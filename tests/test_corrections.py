@@ -132,3 +132,39 @@ def test_site_readers_leave_superseded_rows_out_too(device_home, tmp_path):
     (log / "manifests").symlink_to(device_home.manifests)
     outside = site_settings(str(log), device_home.published, str(tmp_path / "work"), "UTC")
     assert collected(outside) == (2, 21)
+
+
+def test_supersessions_are_read_once_per_manifest_and_a_bad_cache_costs_only_a_reread(device_home, monkeypatch):
+    original = land(device_home, "cams/2026-07-01.ndjson", ndjson(BAD))
+    flow.run(device_home, workers=1)
+    bad_batch = storage.sha256_of(original)[0]
+    land(device_home, f"corrections/{bad_batch}/cams/2026-07-01.ndjson", ndjson(FIXED))
+    land(device_home, "cams/other.ndjson", ndjson([make_event("collection", 5)]))
+    flow.run(device_home, workers=1)
+    manifests = storage.list_files(device_home.manifests, (".json",))
+    truth = corrections.superseded(storage.read_bytes(f) for f in manifests)
+    assert truth == {bad_batch}
+
+    assert corrections.superseded_in(device_home) == truth  # fills the cache
+    read: list[str] = []
+    real = storage.read_bytes
+    monkeypatch.setattr(storage, "read_bytes", lambda uri: read.append(uri) or real(uri))
+    assert corrections.superseded_in(device_home) == truth
+    assert [u for u in read if u.startswith(device_home.manifests)] == []  # nothing re-read
+
+    cache = Path(layout.superseded_cache(device_home))
+    for garbage in (b"{not json", b'{"version": 1, "manifests": []}', b'{"version": 99}'):
+        cache.write_bytes(garbage)
+        assert corrections.superseded_in(device_home) == truth
+    # A cache listing manifests the home no longer has (restored from less) does not add their batches.
+    cache.write_bytes(json.dumps({"version": 1, "manifests": {"gone.json": ["f" * 64]}}).encode())
+    assert corrections.superseded_in(device_home) == truth
+
+
+def test_an_outsider_reading_a_copied_log_writes_no_cache(device_home, tmp_path):
+    land(device_home, "cams/a.ndjson", ndjson(BAD))
+    flow.run(device_home, workers=1)
+    outsider = Settings.from_env({"SENSORLOG_HOME": str(tmp_path / "elsewhere"),
+                                  "SENSORLOG_MANIFESTS": device_home.manifests})
+    assert corrections.superseded_in(outsider) == set()
+    assert not (tmp_path / "elsewhere").exists()

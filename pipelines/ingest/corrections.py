@@ -13,10 +13,13 @@ prefix, the sweep, an S3 notification and ``sensorlog run``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from pipelines import layout, storage
+from pipelines.atomicfile import write_atomic
 from pipelines.config import Settings
 from pipelines.errors import SensorlogError
 from pipelines.records import Manifest
@@ -85,6 +88,35 @@ def superseded(manifests: Iterable[bytes]) -> set[str]:
 
 
 def superseded_in(settings: Settings) -> set[str]:
-    """Every batch a manifest in ``settings.manifests`` supersedes."""
+    """Every batch a manifest in ``settings.manifests`` supersedes.
+
+    Every reader's session asks (``summary.connect``), and a year of batches is thousands of manifests
+    (thousands of GETs on object storage). A manifest never changes once committed, so the answer per
+    manifest is kept in the home's local state (``layout.superseded_cache``) and only manifests not seen
+    before are read. Without a state folder (an outsider reading a copied site) nothing is written."""
     files = storage.list_files(settings.manifests, (".json",))
-    return superseded(storage.read_bytes(f) for f in files)
+    cache_path = Path(layout.superseded_cache(settings))
+    known: dict[str, list[str]] = _load_cache(cache_path)
+    new = [f for f in files if f.rsplit("/", 1)[-1] not in known]
+    for f in new:
+        known[f.rsplit("/", 1)[-1]] = sorted(superseded([storage.read_bytes(f)]))
+    if new and cache_path.parent.is_dir():
+        present = {f.rsplit("/", 1)[-1] for f in files}  # a home restored from less forgets the rest
+        doc = {"version": _CACHE_VERSION, "manifests": {k: v for k, v in sorted(known.items()) if k in present}}
+        write_atomic(cache_path, json.dumps(doc, separators=(",", ":")).encode())
+    return {b for f in files for b in known[f.rsplit("/", 1)[-1]]}
+
+
+_CACHE_VERSION = 1
+
+
+def _load_cache(path: Path) -> dict[str, list[str]]:
+    """Manifest file name -> the batches it supersedes; empty when absent, unreadable or another version
+    (the cache is only ever a shortcut: a bad one costs a re-read, never a wrong answer)."""
+    try:
+        doc = json.loads(path.read_bytes())
+        if doc.get("version") != _CACHE_VERSION:
+            return {}
+        return {str(k): [str(b) for b in v] for k, v in doc["manifests"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}

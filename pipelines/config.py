@@ -252,7 +252,9 @@ class PortalSettings:
     # open about a million rows; a month of the busiest table stays well below that).
     csv_month_rows: int = 100_000
     out: str | None = None  # None: <home>/site
-    lang: str = "en"
+    # The languages one build writes, first at the root: codes separated by commas or spaces; empty: all
+    # six shipped (pipelines.portal.i18n.build_languages reads it).
+    lang: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PortalSettings:

@@ -68,8 +68,9 @@ AUDIT_PARAMS: dict[str, tuple[Any, str, dict[str, Any]]] = {
 PORTAL_PARAMS: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "languages": (
         None,
-        f"Languages to build ({', '.join(SUPPORTED_LANGS)}): the first at the output folder, each other in"
-        " <output>/<language>/. Empty: SENSORLOG_PORTAL_LANG (default en).",
+        f"Languages to build ({', '.join(SUPPORTED_LANGS)}), in one build: the first language's pages at the"
+        " output folder, each other's in <output>/<language>/, the data files once at the output folder."
+        " Empty: SENSORLOG_PORTAL_LANG, else all six.",
         {"type": ["null", "array"], "items": {"type": "string", "enum": list(SUPPORTED_LANGS)},
          "minItems": 1, "uniqueItems": True},
     ),
@@ -92,16 +93,17 @@ def audit_clock(settings: Settings, as_of: str | None) -> datetime | None:
 
 def portal_sites(settings: Settings, out: str | None, languages: Iterable[str] | None,
                  portal: PortalSettings | None = None) -> list[tuple[str, str | None]]:
-    """(language, output) of each site the ``languages`` and ``out`` params ask for: the first language
-    at ``out`` (None: the portal's default), each other in ``<out>/<language>``."""
-    portal = portal or PortalSettings.from_env()
-    langs = list(dict.fromkeys(languages or [portal.lang]))
-    unknown = [lang for lang in langs if lang not in SUPPORTED_LANGS]
-    if unknown:
-        raise ParamError(f"languages: {', '.join(map(repr, unknown))} not one of {', '.join(SUPPORTED_LANGS)}")
-    if not langs:
-        raise ParamError("languages: empty; name at least one")
+    """(language, folder of its pages) for the ``languages`` and ``out`` params: one build writes them all,
+    the first language at ``out`` (None: the portal's default), each other in ``<out>/<language>``, and
+    the data files once, at ``out``."""
     from pipelines import layout, storage
+    from pipelines.portal.i18n import build_languages
+
+    portal = portal or PortalSettings.from_env()
+    try:
+        langs = build_languages(languages or portal.lang)
+    except ValueError as err:
+        raise ParamError(str(err)) from None
 
     base = out or portal.out
     root = base or layout.site_dir(settings)
@@ -109,13 +111,13 @@ def portal_sites(settings: Settings, out: str | None, languages: Iterable[str] |
 
 
 def build_portals(settings: Settings, out: str | None, languages: Iterable[str] | None) -> list[dict[str, Any]]:
-    """Build the portal once per language (``pipelines.portal.build_portal``, what ``sensorlog portal``
-    calls); one small dict per site, fit for XCom."""
+    """Build the portal in every language at once (``pipelines.portal.build_portal``, what ``sensorlog
+    portal`` calls); one small dict per language, fit for XCom: where its pages are, how many files its
+    pages are (``pages``) and how many the whole site is (``files``, data shared by every language)."""
     from pipelines.portal import build_portal
 
-    built = []
-    for lang, where in portal_sites(settings, out, languages):
-        result = build_portal(settings, where, lang=lang)
-        built.append({"lang": lang, "out": result.out, "files": result.files, "datasets": result.datasets,
-                      "missing": result.missing})
-    return built
+    sites = portal_sites(settings, out, languages)
+    result = build_portal(settings, sites[0][1], languages=[lang for lang, _ in sites])
+    return [{"lang": lang, "out": result.out if k == 0 else where, "files": result.files,
+             "pages": result.pages.get(lang, 0), "datasets": result.datasets, "missing": result.missing}
+            for k, (lang, where) in enumerate(sites)]

@@ -1,6 +1,11 @@
 """The open-data portal: a static, relocatable site built from the published logs.
 
-``build_portal`` writes, under ``out`` (a folder or an ``s3://`` prefix)::
+One build writes every language of the site (default: all six shipped, ``i18n.SHIPPED_LANGS``). The
+first language's pages are at the root of ``out``, each other language's under ``<lang>/`` (the same
+page paths: ``km/index.html``, ``km/deployments/<id>.html``, ``km/signs/…``, ``km/quality/index.html``);
+the data files (everything from ``data/`` down in the list below) are written once, at the root, and
+every language's pages link to them there. ``build_portal`` writes, under ``out`` (a folder or an
+``s3://`` prefix)::
 
     index.html                      all deployments (filter and sort in the page), counts per organisation
                                     and kind, map, deployments without coordinates, downloads
@@ -8,7 +13,10 @@
     organisations/<slug>[-<n>].html and then one list per accountable organisation
     deployments/<id>.html           DTPR card, what it did, feedback, how to verify
     deployments/<id>-access[-<n>].html   every access grant, when the card only summarises them
-    signs/<id>-{letter,a4}.svg      printable street signs with a QR code to the page
+    signs/<id>-{letter,a4}.svg      printable street signs with a QR code to the page in the sign's language
+    quality/index.html              what validation found in each landed file (pipelines.portal.quality)
+    ---- data files, once per build ----
+    quality/validation.json, quality/validations/   the data-quality page's machine-readable results
     data/<table>/<table>.parquet    one Parquet extract per event table
     data/<table>/<table>[-YYYY-MM].csv   CSV extracts (one per month when large)
     derived/<table>/<table>.{parquet,csv}   the same for the audit's retention_ledger and findings
@@ -34,12 +42,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipelines import layout, site_files, storage, summary
-from pipelines.config import PACKAGE_DIR, Settings
+from pipelines.config import PACKAGE_DIR, PortalSettings, Settings
 from pipelines.log import export, writer
 from pipelines.log.verify import fingerprint
 from pipelines.portal import declared
@@ -48,10 +58,10 @@ from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datap
 from pipelines.portal.dcat import DatasetEntry, DistributionFile, build_catalog, iso_instant, temporal_range
 from pipelines.portal.defaults import demo_defaults
 from pipelines.portal.extracts import Extract, csv_bytes, write_extracts
-from pipelines.portal.i18n import Translator
+from pipelines.portal.i18n import Translator, build_languages, page_prefix
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.pages import Common, DatasetView, LogInfo, access_pages, index_pages, render_deployment
-from pipelines.portal.quality import write_quality
+from pipelines.portal.quality import write_quality_data, write_quality_page
 from pipelines.portal.registry_export import registry_json, registry_schema, registry_table
 from pipelines.portal.signs import PAPERS, render_sign, sign_path
 from pipelines.portal.tables import DERIVED_TABLES, DESCRIPTIONS, TITLES, PublishedTable, flatten_nested, read_tables
@@ -82,6 +92,8 @@ class PortalResult:
     log_available: bool
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)  # first one at the root, the others under <lang>/
+    pages: dict[str, int] = field(default_factory=dict)  # files of each language's pages (HTML, signs)
 
 
 # -- the transparency log ------------------------------------------------------------------------
@@ -272,7 +284,10 @@ def _publish_declarations(build: _Build, log: LogInfo | None) -> dict[str, decla
     return published.histories
 
 
-def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
+def _write_pages(build: _Build, tables: dict[str, PublishedTable], languages: tuple[str, ...],
+                 quality: list[dict[str, Any]]) -> dict[str, int]:
+    """Every language's pages and signs; the data they link to is written once, before. Returns the number
+    of files each language wrote."""
     settings, options, site = build.settings, build.options, build.site
     retention, findings = tables.get("retention_ledger"), tables.get("findings")
     activity = collect_activity(summary.connect(settings), build.registry, settings.timezone, retention, findings,
@@ -283,40 +298,55 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable]) -> None:
     origins = [settings.log_origin] + ([log.checkpoint.split("\n", 1)[0]] if log else [])
     notes = tuple(demo_defaults(build.registry.ids(), options, origins))
     build.warnings.extend(f"sample-city default: {n.text()}" for n in notes)
-    common = Common(options, build.now.isoformat(timespec="seconds").replace("+00:00", "Z"), log,
-                    settings.timezone, build.today, notes)
-    t = Translator(options.lang)
-    for d in build.registry:
-        paths = tuple(sign_path(d.id, paper) for paper in PAPERS)
-        for paper, path in zip(PAPERS, paths, strict=True):
-            site.write(path, render_sign(d, options.url(f"deployments/{d.id}.html"), paper, t, options.lang,
-                                         (log.key_id, log.fingerprint) if log else None))
-        act = activity[d.id]
-        site.write(f"deployments/{d.id}.html", render_deployment(
-            common, d, act,
-            None if retention is None else act.retention,
-            None if findings is None else act.findings,
-            (paths[0], paths[1]),
-            histories.get(d.id),
-        ))
-        for path, html in access_pages(common, d):
-            site.write(path, html)
+    generated = build.now.isoformat(timespec="seconds").replace("+00:00", "Z")
     counts = None if findings is None else finding_counts(findings)
-    for path, html in index_pages(common, build.registry, activity, counts, build.views):
-        site.write(path, html)
+    key = (log.key_id, log.fingerprint) if log else None
+    written: dict[str, int] = {}
+    for lang in languages:
+        prefix = page_prefix(lang, languages)  # "" for the first language, "<lang>/" for the others
+        before = len(site.files)
+        common = Common(replace(options, lang=lang), generated, log, settings.timezone, build.today, notes,
+                        languages)
+        t = Translator(lang)
+        for d in build.registry:
+            paths = tuple(sign_path(d.id, paper) for paper in PAPERS)
+            page = f"deployments/{d.id}.html"
+            for paper, path in zip(PAPERS, paths, strict=True):
+                # Each language's sign points to that language's page.
+                site.write(prefix + path, render_sign(d, options.url(prefix + page), paper, t, lang, key))
+            act = activity[d.id]
+            site.write(prefix + page, render_deployment(
+                common, d, act,
+                None if retention is None else act.retention,
+                None if findings is None else act.findings,
+                (paths[0], paths[1]),
+                histories.get(d.id),
+            ))
+            for path, html in access_pages(common, d):
+                site.write(prefix + path, html)
+        for path, html in index_pages(common, build.registry, activity, counts, build.views):
+            site.write(prefix + path, html)
+        write_quality_page(site, common, prefix, quality)
+        written[lang] = len(site.files) - before
+    return written
 
 
 def build_portal(
     settings: Settings,
     out: str | None = None,
-    lang: str = "en",
+    lang: str | None = None,
     base_url: str | None = None,
     *,
+    languages: str | Iterable[str] | None = None,
     csv_month_rows: int | None = None,
 ) -> PortalResult:
-    """Build the whole site into ``out`` (default ``<home>/site``) in one language."""
+    """Build the whole site into ``out`` (default ``<home>/site``) in every language of ``languages``, the
+    first at the root (None: ``lang`` alone when given, else SENSORLOG_PORTAL_LANG, else all six)."""
     started = time.perf_counter()
-    options = PortalOptions.from_env(settings, lang, base_url, csv_month_rows=csv_month_rows)
+    if languages is None:
+        languages = [lang] if lang else PortalSettings.from_env().lang
+    langs = build_languages(languages)
+    options = PortalOptions.from_env(settings, langs[0], base_url, csv_month_rows=csv_month_rows)
     out = out or layout.site_dir(settings)
     now = datetime.now(UTC).replace(microsecond=0)
     build = _Build(settings, options, Site(out), home_registry(settings),
@@ -335,14 +365,14 @@ def build_portal(
     for name in missing:
         build.views.append(DatasetView(name, TITLES[name], DESCRIPTIONS[name], None, None, []))
         build.warnings.append(f"{name}: not published yet (the audit has not written it)")
-    _write_pages(build, {t.name: t for t in tables if t.name in DERIVED_TABLES})
+    quality = write_quality_data(build.site, settings)  # quality/*.json: what validation found, once
+    pages = _write_pages(build, {t.name: t for t in tables if t.name in DERIVED_TABLES}, langs, quality)
 
     catalog = build_catalog(options, build.datasets, _bbox(build.registry))
     build.site.write("data.json", _json(catalog))
     package = build_datapackage(options, build.resources, iso_instant(now))
     build.site.write("datapackage.json", _json(package))
 
-    write_quality(build.site, settings, options.lang)  # quality/: what validation found in each landed file
     _sign_file_list(build, build.log)
     build.site.finish()
     for path in previous:
@@ -359,6 +389,8 @@ def build_portal(
         log_available=f"{export.LOG_DIR}/{CHECKPOINT}" in build.site.files,
         seconds=round(time.perf_counter() - started, 2),
         warnings=build.warnings,
+        languages=list(langs),
+        pages=pages,
     )
 
 

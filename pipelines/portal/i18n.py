@@ -25,6 +25,7 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from pipelines.registry.model import Deployment
 from pipelines.registry.taxonomy import SUPPORTED_LANGS
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locales"
@@ -117,3 +118,36 @@ def build_languages(requested: str | Iterable[str] | None) -> tuple[str, ...]:
 def language_name(lang: str) -> str:
     """A language's own name for itself (its catalog's ``language_name``), as a language switcher shows it."""
     return load_catalog(lang).strings.get("language_name") or lang
+
+
+def language_links(lang: str, languages: Sequence[str], site_root: str) -> list[dict[str, object]]:
+    """A language switcher's entries, in the build's order: each language's code, own name, and the prefix
+    from the current page (whose relative path to the site root is ``site_root``) to that language's
+    pages; the page appends its own path within a language. Empty for a one-language build."""
+    if len(languages) < 2:
+        return []
+    return [{"code": code, "name": language_name(code), "prefix": site_root + page_prefix(code, languages),
+             "current": code == lang} for code in languages]
+
+
+class Localised(str):
+    """Registry text for a page, with the language it is in (``lang``): the page's when the registry
+    translates the field, else English. A ``str`` (it sorts, formats and compares as its text); the
+    templates' ``en()`` marks it ``lang="en"`` only when it fell back."""
+
+    lang: str
+
+    def __new__(cls, text: str, lang: str) -> Localised:
+        self = super().__new__(cls, text)
+        self.lang = lang
+        return self
+
+    @property
+    def text(self) -> str:
+        return str.__str__(self)
+
+
+def registry_text(deployment: Deployment, attribute: str, lang: str) -> Localised | None:
+    """A translatable registry field (``registry.model.TRANSLATABLE``) for a page in ``lang``."""
+    text, text_lang = deployment.text_in(attribute, lang)
+    return None if text is None else Localised(text, text_lang)

@@ -13,7 +13,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -34,7 +34,15 @@ from pipelines.portal.dtpr_card import (
     render_retention_text,
     source_note,
 )
-from pipelines.portal.i18n import EN, Translator, kind_label
+from pipelines.portal.i18n import (
+    EN,
+    Localised,
+    Translator,
+    kind_label,
+    language_links,
+    page_prefix,
+    registry_text,
+)
 from pipelines.portal.options import PortalOptions
 from pipelines.portal.registry_export import page_path, place_text
 from pipelines.portal.svg import MAP_DOTS, MapPoint, bar_chart, clusters, kind_colours, legend, map_panel, place_label
@@ -78,6 +86,8 @@ class Common:
     today: date
     # The sample city's settings this site still uses (pipelines.portal.defaults): a note on every page.
     notes: tuple[DemoDefault, ...] = field(default=())
+    # Every language of the build, first one (at the site root) first; empty: this page's language alone.
+    languages: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,9 @@ def _english(lang: str) -> Callable[[Any], Markup]:
     def wrap(text: Any) -> Markup:
         if text is None:
             return Markup("")
+        if isinstance(text, Localised):  # registry text: marked only when it is not in the page's language
+            return Markup(escape(text.text)) if text.lang == lang else Markup(
+                f'<span lang="{escape(text.lang)}">{escape(text.text)}</span>')
         return Markup(f'<span lang="en">{escape(text)}</span>') if lang != "en" else Markup(escape(text))
 
     return wrap
@@ -161,12 +174,18 @@ def prove_commands(index: int) -> str:
 
 
 def _globals(common: Common, root: str) -> dict[str, Any]:
+    """``root`` is the prefix from the page to its language's pages (``lang_root`` in templates); the
+    templates' ``root`` is the prefix to the site root, where the data files are, once for all languages."""
     lang = common.options.lang
     english = _english(lang)
+    languages = common.languages or (lang,)
+    site_root = root + "../" * page_prefix(lang, languages).count("/")
     return {
         "lang": lang,
         "t": Translator(lang),
-        "root": root,
+        "root": site_root,
+        "lang_root": root,
+        "languages": language_links(lang, languages, site_root),
         "publisher": common.options.publisher,
         "license_url": common.options.license_url,
         "license_title": common.options.license_title or common.options.license_url,
@@ -217,7 +236,7 @@ def _index_rows(registry: Registry, activity: dict[str, Activity], findings: dic
         verdict = deployment_verdict(d, act)[1]
         rows.append({
             "id": d.id,
-            "name": d.name,
+            "name": registry_text(d, "name", lang),
             "href": page_path(d.id),
             "kind": d.kind,
             "kind_label": _kind(d.kind, lang),
@@ -294,9 +313,10 @@ def _maps(registry: Registry, t: Translator, lang: str) -> tuple[list[dict[str, 
     return maps, legend(colours, labels)
 
 
-def _unmapped(registry: Registry) -> list[dict[str, str]]:
+def _unmapped(registry: Registry, lang: str) -> list[dict[str, Any]]:
     """Deployments the map cannot show (no coordinates), so that none is missing without a word."""
-    return [{"name": d.name, "href": page_path(d.id), "area": d.area or d.address or ""}
+    return [{"name": registry_text(d, "name", lang), "href": page_path(d.id),
+             "area": registry_text(d, "area", lang) or registry_text(d, "address", lang) or ""}
             for d in sorted(registry, key=lambda d: (d.name.casefold(), d.id)) if d.lat is None or d.lon is None]
 
 
@@ -327,11 +347,12 @@ def index_pages(common: Common, registry: Registry, activity: dict[str, Activity
     organisations = _organisations(registry, common.today, paged)
     kinds = _kinds(registry, common.today, lang)
     paths = [index_path(n) for n in range(1, len(pages) + 1)]
-    unmapped = _unmapped(registry)
+    unmapped = _unmapped(registry, lang)
     for n, page_rows in enumerate(pages, 1):
         first = (n - 1) * LIST_ROWS + 1
         yield paths[n - 1], env.get_template("index.html").render(
             **g,
+            page=paths[n - 1],
             rows=page_rows,
             total=len(rows),
             range_text=t.markup("list_range", first=f"{first:,}", last=f"{first + len(page_rows) - 1:,}",
@@ -361,6 +382,7 @@ def index_pages(common: Common, registry: Registry, activity: dict[str, Activity
             first = (k - 1) * LIST_ROWS + 1
             yield org_paths[k - 1], env.get_template("index.html").render(
                 **g,
+                page=org_paths[k - 1],
                 rows=page_rows,
                 total=len(org_rows),
                 range_text=t.markup("list_range", first=f"{first:,}", last=f"{first + len(page_rows) - 1:,}",
@@ -382,11 +404,19 @@ def index_pages(common: Common, registry: Registry, activity: dict[str, Activity
 # -- deployment pages ------------------------------------------------------------------------------
 
 
-def _location(d: Deployment) -> str:
+def _location(d: Deployment, lang: str = "en") -> Localised:
     # Where it is now: the last declared move's place, else the location at commissioning.
     path = f"lifecycle.relocations[{len(d.relocations) - 1}].location" if d.relocations else "location"
     source = source_note(d, path)  # provenance.fields: where the position came from, beside it
-    return place_text(d.place) + (f" (source: {source})" if source else "")
+    english = Localised(place_text(d.place) + (f" (source: {source})" if source else ""), "en")
+    # In the page's language when the registry translates every text of the place (and no English
+    # source note goes with it); otherwise all of it in English, marked so.
+    texts = {attr: d.text_in(attr, lang) for attr in ("area", "address") if getattr(d, attr)}
+    if source or not texts or any(text_lang != lang for _, text_lang in texts.values()):
+        return english
+    place = replace(d.place, area=texts["area"][0] if "area" in texts else d.area,
+                    address=texts["address"][0] if "address" in texts else d.address)
+    return Localised(place_text(place), lang)
 
 
 def _moves(d: Deployment) -> list[dict[str, str | None]]:
@@ -648,6 +678,7 @@ def access_pages(common: Common, d: Deployment) -> list[tuple[str, str]]:
                  "purpose": getattr(gr, "purpose", None) or "–"} for gr in page]
         out.append((paths[n - 1], env.get_template("access.html").render(
             **g,
+            page=paths[n - 1],
             d={"id": d.id, "name": d.name, "href": page_path(d.id).removeprefix("deployments/")},
             rows=rows,
             first=(n - 1) * ACCESS_PAGE + 1,
@@ -714,16 +745,16 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
     g["verify_deployment_command"] = prove_commands(act.first_leaf) if act.first_leaf is not None else None
     view = {
         "id": d.id,
-        "name": d.name,
-        "description": d.description,
+        "name": registry_text(d, "name", lang),
+        "description": registry_text(d, "description", lang),
         "status": status(d, common.today),
         "kind_label": _kind(d.kind, lang),
-        "location": _location(d),
+        "location": _location(d, lang),
         "moves": _moves(d),
         "commissioned": d.commissioned.isoformat(),
         "decommissioned": d.decommissioned.isoformat() if d.decommissioned else None,
         "vendor": d.vendor,
-        "legal_basis": d.legal_basis,
+        "legal_basis": registry_text(d, "legal_basis", lang),
         "feedback": _feedback(d),
         "policy_links": [link for link in d.policy_links if _is_web(link)],
         "sign_letter": sign_paths[0],
@@ -744,6 +775,7 @@ def render_deployment(common: Common, d: Deployment, act: Activity, retention_ro
     }
     return env.get_template("deployment.html").render(
         **g,
+        page=page_path(d.id),
         d=view,
         glance=_glance_view(d, act, t, lang, anchors),
         card=dtpr_card(d, lang),

@@ -3,11 +3,12 @@
 Writes, under the site::
 
     quality/index.html              every event batch (newest first, at most PAGE_ROWS): its file, rows,
-                                    what was quarantined and which checks failed, with links
-    quality/validation.json         the same for every batch, machine-readable (the manifests' members)
-    quality/validations/<key>.json  each batch's Great Expectations Validation Results, GX's own JSON, in
+    <lang>/quality/index.html       what was quarantined and which checks failed, with links; one page per
+                                    language of the build, from the catalogs (template quality.html)
+    quality/validation.json         the same for every batch, machine-readable (the manifests' members),
+    quality/validations/<key>.json  and each batch's Great Expectations Validation Results, GX's own JSON, in
                                     the public copy: counts and percentages, no row values of text
-                                    columns (``pipelines.quality.public``)
+                                    columns (``pipelines.quality.public``); these once, at the site root
 
 GX's own Data Docs HTML is not copied: its pages load scripts and styles from CDNs, and no portal page
 loads anything from the network. The public Data Docs site is built beside the results, in
@@ -16,23 +17,22 @@ loads anything from the network. The public Data Docs site is built beside the r
 
 from __future__ import annotations
 
-import html
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines import layout, resolutions, storage
 from pipelines.config import Settings
+from pipelines.portal.options import PortalOptions
+
+# _globals: the words, links and switcher every portal page shares (the quality page is one of them).
+from pipelines.portal.pages import Common, _globals, environment
 from pipelines.records import Manifest
 from pipelines.site import Site
 
 PAGE_ROWS = 1000
-# overflow-wrap: file names, batch ids and check names have no spaces; a phone must still wrap them.
-STYLE = """body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:72rem;padding:0 1rem;line-height:1.4}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ccc;padding:.3rem .5rem;text-align:left;
-vertical-align:top;overflow-wrap:anywhere}td.n{text-align:right}ul{margin:0;padding-left:1rem}
-@media (max-width: 40rem){table,tbody,tr,td,th{display:block}thead{display:none}td{border:0}
-tr{border-bottom:1px solid #ccc}}"""
+PAGE = f"{layout.SITE_QUALITY_DIR}/index.html"  # a language's page, under its prefix
 
 
 def _manifests(settings: Settings) -> list[Manifest]:
@@ -44,8 +44,9 @@ def _manifests(settings: Settings) -> list[Manifest]:
     return sorted(found, key=lambda m: (m.validated_at, m.batch_id), reverse=True)
 
 
-def write_quality(site: Site, settings: Settings, lang: str) -> int:
-    """Write the data-quality page, its JSON and the public Validation Results; returns the batches."""
+def write_quality_data(site: Site, settings: Settings) -> list[dict[str, Any]]:
+    """The page's JSON and the public Validation Results, once per build; returns the batch summaries,
+    newest first, that every language's page shows."""
     manifests = _manifests(settings)
     public_root = Path(layout.public_validations_dir(settings))
     # Corrections and quarantine resolutions (docs/corrections.md): what replaced a batch, what became
@@ -72,65 +73,36 @@ def write_quality(site: Site, settings: Settings, lang: str) -> int:
         })
     listing = json.dumps({"batches": summaries}, indent=1, sort_keys=True)
     site.write(f"{layout.SITE_QUALITY_DIR}/validation.json", listing)
-    site.write(f"{layout.SITE_QUALITY_DIR}/index.html", _page(summaries, lang))
+    return summaries
+
+
+def _failed(summary: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(table, check, failing rows) of one batch, tables in name order."""
+    return [(table, reason, n) for table, entry in sorted((summary["validation"] or {}).items())
+            for reason, n in entry["failed"].items()]
+
+
+def render_quality(common: Common, summaries: list[dict[str, Any]]) -> str:
+    """One language's data-quality page (at ``quality/index.html`` under the language's prefix)."""
+    rows = [{**s, "failed": _failed(s)} for s in summaries[:PAGE_ROWS]]
+    return environment().get_template("quality.html").render(
+        **_globals(common, "../"),
+        page=PAGE,
+        batches=rows,
+        total=len(summaries),
+        more=max(0, len(summaries) - PAGE_ROWS),
+    )
+
+
+def write_quality_page(site: Site, common: Common, prefix: str, summaries: list[dict[str, Any]]) -> None:
+    site.write(prefix + PAGE, render_quality(common, summaries))
+
+
+def write_quality(site: Site, settings: Settings, lang: str) -> int:
+    """The data files and a one-language page at the site root (what a build does for its first
+    language); returns the batches."""
+    summaries = write_quality_data(site, settings)
+    today = datetime.now(UTC).date()
+    common = Common(PortalOptions.from_env(settings, lang), today.isoformat(), None, settings.timezone, today)
+    write_quality_page(site, common, "", summaries)
     return len(summaries)
-
-
-def _failed(summary: dict[str, Any]) -> str:
-    items = [
-        f"<li>{html.escape(table)}: {html.escape(reason)} ({n})</li>"
-        for table, entry in sorted((summary["validation"] or {}).items())
-        for reason, n in entry["failed"].items()
-    ]
-    if summary["file_error"]:
-        items.insert(0, f"<li>whole file rejected: {html.escape(summary['file_error'])}</li>")
-    if summary["superseded_by"]:
-        by = html.escape(summary["superseded_by"][:16])
-        items.insert(0, f"<li><strong>superseded</strong> by the correction {by}… (its rows stay in the log"
-                        " and are left out of every count)</li>")
-    items += [f"<li>corrects {html.escape(old[:16])}…</li>" for old in summary["supersedes"]]
-    items += [f"<li>resolved: {html.escape(what)}</li>" for what in summary["quarantine_resolutions"]]
-    if summary["quarantine_open"]:
-        items.append(f"<li>{summary['quarantine_open']} quarantined row(s) not resolved yet</li>")
-    return f"<ul>{''.join(items)}</ul>" if items else "none"
-
-
-def _links(summary: dict[str, Any]) -> str:
-    links = [
-        f'<li><a href="{html.escape(r["result"])}">{html.escape(r["table"])} (GX result, JSON)</a></li>'
-        for r in summary["validation_results"]
-    ]
-    return f"<ul>{''.join(links)}</ul>" if links else ""
-
-
-def _page(summaries: list[dict[str, Any]], lang: str) -> str:
-    rows = "".join(
-        "<tr>"
-        f"<td>{html.escape(s['source_file'])}<br><small>{html.escape(s['batch_id'][:16])}…</small></td>"
-        f"<td>{html.escape(s['validated_at'])}</td>"
-        f"<td class=\"n\">{s['rows_in']}</td><td class=\"n\">{s['published']}</td>"
-        f"<td class=\"n\">{s['quarantined']}</td><td>{_failed(s)}</td><td>{_links(s)}</td>"
-        "</tr>"
-        for s in summaries[:PAGE_ROWS]
-    )
-    more = (
-        f"<p>The {len(summaries) - PAGE_ROWS} older batches are in <a href=\"validation.json\">validation.json</a>.</p>"
-        if len(summaries) > PAGE_ROWS else ""
-    )
-    return (
-        f'<!DOCTYPE html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Data quality</title><style>{STYLE}</style></head><body>"
-        '<p><a href="../index.html">All deployments</a></p>'
-        "<h1>Data quality</h1>"
-        "<p>Every landed file is checked by the Great Expectations suites of its event tables and by the "
-        "registry, clock and privacy rules before anything is published. Rows that fail are quarantined, "
-        "never published; the counts below are rows failing each check (a row can fail several). The "
-        "results link to Great Expectations' own JSON, without row values of text columns. "
-        'Machine-readable: <a href="validation.json">validation.json</a>.</p>'
-        f"<table><caption>{len(summaries)} landed files, newest first</caption><thead><tr>"
-        '<th scope="col">File</th><th scope="col">Validated</th><th scope="col">Rows in</th>'
-        '<th scope="col">Published</th><th scope="col">Quarantined</th><th scope="col">Failed checks</th>'
-        '<th scope="col">Validation results</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table>{more}</body></html>"
-    )

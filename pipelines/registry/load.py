@@ -35,6 +35,8 @@ from pipelines.registry.model import (
     PolicyVersion,
     Registry,
     Relocation,
+    english_text,
+    text_translations,
 )
 from pipelines.registry.retention import DEFAULT_TRIGGER, RetentionRule
 
@@ -313,7 +315,17 @@ def _bbox(location: Mapping[str, Any]) -> tuple[float, float, float, float] | No
 
 def _place(location: Mapping[str, Any]) -> Place:
     lat, lon = _centre(location)
-    return Place(lat, lon, location.get("area"), _bbox(location), location["mobility"], location.get("address"))
+    return Place(lat, lon, english_text(location.get("area")), _bbox(location), location["mobility"],
+                 english_text(location.get("address")))
+
+
+def _translations(doc: Mapping[str, Any], place: Mapping[str, Any]) -> Mapping[str, Mapping[str, str]]:
+    """The translated registry texts of a record (model.TRANSLATABLE), area and address of ``place``
+    (where the deployment is now); fields given as one text have none."""
+    values = {"name": doc.get("name"), "description": doc.get("description"), "legal_basis": doc.get("legal_basis"),
+              "storage_location": doc["storage"].get("location"), "area": place.get("area"),
+              "address": place.get("address")}
+    return MappingProxyType({attr: text_translations(v) for attr, v in values.items() if isinstance(v, Mapping)})
 
 
 def _relocations(lifecycle: Mapping[str, Any]) -> tuple[Relocation, ...]:
@@ -334,13 +346,14 @@ def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
     relocations = _relocations(lifecycle)
     first = _place(doc["location"])
     now = relocations[-1].place if relocations else first  # the record's fields say where it is now
+    now_doc = lifecycle["relocations"][-1]["location"] if relocations else doc["location"]
     decommissioned = lifecycle.get("decommissioned")
     return Deployment(
         id=doc["id"],
-        name=doc["name"],
+        name=english_text(doc["name"]),
         kind=doc["kind"],
         vendor=doc["vendor"],
-        description=doc.get("description"),
+        description=english_text(doc.get("description")),
         accountable_organisation=accountable["organisation"],
         accountable_role=accountable.get("role"),
         partners=tuple(accountable.get("partners", ())),
@@ -351,7 +364,7 @@ def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
         processing=tuple(doc.get("processing", ())),
         access_elements=tuple(doc["access"]["dtpr"]),
         storage_elements=tuple(doc["storage"]["dtpr"]),
-        storage_location=doc["storage"]["location"],
+        storage_location=english_text(doc["storage"]["location"]),
         data_classes=tuple(c["slug"] for c in doc["data_classes"]),
         data_class_elements=MappingProxyType({c["slug"]: c["dtpr"] for c in doc["data_classes"]}),
         data_class_descriptions=MappingProxyType(
@@ -365,7 +378,7 @@ def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
         bbox=now.bbox,
         mobility=now.mobility,
         address=now.address,
-        legal_basis=doc["legal_basis"],
+        legal_basis=english_text(doc["legal_basis"]),
         policy_links=tuple(doc["policy_links"]),
         feedback=MappingProxyType(dict(doc["feedback"])),
         policy_versions=_policy_versions(doc),
@@ -378,6 +391,7 @@ def _build(doc: dict[str, Any], source_file: str, timezone: str) -> Deployment:
         public_search_audit=doc.get("public_search_audit"),
         field_provenance=MappingProxyType(dict(doc.get("provenance", {}).get("fields", {}))),
         relocations=relocations,
+        translations=_translations(doc, now_doc),
         commissioned_at=first if relocations else None,
     )
 

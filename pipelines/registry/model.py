@@ -14,6 +14,31 @@ from pipelines.registry.retention import RetentionRule
 
 DEFAULT_TIMEZONE = "America/New_York"  # the default of Settings.timezone
 
+# Registry text a file may give as one text or as its translations ({en: ..., es: ...}, English required):
+# Deployment attribute -> the field's path in the file. The attribute holds the English text (what sorts,
+# exports to CSV and DCAT); ``Deployment.translations`` the mapping. area and address are the place's now.
+TRANSLATABLE = {
+    "name": "name",
+    "description": "description",
+    "legal_basis": "legal_basis",
+    "storage_location": "storage.location",
+    "area": "location.area",
+    "address": "location.address",
+}
+TEXT_SOURCE_LANG = "en"  # a plain text is taken to be English, and a mapping must hold English
+
+
+def english_text(value: Any) -> Any:
+    """The English of a translatable field's value: the text itself, or the mapping's ``en``."""
+    return value.get(TEXT_SOURCE_LANG) if isinstance(value, Mapping) else value
+
+
+def text_translations(value: Any) -> Mapping[str, str]:
+    """A translatable field's texts by language (empty for a plain text)."""
+    if not isinstance(value, Mapping):
+        return MappingProxyType({})
+    return MappingProxyType({str(k): str(v) for k, v in value.items() if isinstance(v, str) and v})
+
 
 # How an access by one organisation in one role stands against a policy (``PolicyVersion.judge``).
 ACCESS_DECLARED = "declared"
@@ -190,6 +215,19 @@ class Deployment:
     # at commissioning, kept here as ``commissioned_at`` when it has moved since.
     relocations: tuple[Relocation, ...] = ()
     commissioned_at: Place | None = None
+    # Attribute (a key of TRANSLATABLE) -> language -> text, for the fields the file translates.
+    translations: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}),
+                                                          compare=False)
+
+    def text_in(self, attribute: str, lang: str) -> tuple[str | None, str]:
+        """(text, its language) of a translatable field for a page in ``lang``: the registry's translation
+        when it has one, else the English text (None when the record has no such field)."""
+        if attribute not in TRANSLATABLE:
+            raise KeyError(f"{attribute!r} is not a translatable registry field")
+        own = self.translations.get(attribute, {}).get(lang)
+        if own:
+            return own, lang
+        return getattr(self, attribute), TEXT_SOURCE_LANG
 
     @property
     def place(self) -> Place:

@@ -52,6 +52,7 @@ from pipelines import layout, site_files, storage, summary
 from pipelines.config import PACKAGE_DIR, PortalSettings, Settings
 from pipelines.log import export, writer
 from pipelines.log.verify import fingerprint
+from pipelines.portal import basemap as basemaps
 from pipelines.portal import declared
 from pipelines.portal.activity import collect_activity, finding_counts
 from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
@@ -301,6 +302,8 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable], languages: tu
     generated = build.now.isoformat(timespec="seconds").replace("+00:00", "Z")
     counts = None if findings is None else finding_counts(findings)
     key = (log.key_id, log.fingerprint) if log else None
+    base, base_warnings = basemaps.configured()  # SENSORLOG_PORTAL_BASEMAP; a bad file is a warning
+    build.warnings.extend(base_warnings)
     written: dict[str, int] = {}
     for lang in languages:
         prefix = page_prefix(lang, languages)  # "" for the first language, "<lang>/" for the others
@@ -324,7 +327,7 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable], languages: tu
             ))
             for path, html in access_pages(common, d):
                 site.write(prefix + path, html)
-        for path, html in index_pages(common, build.registry, activity, counts, build.views):
+        for path, html in index_pages(common, build.registry, activity, counts, build.views, base):
             site.write(prefix + path, html)
         write_quality_page(site, common, prefix, quality)
         written[lang] = len(site.files) - before

@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 from pipelines.config import PACKAGE_DIR
 from pipelines.portal import glance, icons
 from pipelines.portal.activity import Activity
+from pipelines.portal.basemap import Basemap
 from pipelines.portal.declared import History
 from pipelines.portal.defaults import DemoDefault
 from pipelines.portal.dtpr_card import (
@@ -294,7 +295,8 @@ def _filters(rows: list[dict[str, Any]], t: Translator) -> dict[str, list[tuple[
     }
 
 
-def _maps(registry: Registry, t: Translator, lang: str) -> tuple[list[dict[str, Any]], Markup]:
+def _maps(registry: Registry, t: Translator, lang: str,
+          basemap: Basemap | None = None) -> tuple[list[dict[str, Any]], Markup]:
     points = [
         MapPoint(d.id, d.name, d.kind, d.lat, d.lon, d.bbox, page_path(d.id), d.mobility == "mobile")
         for d in registry
@@ -307,7 +309,8 @@ def _maps(registry: Registry, t: Translator, lang: str) -> tuple[list[dict[str, 
     for group in clusters(points):
         caption = t.text("map_panel", count=len(group), place=place_label(group))
         grouped = len(group) > MAP_DOTS
-        svg = map_panel(group, colours, caption, group_label=lambda n: t.text("map_group", count=n))
+        svg = map_panel(group, colours, caption, group_label=lambda n: t.text("map_group", count=n),
+                        basemap=basemap)
         maps.append({"svg": svg, "caption": caption, "grouped": grouped})
     labels = {k: kind_label(k, lang)[0] for k in colours}
     return maps, legend(colours, labels)
@@ -331,7 +334,8 @@ def render_index(common: Common, registry: Registry, activity: dict[str, Activit
 
 
 def index_pages(common: Common, registry: Registry, activity: dict[str, Activity],
-                findings: dict[str, int] | None, datasets: list[DatasetView]) -> Iterator[tuple[str, str]]:
+                findings: dict[str, int] | None, datasets: list[DatasetView],
+                basemap: Basemap | None = None) -> Iterator[tuple[str, str]]:
     """(path, html) of the index and, when the registry has more than LIST_ROWS deployments, of the
     further pages of the list and one list per accountable organisation. Every page holds at most
     LIST_ROWS rows, so the index of 10,000 deployments is as light as that of a thousand."""
@@ -342,7 +346,7 @@ def index_pages(common: Common, registry: Registry, activity: dict[str, Activity
     paged = len(pages) > 1
     g = _globals(common, "")
     t: Translator = g["t"]
-    maps, legend_markup = _maps(registry, t, lang)
+    maps, legend_markup = _maps(registry, t, lang, basemap)
     filters = _filters(rows, t)
     organisations = _organisations(registry, common.today, paged)
     kinds = _kinds(registry, common.today, lang)

@@ -57,7 +57,7 @@ from pipelines.portal import declared
 from pipelines.portal.activity import collect_activity, finding_counts
 from pipelines.portal.datapackage import PACKAGE_NAME, ResourceFile, build_datapackage
 from pipelines.portal.dcat import DatasetEntry, DistributionFile, build_catalog, iso_instant, temporal_range
-from pipelines.portal.defaults import demo_defaults
+from pipelines.portal.defaults import demo_defaults, qr_address_default
 from pipelines.portal.extracts import Extract, csv_bytes, write_extracts
 from pipelines.portal.i18n import Translator, build_languages, page_prefix
 from pipelines.portal.options import PortalOptions
@@ -299,6 +299,10 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable], languages: tu
     origins = [settings.log_origin] + ([log.checkpoint.split("\n", 1)[0]] if log else [])
     notes = tuple(demo_defaults(build.registry.ids(), options, origins))
     build.warnings.extend(f"sample-city default: {n.text()}" for n in notes)
+    # For every registry, the sample's too: a posted sign cannot be corrected like a page.
+    qr_default = qr_address_default(options)
+    if qr_default is not None:
+        build.warnings.append(f"QR address not configured: {qr_default.text()}")
     generated = build.now.isoformat(timespec="seconds").replace("+00:00", "Z")
     counts = None if findings is None else finding_counts(findings)
     key = (log.key_id, log.fingerprint) if log else None
@@ -316,7 +320,8 @@ def _write_pages(build: _Build, tables: dict[str, PublishedTable], languages: tu
             page = f"deployments/{d.id}.html"
             for paper, path in zip(PAPERS, paths, strict=True):
                 # Each language's sign points to that language's page.
-                site.write(prefix + path, render_sign(d, options.url(prefix + page), paper, t, lang, key))
+                site.write(prefix + path, render_sign(d, options.url(prefix + page), paper, t, lang, key,
+                                                      qr_configured=qr_default is None))
             act = activity[d.id]
             site.write(prefix + page, render_deployment(
                 common, d, act,

@@ -253,3 +253,11 @@ def test_every_verdict_has_words_in_every_language() -> None:
             assert text and "{" not in text
             assert t.text(f"verdict_filter_{kind}")
         assert "12" in glance.verdict_text(Verdict("late", 12.0), t)
+
+
+def test_a_verdict_links_the_finding_that_backs_it() -> None:
+    v = verdict(None, [day(0, 10, 0, 10, "no_policy")])
+    assert v.evidence == ("ledger-plate_reads",)
+    found = glance.class_verdict("plate_reads", None, [day(0, 10, 0, 10, "no_policy")], [], WINDOW,
+                                 {"undeclared_data_class": ["f1"], "indefinite_retention": ["f2"]})
+    assert found.kind == "undeclared" and found.evidence == ("finding-f1", "ledger-plate_reads")

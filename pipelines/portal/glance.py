@@ -31,6 +31,9 @@ LIMIT_KINDS = frozenset({"late_deletion", "retained_past_policy", "retention_dec
 # Verdict kinds, worst first: a deployment's verdict is its worst class's.
 VERDICTS = ("late", "undeclared", "unclear", "case", "on_time", "within", "indefinite", "no_data", "not_audited")
 DAY = timedelta(days=1)
+# The finding that backs a verdict which is no lateness (linked before the ledger row when present).
+VERDICT_FINDINGS = {"undeclared": "undeclared_data_class", "unclear": "retention_unclear",
+                    "indefinite": "indefinite_retention"}
 
 
 # -- the window --------------------------------------------------------------------------------------
@@ -250,7 +253,8 @@ class Verdict:
 
 
 def class_verdict(data_class: str, rule: RetentionRule | None, days: Sequence[LedgerDay],
-                  findings: Sequence[LimitFinding], window: Window | None) -> Verdict:
+                  findings: Sequence[LimitFinding], window: Window | None,
+                  related: Mapping[str, Sequence[str]] | None = None) -> Verdict:
     """One class's verdict on the window, from its ledger days in the window and its limit findings.
 
     ``window`` None (or not ending at an audit) means the audit has not run: "not_audited". Kept past its
@@ -258,6 +262,8 @@ def class_verdict(data_class: str, rule: RetentionRule | None, days: Sequence[Le
     is ``overdue``; "no_data" when nothing was collected, deleted or retained in it; otherwise the rule's
     shape decides: no rule ("undeclared"), words without a period ("unclear"), counted from a case closing
     ("case", which the log never sees), "indefinite", deletions done ("on_time") or none due ("within").
+    ``related`` maps a finding kind to the ids of this class's findings of that kind: the one backing the
+    verdict (VERDICT_FINDINGS) is linked first.
     """
     if window is None or not window.audited:
         return Verdict("not_audited", data_class=data_class)
@@ -273,18 +279,18 @@ def class_verdict(data_class: str, rule: RetentionRule | None, days: Sequence[Le
         return Verdict("late", max(worst, 0.0), (ledger,), data_class)
     if not any(d.collected or d.deleted or d.retained for d in inside):
         return Verdict("no_data", data_class=data_class)
-    evidence = (ledger,)
     if rule is None or any(d.status == "no_policy" for d in inside):
-        return Verdict("undeclared", evidence=evidence, data_class=data_class)
-    if rule.kind == "unknown":
-        return Verdict("unclear", evidence=evidence, data_class=data_class)
-    if rule.kind == "indefinite":
-        return Verdict("indefinite", evidence=evidence, data_class=data_class)
-    if rule.trigger == "case_closed":
-        return Verdict("case", evidence=evidence, data_class=data_class)
-    if any(d.deleted for d in inside):
-        return Verdict("on_time", evidence=evidence, data_class=data_class)
-    return Verdict("within", evidence=evidence, data_class=data_class)
+        kind = "undeclared"
+    elif rule.kind == "unknown":
+        kind = "unclear"
+    elif rule.kind == "indefinite":
+        kind = "indefinite"
+    elif rule.trigger == "case_closed":
+        kind = "case"
+    else:
+        kind = "on_time" if any(d.deleted for d in inside) else "within"
+    backing = (related or {}).get(VERDICT_FINDINGS.get(kind, ""), ())
+    return Verdict(kind, evidence=(*(f"finding-{i}" for i in backing), ledger), data_class=data_class)
 
 
 def _overlaps(span: tuple[datetime, datetime], window: Window) -> bool:

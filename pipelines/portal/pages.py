@@ -529,13 +529,16 @@ def deployment_verdict(d: Deployment, act: Activity) -> tuple[list[glance.Verdic
     for row in act.ledger_window:
         days.setdefault(str(row.get("data_class")), []).append(glance.LedgerDay.from_row(row))
     limits: dict[str, list[glance.LimitFinding]] = {}
+    related: dict[str, dict[str, list[str]]] = {}
     for row in act.findings:
         found = glance.LimitFinding.from_row(row)
         if found is not None:
             limits.setdefault(str(row.get("data_class")), []).append(found)
+        related.setdefault(str(row.get("data_class")), {}).setdefault(str(row.get("kind")), []).append(
+            str(row.get("id")))
     classes = list(dict.fromkeys([*d.data_classes, *days]))
-    verdicts = [glance.class_verdict(c, policy.rule_for(c), days.get(c, []), limits.get(c, []), window)
-                for c in classes]
+    verdicts = [glance.class_verdict(c, policy.rule_for(c), days.get(c, []), limits.get(c, []), window,
+                                     related.get(c)) for c in classes]
     return verdicts, glance.overall_verdict(verdicts, window)
 
 

@@ -141,6 +141,7 @@ def test_a_sign_is_in_its_own_language(registry, lang: str) -> None:
     for key in ("sign_heading", "sign_access", "sign_storage", "sign_keeps"):
         assert t.text(key).upper() in words or t.text(key) in words, key
     assert "{" not in words and "}" not in words  # every placeholder filled
+    assert t.text("sign_attribution") in words and "CC BY 4.0" in words  # the icons' licence, on paper too
     if lang != "en":
         assert "kept for" not in words and "WHO ELSE" not in words
     assert ET.fromstring(_sign(registry[ALPR], lang)).get("lang") == lang

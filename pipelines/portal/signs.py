@@ -32,9 +32,6 @@ QUIET_ZONE = 4
 CHAR_WIDTH = 0.56
 BOLD_CHAR_WIDTH = 0.63
 FONT = "Helvetica, Arial, 'Noto Sans', 'Noto Sans Khmer', sans-serif"
-# The DTPR icons and names on the sign are CC BY 4.0 (see pipelines/data/DTPR-ATTRIBUTION.md).
-ATTRIBUTION = ("DTPR taxonomy and icons: DTPR contributors (dtpr.io), CC BY 4.0; "
-               "portions Material Symbols, Apache-2.0")
 
 
 @dataclass(frozen=True)
@@ -360,6 +357,7 @@ def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str,
         *mark,
         *scan,
         *link,
-        _text(margin, paper.height - 16, 9, ATTRIBUTION, "normal", "#4a5560"),
+        # The DTPR icons and names on the sign are CC BY 4.0 (pipelines/data/DTPR-ATTRIBUTION.md).
+        _text(margin, paper.height - 16, 9, t.text("sign_attribution"), "normal", "#4a5560"),
         "</g></svg>\n",
     ])

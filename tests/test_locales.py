@@ -100,3 +100,17 @@ def test_a_language_s_pages_are_at_the_root_or_under_its_code() -> None:
     assert page_prefix("es", ("es", "en")) == "" and page_prefix("en", ("es", "en")) == "en/"
     with pytest.raises(ValueError, match="not one of"):
         page_prefix("de", SHIPPED_LANGS)
+
+
+def test_the_dataset_words_in_english_are_the_tables_own():
+    # The open-data list's titles and descriptions are catalog keys so they can be translated; their
+    # English is the tables' own (DCAT and the data package use those), so the two never drift apart.
+    from pipelines.portal import declared
+    from pipelines.tables import DESCRIPTIONS, TITLES
+
+    english = _doc(catalog_path(SOURCE_LANG))["strings"]
+    def keyed(prefix: str) -> dict[str, str]:
+        return {k.removeprefix(prefix): v for k, v in english.items() if k.startswith(prefix)}
+
+    assert keyed("dataset_title_") == {**TITLES, "declaration": declared.TITLE}
+    assert keyed("dataset_desc_") == {**DESCRIPTIONS, "declaration": declared.DESCRIPTION}

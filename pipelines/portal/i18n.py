@@ -85,6 +85,15 @@ class Translator:
         text = escape(self.text(key, **values))
         return Markup(f'<span lang="en">{text}</span>') if self.is_fallback(key) else Markup(text)
 
+    def markup_or(self, key: str, english: str) -> Markup:
+        """``markup(key)`` when the catalogs have ``key``, else ``english`` (text from elsewhere in the
+        code, e.g. a table's title), marked ``lang="en"`` on a page in another language."""
+        if key in EN:
+            return self.markup(key)
+        if self.lang == SOURCE_LANG:
+            return Markup(escape(english))
+        return Markup(f'<span lang="en">{escape(english)}</span>')
+
 
 def kind_label(kind: str, lang: str) -> tuple[str, str]:
     """(label, language of the label) for a registry ``kind`` slug; unknown kinds are their slug in words."""

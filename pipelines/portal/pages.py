@@ -327,6 +327,12 @@ def _nav(paths: list[str], current: int, root: str) -> list[dict[str, Any]]:
     return [{"page": n, "href": root + path, "current": n == current} for n, path in enumerate(paths, 1)]
 
 
+def _dataset_views(datasets: list[DatasetView], t: Translator) -> list[DatasetView]:
+    """The open-data list in the page's language: each table's title and description from the catalogs."""
+    return [replace(v, title=t.markup_or(f"dataset_title_{v.name}", v.title),
+                    description=t.markup_or(f"dataset_desc_{v.name}", v.description)) for v in datasets]
+
+
 def render_index(common: Common, registry: Registry, activity: dict[str, Activity],
                  findings: dict[str, int] | None, datasets: list[DatasetView]) -> str:
     """The index alone (its first page); ``index_pages`` gives every page of a big registry."""
@@ -369,7 +375,7 @@ def index_pages(common: Common, registry: Registry, activity: dict[str, Activity
             legend=legend_markup,
             unmapped=unmapped[:LIST_ROWS] if n == 1 else [],
             unmapped_more=max(0, len(unmapped) - LIST_ROWS),
-            datasets=datasets if n == 1 else [],
+            datasets=_dataset_views(datasets, t) if n == 1 else [],
             first_page=n == 1,
             heading=None,
         )

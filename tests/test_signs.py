@@ -173,3 +173,10 @@ def test_the_default_base_url_is_not_configured(tmp_path: Path) -> None:
     from_env = PortalOptions.from_env(settings, env={"SENSORLOG_PORTAL_BASE_URL": "https://data.city.example.org/"})
     assert from_env.base_url_configured and qr_address_default(from_env) is None
 
+
+
+@pytest.mark.parametrize(("lang", "days"), [("es", "30 días"), ("fr", "30 jours"), ("pt", "30 dias"),
+                                            ("km", "30 ថ្ងៃ"), ("tl", "30 araw")])
+def test_how_long_is_in_the_signs_language(registry, lang: str, days: str) -> None:
+    words = _words(_sign(registry[ALPR], lang))
+    assert days in words and "30 days" not in words

@@ -184,7 +184,9 @@ def _duration(period: str, lang: str) -> str:
         if not n:
             continue
         words = ""
-        for length in ("long", "short"):
+        # CLDR's "short" names are whole words for km and tl, and its "long" ones are missing (km) or
+        # wrongly pluralised ("1 mga linggo", tl) in the data Babel ships.
+        for length in ("short", "long"):
             words = format_unit(n, f"duration-{unit[:-1]}", length=length, locale=lang)
             if "duration-" not in words:  # Babel returns the unit id where CLDR has no name
                 break

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pipelines.cli._output import console, err_console
-from pipelines.config import Settings
+from pipelines.config import PortalSettings, Settings
 from pipelines.errors import USAGE, reported_as
 from pipelines.registry.taxonomy import SUPPORTED_LANGS
 
@@ -27,9 +27,15 @@ def portal_cmd(
 ) -> None:
     """Write data.json, datapackage.json, Parquet/CSV extracts, HTML pages and printable signs."""
     from pipelines.portal import build_portal
+    from pipelines.portal.i18n import build_languages
 
     with reported_as("portal", ValueError, exit_code=USAGE):  # a bad --lang or --base-url
-        languages = ",".join(lang) if lang else None
+        source, requested = ("--lang", ",".join(lang)) if lang else ("SENSORLOG_PORTAL_LANG",
+                                                                      PortalSettings.from_env().lang)
+        try:
+            languages = build_languages(requested)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
         result = build_portal(Settings.from_existing_home(), out, base_url=base_url, languages=languages)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -31,7 +31,7 @@ def sensorlog_portal():
     """
     ### Open-data portal
 
-    One task, *build*: `pipelines.portal.build_portal`, what `sensorlog portal` runs, once per language.
+    One task, *build*: `pipelines.portal.build_portal`, what `sensorlog portal` runs: one build, every language.
 
     - **Reads**: the published event tables, the audit's derived tables, the registry, the log
       (checkpoint, proofs of the declarations).
@@ -43,8 +43,8 @@ def sensorlog_portal():
 
     **Schedule**: whenever the findings (an audit) or the log (an ingest, after the witnesses) change.
 
-    **Params**: `languages` (the first is built at the output folder, each other in
-    `<output>/<language>/`; empty: `SENSORLOG_PORTAL_LANG`, default `en`) and `out` (a folder or
+    **Params**: `languages` (the first language's pages at the output folder, each other's in
+    `<output>/<language>/`, the data files once; empty: `SENSORLOG_PORTAL_LANG`, else all six) and `out` (a folder or
     `s3://bucket/prefix`; empty: `SENSORLOG_PORTAL_OUT`, else `<home>/site`). Base URL and publisher
     come from `SENSORLOG_PORTAL_*`.
 

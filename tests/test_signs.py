@@ -180,3 +180,32 @@ def test_the_default_base_url_is_not_configured(tmp_path: Path) -> None:
 def test_how_long_is_in_the_signs_language(registry, lang: str, days: str) -> None:
     words = _words(_sign(registry[ALPR], lang))
     assert days in words and "30 days" not in words
+
+
+def test_a_record_with_many_elements_keeps_its_icons_to_two_rows(registry) -> None:
+    d = registry[ALPR]
+    many = tuple(sorted(e.id for e in load_taxonomy() if e.category == "tech"))
+    crowded = dataclasses.replace(d, technologies=many)
+    shown = _icons(_sign(crowded))
+    assert [i for i in shown if i.startswith("tech__")] == list(many[:6])
+    words = _words(_sign(crowded))
+    assert load_taxonomy().element(many[-1]).name("en") in words  # the names still list them all
+
+
+def test_a_record_too_big_for_the_paper_is_cut_above_the_qr_code(registry) -> None:
+    d = registry[ALPR]
+    taxonomy = load_taxonomy()
+    huge = dataclasses.replace(d, name="A deployment with a very long name " * 6,
+                               technologies=tuple(e.id for e in taxonomy if e.category == "tech"),
+                               purposes=tuple(e.id for e in taxonomy if e.category == "purpose"))
+    for lang in ("en", "es"):
+        for paper in PAPERS:
+            svg = _sign(huge, lang, paper=paper)
+            rule = ET.fromstring(svg).find(f".//{SVG}line")
+            assert rule is not None
+            line_y = float(rule.get("y1") or 0)
+            qr_x = 40 + 180  # the QR block's left margin and width: the scan text starts right of it
+            body = [el for el in ET.fromstring(svg).iter(f"{SVG}text")
+                    if float(el.get("x") or 0) < qr_x and float(el.get("y") or 0) < paper.height - 30]
+            assert body and max(float(el.get("y") or 0) for el in body) < line_y, (lang, paper.name)
+            assert Translator(lang).text("sign_cut") in _words(svg)

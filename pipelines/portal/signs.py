@@ -227,6 +227,9 @@ def _text(x: float, y: float, size: float, text: str, weight: str = "normal", fi
 # Icons stand in a column at the left of each section, this many to a row; the section's words wrap
 # in the column to their right, so every section's text starts at the same x.
 ICONS_PER_ROW = 3
+# At most this many rows of icons per section (a record may list any number of elements): the names
+# beside them list every element, so an icon left out loses no information.
+ICON_ROWS = 2
 
 
 def _icon_grid(ids: Iterable[str], x: float, y: float, size: float) -> tuple[list[str], float]:
@@ -234,6 +237,8 @@ def _icon_grid(ids: Iterable[str], x: float, y: float, size: float) -> tuple[lis
     gap = size * 0.2
     out: list[str] = []
     for element_id in ids:
+        if len(out) == ICONS_PER_ROW * ICON_ROWS:
+            break
         row, col = divmod(len(out), ICONS_PER_ROW)
         placed = sign_icon(element_id, x + col * (size + gap), y + row * (size + gap), size)
         if placed is not None:
@@ -242,32 +247,43 @@ def _icon_grid(ids: Iterable[str], x: float, y: float, size: float) -> tuple[lis
     return out, rows * (size + gap) - gap if rows else 0.0
 
 
-def _body(d: Deployment, t: Translator, lang: str, left: float, top: float, width: float, scale: float
-          ) -> tuple[list[str], float]:
-    """The sign's text lines and icons from ``top``; returns the SVG parts and the y where they end."""
-    parts: list[str] = []
+def _body(d: Deployment, t: Translator, lang: str, left: float, top: float, width: float, scale: float,
+          limit: float | None = None) -> tuple[list[str], float]:
+    """The sign's text lines and icons from ``top``; returns the SVG parts and the y where they end.
+    With ``limit``, whatever would end below it is left out and a last line points to the web page (a
+    record may hold more than any paper does, even at the smallest type)."""
+    placed: list[tuple[float, str]] = []  # (bottom, part)
+    labels: set[int] = set()  # which of them are section headings
     y = top
     title_size, label_size, text_size, icon_size = 26 * scale, 13 * scale, 16 * scale, 28 * scale
     column = ICONS_PER_ROW * icon_size * 1.2 + 4 * scale
     text_x, text_w = left + column, width - column
     for line in wrap(d.name, title_size, width, bold=True):
         y += title_size * 1.15
-        parts.append(_text(left, y, title_size, line, "bold"))
+        placed.append((y, _text(left, y, title_size, line, "bold")))
     y += 8 * scale
     for section in _sections(d, t, lang):
         y += label_size * 1.7
-        parts.append(_text(left, y, label_size, section.label.upper(), "bold", "#4a5560"))
+        labels.add(len(placed))
+        placed.append((y, _text(left, y, label_size, section.label.upper(), "bold", "#4a5560")))
         row_top = y + label_size * 0.45
         icons, icons_h = _icon_grid(section.icons, left, row_top, icon_size)
         if icons:
-            parts.append('<g class="sign-icons">' + "".join(icons) + "</g>")
+            placed.append((row_top + icons_h, '<g class="sign-icons">' + "".join(icons) + "</g>"))
         ty = row_top
         for value in section.lines:
             for line in wrap(value, text_size, text_w):
                 ty += text_size * 1.25
-                parts.append(_text(text_x, ty, text_size, line))
+                placed.append((ty, _text(text_x, ty, text_size, line)))
         y = max(ty + text_size * 0.3, row_top + icons_h)
-    return parts, y
+    if limit is None or y <= limit:
+        return [part for _, part in placed], y
+    room = limit - text_size * 1.5  # one line for the pointer to the page
+    kept = [(i, bottom) for i, (bottom, _) in enumerate(placed) if bottom <= room]
+    while kept and kept[-1][0] in labels:  # no heading without anything under it
+        kept.pop()
+    last = max((bottom for _, bottom in kept), default=top) + text_size * 1.4
+    return [*(placed[i][1] for i, _ in kept), _text(left, last, text_size, t.text("sign_cut"), "bold")], last
 
 
 def _not_configured(t: Translator, x: float, y: float, width: float) -> tuple[list[str], float]:
@@ -309,7 +325,10 @@ def render_sign(d: Deployment, url: str, paper: Paper, t: Translator, lang: str,
     # Start large (a sign is read from a distance) and shrink until the text fits above the QR block.
     while True:
         parts, end = _body(d, t, lang, margin, body_top, width, scale)
-        if end <= footer_top or scale <= 0.6:
+        if end <= footer_top:
+            break
+        if scale <= 0.6:
+            parts, end = _body(d, t, lang, margin, body_top, width, scale, limit=footer_top)
             break
         scale -= 0.05
     qr_x, qr_y = margin, paper.height - margin - qr_size

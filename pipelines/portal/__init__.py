@@ -3,7 +3,7 @@
 One build writes every language of the site (default: all six shipped, ``i18n.SHIPPED_LANGS``). The
 first language's pages are at the root of ``out``, each other language's under ``<lang>/`` (the same
 page paths: ``km/index.html``, ``km/deployments/<id>.html``, ``km/signs/…``, ``km/quality/index.html``);
-the data files (everything from ``data/`` down in the list below) are written once, at the root, and
+the data files (those below the "data files" line in the list) are written once, at the root, and
 every language's pages link to them there. ``build_portal`` writes, under ``out`` (a folder or an
 ``s3://`` prefix)::
 

@@ -261,3 +261,38 @@ def test_a_verdict_links_the_finding_that_backs_it() -> None:
     found = glance.class_verdict("plate_reads", None, [day(0, 10, 0, 10, "no_policy")], [], WINDOW,
                                  {"undeclared_data_class": ["f1"], "indefinite_retention": ["f2"]})
     assert found.kind == "undeclared" and found.evidence == ("finding-f1", "ledger-plate_reads")
+
+
+# -- on the page (rendered without a build or a browser) -----------------------------------------------------
+
+
+def test_a_page_says_how_late_and_links_the_finding() -> None:
+    from pipelines.config import PROJECT_DIR
+    from pipelines.portal.activity import Activity
+    from pipelines.portal.options import PortalOptions
+    from pipelines.portal.pages import Common, index_pages, render_deployment
+    from pipelines.registry import Registry, load_registry
+
+    d = load_registry(PROJECT_DIR / "registry")["alpr-river-road-bridge"]
+    options = PortalOptions("https://data.riverton.example/", "en", "City of Riverton", "Open data",
+                            "open@riverton.example", "https://creativecommons.org/licenses/by/4.0/")
+    common = Common(options, "2026-07-22T12:00:00Z", None, TZ, date(2026, 7, 22))
+    ledger = [{"deployment_id": d.id, "data_class": "plate_reads", "day": WINDOW.first + timedelta(days=n),
+               "collected": 50, "deleted": 50 if n > 10 else 0, "retained": 50, "status": "ok", "next_due": None,
+               "declared_period": "P30D", "policy_version": 1} for n in range(30)]
+    finding = limit_row("late_deletion", {"days_late": 12.0, "first_due": "2026-07-01T04:00:00Z",
+                                          "last_deleted_at": "2026-07-13T04:00:00Z", "records_retained": 0,
+                                          "declared_period": "P30D", "grace_days": 1.0},
+                        datetime(2026, 5, 31, 4, tzinfo=UTC), datetime(2026, 6, 1, 4, tzinfo=UTC), "f00d")
+    finding["deployment_id"], finding["evidence"] = d.id, "[]"
+    act = Activity(window=WINDOW, ledger_window=ledger, findings=[finding],
+                   numbers=glance.WindowNumbers(1500, 550, 9, 2))
+    html = render_deployment(common, d, act, ledger[-1:], [finding], ("signs/a.svg", "signs/b.svg"))
+    glance_part = html[html.index('id="glance-heading"'):html.index('class="facts"')]
+    assert "Kept 12 days past its limit" in glance_part and 'href="#finding-f00d"' in glance_part
+    assert 'id="finding-f00d"' in html and 'id="ledger-plate_reads"' in html
+    assert "30 days" in glance_part and "from 2026-08-01: 14 days" in glance_part
+    assert "Mecklin County District Attorney" in glance_part and "P30D" not in glance_part
+    assert "1,500" in glance_part and 'class="bad">2<' in glance_part  # undeclared access events stand out
+    index = next(iter(index_pages(common, Registry({d.id: d}), {d.id: act}, {d.id: 1}, [])))[1]
+    assert 'data-verdict="late"' in index and "Kept 12 days past its limit" in index

@@ -23,6 +23,10 @@ AXE = PROJECT_DIR / "node_modules" / "axe-core" / "axe.min.js"
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
 BLOCKING = ("serious", "critical")
 DEPLOYMENT = "alpr-river-road-bridge"  # has a chart, commands, a DTPR card and declared versions
+# A few of the sample registry's deployments, enough for every kind of page element: charts, findings of
+# several severities (indefinite retention, an undeclared data class), two map panels (Riverton, Boston).
+SUBSET = ("alpr-river-road-bridge", "cctv-city-hall-plaza", "aq-northside-elementary", "cctv-riverside-park-pavilion",
+          "boston-kenmore-soofa-sign", "boston-numina-seaport", "counter-main-street-loop", "alpr-patrol-mobile")
 
 pytestmark = [
     pytest.mark.system,
@@ -44,17 +48,21 @@ def axe_source() -> Path:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The small city of tests/test_browser.py: three weeks, audited, the portal built."""
+    """The small city of tests/test_browser.py, a week of eight of its deployments (the pages' shape does
+    not depend on how many or how long): audited, the portal built in every language."""
     from pipelines.audit import publish as audit_publish
     from pipelines.portal import build_portal
 
     root = tmp_path_factory.mktemp("a11y")
-    settings = Settings.from_env({"SENSORLOG_HOME": str(root / "home"),
-                                  "SENSORLOG_REGISTRY": str(PROJECT_DIR / "registry")})
-    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 22), cadence="monthly")
+    registry = root / "registry"
+    registry.mkdir()
+    for name in SUBSET:
+        shutil.copy(PROJECT_DIR / "registry" / f"{name}.yaml", registry)
+    settings = Settings.from_env({"SENSORLOG_HOME": str(root / "home"), "SENSORLOG_REGISTRY": str(registry)})
+    options = synthetic.options_for(start=date(2026, 7, 1), end=date(2026, 7, 8), cadence="monthly")
     synthetic.write_city(load_registry(settings.registry), settings.landing, options)
     flow.run(settings)
-    audit_publish(settings, now=datetime(2026, 7, 22, 12, tzinfo=UTC))
+    audit_publish(settings, now=datetime(2026, 7, 8, 12, tzinfo=UTC))
     build_portal(settings)
     return settings, Path(layout.site_dir(settings))
 
@@ -129,3 +137,34 @@ def test_every_language_built_is_checked(site):
 def test_missing_axe_fails_with_a_clear_message(tmp_path):
     with pytest.raises(pytest.fail.Exception, match="axe-core not found at .*nowhere.*npm ci"):
         find_axe(tmp_path / "nowhere" / "axe.min.js")
+
+
+def test_the_reports_filters_narrow_the_findings(site, browser):
+    settings, _ = site
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto((Path(layout.reports_dir(settings)) / "audit_report.html").as_uri())
+    rows = page.locator("#findings-table tr.finding")
+    total = rows.count()
+    assert total > 1 and page.locator("#filters").is_visible()  # the script revealed the filters
+    severities = {r.get_attribute("data-severity") for r in rows.all()}
+    chosen = sorted(severities)[0]
+    page.select_option("#filter-severity", chosen)
+    visible = [r for r in rows.all() if r.is_visible()]
+    assert 0 < len(visible) <= total and all(r.get_attribute("data-severity") == chosen for r in visible)
+    assert page.inner_text("#findings-shown").startswith(f"{len(visible)} of {total}")
+    page.select_option("#filter-severity", "")
+    assert all(r.is_visible() for r in rows.all())
+    assert page.locator("code.prove").count() >= total  # every finding's evidence names its proof command
+    page.close()
+
+
+def test_the_index_map_has_a_basemap_and_a_key(site, browser):
+    _, root = site
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto((root / "index.html").as_uri())
+    assert page.locator("svg.map g.basemap path").count() >= 10
+    keys = page.locator("ol.map-key li a")
+    markers = page.locator("svg.map text.marker-label")
+    assert keys.count() == markers.count() > 0
+    assert page.locator("#unmapped-heading").count() <= 1  # the list of deployments without coordinates stays
+    page.close()

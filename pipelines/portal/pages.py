@@ -298,7 +298,8 @@ def _filters(rows: list[dict[str, Any]], t: Translator) -> dict[str, list[tuple[
 def _maps(registry: Registry, t: Translator, lang: str,
           basemap: Basemap | None = None) -> tuple[list[dict[str, Any]], Markup]:
     points = [
-        MapPoint(d.id, d.name, d.kind, d.lat, d.lon, d.bbox, page_path(d.id), d.mobility == "mobile")
+        MapPoint(d.id, registry_text(d, "name", lang) or d.name, d.kind, d.lat, d.lon, d.bbox, page_path(d.id),
+                 d.mobility == "mobile")
         for d in registry
         if d.lat is not None and d.lon is not None
     ]

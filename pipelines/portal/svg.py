@@ -102,6 +102,13 @@ def numbered(group: list[MapPoint]) -> list[tuple[int, MapPoint]]:
     return list(enumerate(sorted(group, key=lambda p: (p.name.casefold(), p.id)), 1))
 
 
+def _lang(name: str) -> str:
+    """The ``lang`` attribute of a registry name that says its language (``i18n.Localised``): a page in
+    Khmer marks an untranslated English name as English."""
+    lang = getattr(name, "lang", None)
+    return f' lang="{escape(lang)}"' if lang else ""
+
+
 def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width: int = 640,
               group_label: Callable[[int], str] | None = None,
               basemap: basemaps.Basemap | None = None) -> Markup:
@@ -154,7 +161,8 @@ def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width:
         x, y = xy(p.lon, p.lat)
         lx, ly, anchor = _label_place(x, y, str(n), placed, width, height)
         parts.append(
-            f'<a href="{escape(p.href)}" aria-label="{n}: {escape(p.name)}"><title>{n}: {escape(p.name)}</title>'
+            f'<a href="{escape(p.href)}"{_lang(p.name)} aria-label="{n}: {escape(p.name)}">'
+            f'<title>{n}: {escape(p.name)}</title>'
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{MARKER_R}" fill="{colours[p.kind]}" stroke="#ffffff" '
             f'stroke-width="2.5"/>'
             f'<text class="marker-label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" font-size="{LABEL_SIZE}" '
@@ -162,7 +170,7 @@ def map_panel(group: list[MapPoint], colours: dict[str, str], title: str, width:
         )
     parts.append("</svg>")
     key = "".join(
-        f'<li value="{n}"><a href="{escape(p.href)}">{escape(p.name)}</a></li>' for n, p in markers
+        f'<li value="{n}"><a href="{escape(p.href)}"{_lang(p.name)}>{escape(p.name)}</a></li>' for n, p in markers
     )
     parts.append(f'<ol class="map-key" aria-label="{escape(title)}">{key}</ol>')
     return Markup("".join(parts))

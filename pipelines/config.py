@@ -255,6 +255,9 @@ class PortalSettings:
     # The languages one build writes, first at the root: codes separated by commas or spaces; empty: all
     # six shipped (pipelines.portal.i18n.build_languages reads it).
     lang: str = ""
+    # A GeoJSON file the index map draws under its markers; empty: the sample city's own, "none": no basemap
+    # (pipelines.portal.basemap).
+    basemap: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PortalSettings:
@@ -268,6 +271,7 @@ class PortalSettings:
             csv_month_rows=_number(env, "SENSORLOG_PORTAL_CSV_MONTH_ROWS", cls.csv_month_rows, minimum=1),
             out=env.get("SENSORLOG_PORTAL_OUT") or None,
             lang=env.get("SENSORLOG_PORTAL_LANG", cls.lang),
+            basemap=env.get("SENSORLOG_PORTAL_BASEMAP", cls.basemap),
         )
 
 

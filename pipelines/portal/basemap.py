@@ -25,7 +25,7 @@ from typing import Any
 
 from markupsafe import escape
 
-from pipelines.config import environment
+from pipelines.config import PortalSettings
 
 DEMO_BASEMAP = Path(__file__).resolve().parent.parent / "data" / "basemap" / "riverton.geojson"
 NO_BASEMAP = "none"
@@ -189,14 +189,14 @@ def load(path: str | Path) -> Basemap:
     return parse(data, str(path))
 
 
-SETTING = "SENSORLOG_PORTAL_BASEMAP"
+SETTING = "SENSORLOG_PORTAL_BASEMAP"  # read by pipelines.config.PortalSettings; named here in messages
 
 
 def configured(env: Mapping[str, str] | None = None) -> tuple[Basemap | None, list[str]]:
     """The basemap ``SENSORLOG_PORTAL_BASEMAP`` names (unset or empty: the sample city's; ``none``: no
     basemap) and the build warnings it gives: a file that cannot be used is named there, and the map is
     drawn without a basemap."""
-    setting = environment(env).get(SETTING, "").strip()
+    setting = PortalSettings.from_env(env).basemap.strip()
     if setting.lower() == NO_BASEMAP:
         return None, []
     try:

@@ -112,3 +112,10 @@ def test_report_numbers_are_words_and_evidence_has_its_proof_command():
     assert "[" not in audit_report.number_text({"details": ["moved"], "events": 2})
     command = audit_report.prove_command("https://feeds.example/riverton/cam a", "col-1")
     assert command == "sensorlog prove --log log --data data --event 'https://feeds.example/riverton/cam a/col-1'"
+
+
+def test_deployment_page_numbers_print_lists_as_words():
+    from pipelines.portal.pages import _display
+
+    assert _display(["video"]) == "video" and _display(["video", "audio"]) == "video, audio"
+    assert "[" not in _display([{"day": "2026-07-01", "events": 2}])

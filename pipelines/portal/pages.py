@@ -483,6 +483,10 @@ def _display(value: Any) -> str:
         return f"{value:,.1f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
+    if isinstance(value, list | tuple):  # a finding's declared words or relocations: words, not ['video']
+        return ", ".join(_display(v) for v in value) or "–"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {_display(v)}" for k, v in value.items())
     return str(value)
 
 

@@ -27,6 +27,8 @@ OTHER = "cctv-city-hall-plaza"  # a second deployment, every field a plain text
 KM_NAME = "កាមេរ៉ាសុវត្ថិភាពនៅទីលានតេស្ត"
 ES_DESCRIPTION = "Cuatro cámaras fijas cubren la plaza de pruebas."
 KM_LEGAL = "បទបញ្ញត្តិក្រុងលេខ ១២"
+KM_STORAGE = "ប្រព័ន្ធគ្រប់គ្រងវីដេអូនៅសាលាក្រុង"
+KM_ADDRESS = "ទីលានតេស្ត ផ្លូវលេខ ១"
 # Data files, at the site root once: never under a language's folder.
 DATA_FILES = ("data", "derived", "schemas", "log", "declarations", "data.json", "datapackage.json", "SHA256SUMS",
               "DTPR-ATTRIBUTION.md")
@@ -39,6 +41,8 @@ def _translated_record() -> str:
     doc["name"] = {"en": "Test Plaza security cameras", "km": KM_NAME, "es": "Cámaras de la plaza de pruebas"}
     doc["description"] = {"en": doc["description"], "es": ES_DESCRIPTION}  # no Khmer: Khmer pages fall back
     doc["legal_basis"] = {"en": doc["legal_basis"], "km": KM_LEGAL}
+    doc["storage"]["location"] = {"en": doc["storage"]["location"], "km": KM_STORAGE}
+    doc["location"]["address"] = {"en": doc["location"]["address"], "km": KM_ADDRESS}
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
@@ -203,6 +207,8 @@ def test_registry_text_is_in_the_page_s_language_or_marked_english(site):
     km = (site / "km" / "deployments" / f"{DEPLOYMENT}.html").read_text(encoding="utf-8")
     assert f"<h1>{KM_NAME}</h1>" in km  # translated: in the page's language, unmarked
     assert KM_LEGAL in km and f'<span lang="en">{KM_LEGAL}' not in km
+    assert f"<li>{KM_STORAGE}</li>" in km  # the DTPR card's storage line
+    assert re.search(rf"<dd>{KM_ADDRESS} · [0-9.-]+, [0-9.-]+ · ថេរ</dd>", km), "location in Khmer, unmarked"
     description = yaml.safe_load(_translated_record())["description"]["en"]
     assert f'<span lang="en">{html.escape(description)}</span>' in km  # no Khmer: English, marked
     es = (site / "es" / "deployments" / f"{DEPLOYMENT}.html").read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from pipelines.portal.i18n import registry_text
 from pipelines.registry import AccessGrant, Deployment, PolicyVersion, RetentionRule, parse_iso_duration
 from pipelines.registry.model import provenance_for
 from pipelines.registry.taxonomy import Taxonomy, load_taxonomy
@@ -268,7 +269,8 @@ def _card_extra(deployment: Deployment, policy: PolicyVersion, lang: str) -> dic
         "process": [],
         "access": [*grants, *search_audit],
         "retention": [*rules, since],
-        "storage": [_sourced(d, "storage.location", d.storage_location)],
+        # In the page's language when the registry translates it (i18n.Localised; a source note makes it English).
+        "storage": [_sourced(d, "storage.location", registry_text(d, "storage_location", lang) or d.storage_location)],
     }
 
 

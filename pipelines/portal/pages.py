@@ -426,7 +426,8 @@ def _location(d: Deployment, lang: str = "en") -> Localised:
     if source or not texts or any(text_lang != lang for _, text_lang in texts.values()):
         return english
     place = replace(d.place, area=texts["area"][0] if "area" in texts else d.area,
-                    address=texts["address"][0] if "address" in texts else d.address)
+                    address=texts["address"][0] if "address" in texts else d.address,
+                    mobility=Translator(lang).text(f"mobility_{d.mobility}"))
     return Localised(place_text(place), lang)
 
 

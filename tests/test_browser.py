@@ -106,7 +106,8 @@ def test_deployment_page_shows_the_dtpr_card_in_order(site, browser):
     settings, root = site
     registry = load_registry(settings.registry)
     dep = registry["alpr-river-road-bridge"]
-    candidates = [p for p in root.rglob("*.html") if dep.id in p.name]
+    # The English page (the build's first language, at the root); the other languages are in <lang>/.
+    candidates = [p for p in (root / "deployments").glob("*.html") if dep.id in p.name]
     assert candidates, "no page for the deployment"
     page, _, errors = open_page(browser, candidates[0])
     assert errors == []

@@ -27,7 +27,7 @@ from pipelines.portal import build_portal
 from pipelines.portal.datapackage import validate_datapackage
 from pipelines.portal.dcat import validate_catalog
 from pipelines.portal.extracts import table_folder
-from pipelines.portal.i18n import STRINGS
+from pipelines.portal.i18n import SHIPPED_LANGS, STRINGS
 from pipelines.portal.signs import qr_matrix
 from pipelines.registry import load_registry
 from pipelines.registry.taxonomy import CATEGORY_ORDER, load_taxonomy
@@ -280,8 +280,9 @@ def _registry_links() -> set[str]:
 def test_pages_load_nothing_from_the_network_and_links_are_relative(site):
     allowed = _registry_links()
     pages = sorted(site.rglob("*.html"))
-    # The index, the data-quality page (quality/index.html) and one page per deployment.
-    assert len(pages) == 2 + len(load_registry(PROJECT_DIR / "registry"))
+    # In each of the six languages (one build): the index, the data-quality page (quality/index.html) and
+    # one page per deployment.
+    assert len(pages) == len(SHIPPED_LANGS) * (2 + len(load_registry(PROJECT_DIR / "registry")))
     for path in pages:
         html = path.read_text(encoding="utf-8")
         assert "@import" not in html and not re.search(r"url\(\s*['\"]?(https?:)?//", html)
@@ -306,7 +307,8 @@ def test_pages_are_accessible_and_readable_on_a_phone(site):
     for path in sorted(site.rglob("*.html")):
         page = _parse(path)
         html_tag = next(attrs for tag, attrs in page.tags if tag == "html")
-        assert html_tag.get("lang") == "en"
+        folder = path.relative_to(site).parts[0]  # the first language at the root, the others in <lang>/
+        assert html_tag.get("lang") == (folder if folder in SHIPPED_LANGS else "en")
         assert any(t == "meta" and a.get("name") == "viewport" and "width=device-width" in (a.get("content") or "")
                    for t, a in page.tags)
         assert sum(1 for t, _ in page.tags if t == "h1") == 1

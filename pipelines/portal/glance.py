@@ -53,7 +53,7 @@ class Window:
 
     def day_end(self, day: date) -> datetime:
         """The moment a ledger day is judged at: the end of that local day, or ``end`` if earlier."""
-        return min(local_midnight(day + DAY, self.timezone), self.end)
+        return min(local_midnight(day + DAY, self.timezone) if day < date.max else self.end, self.end)
 
 
 def local_midnight(day: date, timezone: str) -> datetime:
@@ -62,9 +62,11 @@ def local_midnight(day: date, timezone: str) -> datetime:
 
 def window_ending(last: date, timezone: str, end: datetime | None = None, audited: bool = False,
                   days: int = WINDOW_DAYS) -> Window:
-    """The ``days`` local days ending with ``last``; ``end`` defaults to the midnight after ``last``."""
-    first = last - timedelta(days=days - 1)
-    return Window(first, last, local_midnight(first, timezone), end or local_midnight(last + DAY, timezone),
+    """The ``days`` local days ending with ``last``; ``end`` defaults to the midnight after ``last``.
+    Clipped to the calendar (an audit as of year one or 9999 is hostile input, not a crash)."""
+    first = date.min + timedelta(days=max(0, (last - date.min).days - (days - 1)))
+    after = last + DAY if last < date.max else last
+    return Window(first, last, local_midnight(first, timezone), end or local_midnight(after, timezone),
                   timezone, audited)
 
 

@@ -134,19 +134,22 @@ def retention_words(rule: RetentionRule | None, t: Translator) -> str:
 # -- who else may access it ------------------------------------------------------------------------------
 
 
-def _same(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+def _key(name: str) -> str:
+    """An organisation's name as compared: spacing and case do not make another party."""
+    return " ".join(name.split()).casefold()
 
 
 def access_words(grants: Sequence[AccessGrant], accountable: str, t: Translator) -> str:
     """The parties the policy lets access the data besides the accountable organisation: up to
     NAMED_PARTIES names, then how many more; counted and unstated grants as the policy gives them."""
     named: list[str] = []
+    seen = {_key(accountable)}  # a set: a record can hold tens of thousands of grants
     counted = 0
     unstated: list[str] = []
     for g in grants:
         if g.organisation is not None:
-            if not _same(g.organisation, accountable) and not any(_same(g.organisation, n) for n in named):
+            if (key := _key(g.organisation)) not in seen:
+                seen.add(key)
                 named.append(g.organisation)
         elif g.count is not None:
             counted += g.count

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from conftest import NEEDS_CHROMIUM
 
 from pipelines import flow, layout
 from pipelines.config import PROJECT_DIR, Settings
@@ -18,7 +19,6 @@ from pipelines.dev import synthetic
 from pipelines.registry import load_registry
 from pipelines.registry.taxonomy import SUPPORTED_LANGS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 AXE = PROJECT_DIR / "node_modules" / "axe-core" / "axe.min.js"
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
 BLOCKING = ("serious", "critical")
@@ -30,7 +30,7 @@ SUBSET = ("alpr-river-road-bridge", "cctv-city-hall-plaza", "aq-northside-elemen
 
 pytestmark = [
     pytest.mark.system,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"),
+    NEEDS_CHROMIUM,
 ]
 
 
@@ -65,16 +65,6 @@ def site(tmp_path_factory):
     audit_publish(settings, now=datetime(2026, 7, 8, 12, tzinfo=UTC))
     build_portal(settings)
     return settings, Path(layout.site_dir(settings))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def languages(root: Path) -> list[tuple[str, Path]]:

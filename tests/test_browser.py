@@ -5,11 +5,11 @@ auditor's report renders its findings."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from conftest import NEEDS_CHROMIUM
 
 from pipelines import flow, layout, storage
 from pipelines.config import PROJECT_DIR, Settings
@@ -17,10 +17,9 @@ from pipelines.dev import synthetic
 from pipelines.portal.dtpr_card import dtpr_card
 from pipelines.registry import load_registry
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.system,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"),
+    NEEDS_CHROMIUM,
 ]
 
 
@@ -38,16 +37,6 @@ def site(tmp_path_factory):
     audit_publish(settings, now=datetime(2026, 7, 22, 12, tzinfo=UTC))  # "today" is the city's last day
     build_portal(settings)
     return settings, Path(layout.site_dir(settings))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def open_page(browser, path: Path, width: int = 1280):

@@ -6,11 +6,11 @@ leads to evidence on the same page; the index shows the same verdict, sorts and 
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from conftest import NEEDS_CHROMIUM
 
 from pipelines import flow, layout
 from pipelines.config import PROJECT_DIR, Settings
@@ -19,10 +19,9 @@ from pipelines.portal import glance
 from pipelines.portal.i18n import Translator
 from pipelines.registry import Registry, load_registry
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.system,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"),
+    NEEDS_CHROMIUM,
 ]
 SCREENS = [(390, 844), (1280, 800)]
 LANGS = ("en", "es", "km")  # the first at the root; one Latin and one Khmer translation besides
@@ -51,16 +50,6 @@ def site(tmp_path_factory):
     audit_publish(settings, now=NOW)
     build_portal(settings, languages=LANGS)
     return settings, Path(layout.site_dir(settings))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def verdict_pattern(t: Translator) -> re.Pattern[str]:

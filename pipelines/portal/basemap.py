@@ -26,6 +26,7 @@ from typing import Any
 from markupsafe import escape
 
 from pipelines.config import PortalSettings
+from pipelines.errors import SensorlogError
 
 DEMO_BASEMAP = Path(__file__).resolve().parent.parent / "data" / "basemap" / "riverton.geojson"
 NO_BASEMAP = "none"
@@ -46,7 +47,7 @@ STYLES: dict[str, tuple[str, str, float]] = {
 _AREA_KINDS = ("outline", "area", "park", "water")
 
 
-class BasemapError(ValueError):
+class BasemapError(SensorlogError, ValueError):
     """A basemap file that cannot be drawn; the message names the file and where."""
 
 

@@ -114,3 +114,12 @@ def test_the_dataset_words_in_english_are_the_tables_own():
 
     assert keyed("dataset_title_") == {**TITLES, "declaration": declared.TITLE}
     assert keyed("dataset_desc_") == {**DESCRIPTIONS, "declaration": declared.DESCRIPTION}
+
+
+@pytest.mark.parametrize("lang", sorted(set(catalog_langs()) | set(SHIPPED_LANGS)))
+def test_a_catalog_writes_numbers_in_the_digits_the_pages_print(lang: str) -> None:
+    # Pages format counts and days with ASCII digits in every language; a number written in the catalog in
+    # another script (Khmer ៣០) would sit next to "70" on the same first screen.
+    for section in _doc(catalog_path(lang)).values():
+        for key, text in section.items():
+            assert not [c for c in text if c.isdecimal() and not c.isascii()], f"{lang} {key}: {text}"

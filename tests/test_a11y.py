@@ -158,3 +158,26 @@ def test_the_index_map_has_a_basemap_and_a_key(site, browser):
     assert keys.count() == markers.count() > 0
     assert page.locator("#unmapped-heading").count() <= 1  # the list of deployments without coordinates stays
     page.close()
+
+
+def test_every_scrolling_table_frame_is_a_named_region(site):
+    """A frame that takes the keyboard focus to scroll its table is announced as a region with the
+    table's name, not as an unnamed group a screen reader can only call "clickable"."""
+    from html.parser import HTMLParser
+
+    frames: list[tuple[str, dict[str, str | None]]] = []
+
+    class Frames(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if dict(attrs).get("tabindex") == "0":
+                frames.append((self.page, dict(attrs)))
+
+    _, root = site
+    for path in sorted(root.rglob("*.html")):
+        parser = Frames()
+        parser.page = str(path.relative_to(root))
+        parser.feed(path.read_text(encoding="utf-8"))
+    assert frames, "no scrolling table frame found: the test no longer sees the pages"
+    unnamed = [(page, attrs) for page, attrs in frames
+               if attrs.get("role") != "region" or not (attrs.get("aria-label") or attrs.get("aria-labelledby"))]
+    assert unnamed == []

@@ -90,7 +90,9 @@ def sensorlog_ingest():
         #### stage
         Parses and validates one group of landed files into `staging/<batch id>/` (pure: a function of
         each file's bytes and the registry) and returns their batch ids. Rows that fail a check are
-        staged for quarantine with their line and reason; an unreadable file is quarantined whole.
+        staged for quarantine with their line and reason; an unreadable file is quarantined whole. Each
+        table's rows of the whole group are validated in one GX call, with each file's verdicts what
+        staging it alone gives (docs/data-quality.md).
 
         **Reads** the landed files, the registry, the JSON Schemas and GX suites. **Writes**
         `staging/`. **Recovery**: retry; staging a staged file again is a no-op.

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,7 +27,7 @@ from pipelines.errors import USAGE, SensorlogError
 from pipelines.ingest import plausibility
 from pipelines.ingest.feeds import discovered_suffixes
 from pipelines.ingest.feeds import selection as feed_selection
-from pipelines.ingest.stage import stage_file
+from pipelines.ingest.stage import StageResult, stage_files_together
 from pipelines.quality import docs as quality_docs
 from pipelines.records import BatchTotals
 from pipelines.registry import RegistryError, home_registry
@@ -33,6 +35,10 @@ from pipelines.registry.sample import is_sample_registry
 
 DEFAULT_GROUP_FILES = 12
 DEFAULT_GROUP_BYTES = 256 * 1024 * 1024
+# With staging processes, each is handed groups of at most this many consecutive files (their small tables
+# validated in one GX call per table), small enough that the publisher soon has a group to publish while
+# the workers stage the next ones.
+WORKER_GROUP_FILES = 4
 
 Progress = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -248,15 +254,38 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def worker_groups(uris: list[str], workers: int) -> list[list[str]]:
+    """Groups of consecutive files for ``workers`` staging processes: about two per worker, at most
+    ``WORKER_GROUP_FILES`` files each, so every worker stays busy and publishing starts early."""
+    size = max(1, min(WORKER_GROUP_FILES, math.ceil(len(uris) / (2 * max(1, workers)))))
+    return group_files(uris, size)
+
+
+def _stage_group(uris: list[str], settings: Settings, ids: Mapping[str, datetime]) -> list[StageResult | Exception]:
+    """``stage_files_together`` in a staging process. An exception that cannot cross back to the
+    publisher (one whose constructor takes other arguments than its message) comes back as a
+    RuntimeError naming it, so one file's failure never fails its group's future."""
+    out: list[StageResult | Exception] = []
+    for result in stage_files_together(uris, settings, ids):
+        if isinstance(result, Exception):
+            try:
+                pickle.loads(pickle.dumps(result))
+            except Exception:  # noqa: BLE001 - any reason it cannot be sent back
+                result = RuntimeError(f"{type(result).__name__}: {result}")
+        out.append(result)
+    return out
+
+
 def staged_in_order(
     settings: Settings, uris: Iterable[str], workers: int = 1, progress: Progress | None = None,
     failures: list[dict] | None = None,
 ) -> Iterator[str]:
     """Stage each file and yield its batch id, in the order of ``uris``.
 
-    With ``workers`` > 1, files are staged by that many processes (staging is a pure function of a
-    file, so they never contend), and each id is yielded as soon as it and all before it are staged:
-    the caller publishes batch k while the workers stage the files after it."""
+    Files are staged in groups of consecutive files (``stage_files_together``: each table's rows of a
+    group are validated in one GX call). With ``workers`` > 1, groups are staged by that many processes
+    (staging is a pure function of a file, so they never contend), and each id is yielded as soon as it
+    and all before it are staged: the caller publishes batch k while the workers stage the files after it."""
     uris = list(uris)
     ids = deployment_ids(settings)
     feed_selection.load(settings)  # a broken feed setting stops the run here, before any file is staged
@@ -264,23 +293,29 @@ def staged_in_order(
     if workers > 1 and len(uris) > 1:
         # spawn, not fork: a forked child would inherit the parent's threads' locks (DuckDB, Arrow pools).
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(uris)), mp_context=context,
+        groups = worker_groups(uris, workers)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context,
                                    initializer=_exit_with_parent, initargs=(os.getpid(),))
+    else:
+        groups = group_files(uris)
     try:
-        futures = [pool.submit(stage_file, uri, settings, ids) for uri in uris] if pool is not None else None
-        for k, uri in enumerate(uris):
+        futures = [pool.submit(_stage_group, group, settings, ids) for group in groups] if pool else None
+        for k, group in enumerate(groups):
             try:
-                result = stage_file(uri, settings, ids) if futures is None else futures[k].result()
-            except Exception as exc:  # one file's unexpected error never holds back the files after it
-                _failure(failures, "file", uri, exc)
+                results = stage_files_together(group, settings, ids) if futures is None else futures[k].result()
+            except Exception as exc:  # a group that failed as a whole (its worker died): each of its files
+                results = [exc] * len(group)
+            for uri, result in zip(group, results, strict=True):
+                if isinstance(result, Exception):  # one file's unexpected error never holds back the others
+                    _failure(failures, "file", uri, result)
+                    if progress:
+                        progress(uri)
+                    continue
+                if result.already_published:
+                    _remember_published(settings, uri, result.batch_id)
                 if progress:
                     progress(uri)
-                continue
-            if result.already_published:
-                _remember_published(settings, uri, result.batch_id)
-            if progress:
-                progress(uri)
-            yield result.batch_id
+                yield result.batch_id
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -34,21 +34,21 @@ def _published_sources(s: Settings) -> set[str]:
 
 def test_a_file_whose_staging_fails_does_not_stop_the_next(s: Settings, write_file, monkeypatch) -> None:
     files = _land(write_file, 3)
-    real = stage.stage_file
+    real = stage.parse_file  # what staging reads each file of a group with
 
     def flaky(uri, *args, **kwargs):
         if uri.endswith("f1.ndjson"):
             raise MemoryError("simulated fault")
         return real(uri, *args, **kwargs)
 
-    monkeypatch.setattr(flow, "stage_file", flaky)
+    monkeypatch.setattr(stage, "parse_file", flaky)
     totals = flow.run(s)
     assert _published_sources(s) == {"f0.ndjson", "f2.ndjson"}
     assert [f["file"] for f in totals["failed"]] == [files[1]]
     assert "simulated fault" in totals["failed"][0]["error"]
     with pytest.raises(flow.BatchesFailed, match="simulated fault"):
         flow.raise_on_failures(totals)
-    monkeypatch.setattr(flow, "stage_file", real)
+    monkeypatch.setattr(stage, "parse_file", real)
     again = flow.run(s)  # the fault is gone: the next run publishes it
     assert again["failed"] == [] and _published_sources(s) == {"f0.ndjson", "f1.ndjson", "f2.ndjson"}
 

@@ -52,10 +52,15 @@ def reason_for(expectation: dict) -> str:
 @dataclass(frozen=True)
 class GXRun:
     """Where a validation's results are kept: the home's quality folder (``layout.quality_dir``) and the
-    batch they belong to (GX's run name). Without one, validation runs in an ephemeral context."""
+    batch they belong to (GX's run name). Without one, validation runs in an ephemeral context.
+
+    Rows of several batches validated in one call (``stage.stage_files_together``) are one result under
+    a run name of the group's, ``batch_id`` here; ``batches`` then names each batch and the offset added
+    to its ``_ord`` to key its rows in that call, recorded in the result's ``meta``."""
 
     quality: str
     batch_id: str
+    batches: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -120,6 +125,11 @@ class _GX:
             run_id=RunIdentifier(run_name=run.batch_id, run_time=datetime.now(UTC)),
         )
         ((key, result),) = outcome.run_results.items()
+        if run.batches:
+            # Which batches the result covers, and how to find each one's rows in it (GX keys a failing
+            # row by the ``_ord`` it was given: the batch's own plus its offset). Stored again with it.
+            result.meta["sensorlog_batches"] = [{"batch_id": b, "row_key_offset": o} for b, o in run.batches]
+            quality_project(run.quality).context.validation_results_store.set(key, result)
         return result, tuple(key.to_tuple())
 
     def failures(self, table: str, frame, run: GXRun | None = None):

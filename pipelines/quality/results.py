@@ -4,6 +4,10 @@ Staging stores a result per validation call (per table, and per ``GX_BATCH_ROWS`
 file) under the batch id (GX's run name) and records their keys; a batch staged again (its staging went
 stale, or two processes staged the same bytes) stores new ones. Once the batch's manifest is written,
 only the results it names are kept, in both stores, so each published batch has exactly its results.
+
+A call over the rows of several files (``stage.stage_files_together``) stores one result under a run
+name of its group's (``<first batch id>+<n>``), which every batch of the group names: it is never
+removed here, since another batch's manifest may name it.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -149,6 +150,23 @@ def land(settings: Settings, name: str, data: bytes) -> str:
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NEEDS_CHROMIUM = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
+
+
+@pytest.fixture
+def gx_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(table, rows) of every GX validate call."""
+    from pipelines.ingest import validate  # here, not at the top: most tests never load GX
+
+    calls: list[tuple[str, int]] = []
+    original = validate._GX.failures
+
+    @functools.wraps(original)
+    def counted(self, table, frame, *run):
+        calls.append((table, len(frame)))
+        return original(self, table, frame, *run)
+
+    monkeypatch.setattr(validate._GX, "failures", counted)
+    return calls
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ same stage record and validation summary; only the stored GX results differ, and
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from conftest import DEPLOYMENT, make_event, ndjson
 
 from pipelines import layout
 from pipelines.config import PROJECT_DIR, Settings
-from pipelines.ingest import stage, validate
+from pipelines.ingest import stage
 from pipelines.ingest.parsing import UnparseableFile
 from pipelines.quality import docs as quality_docs
 from pipelines.quality.summary import result_path
@@ -75,20 +74,6 @@ def _folder(settings: Settings, result: stage.StageResult) -> dict:
     record.pop("validation_results")
     tables = {p.name: pq.read_table(p) for p in sorted(folder.glob("*.parquet"))}
     return {"record": record, "tables": tables}
-
-
-@pytest.fixture
-def gx_calls(monkeypatch) -> list[tuple[str, int]]:
-    calls: list[tuple[str, int]] = []
-    original = validate._GX.failures
-
-    @functools.wraps(original)
-    def counted(self, table, frame, *run):
-        calls.append((table, len(frame)))
-        return original(self, table, frame, *run)
-
-    monkeypatch.setattr(validate._GX, "failures", counted)
-    return calls
 
 
 def test_group_staging_writes_what_file_by_file_staging_writes(write_file, tmp_path, gx_calls, monkeypatch) -> None:

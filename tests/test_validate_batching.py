@@ -3,7 +3,6 @@ validating chunk by chunk wrote: the same staged Parquet bytes, the same quarant
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from datetime import UTC, datetime
@@ -73,21 +72,6 @@ def _staged(settings: Settings, uri: str) -> dict:
     folder = Path(layout.staging_dir(settings, result.batch_id))
     tables = {path.name: pq.read_table(path) for path in sorted(folder.glob("*.parquet"))}
     return {"result": json.loads(result.to_json()), "tables": tables}
-
-
-@pytest.fixture
-def gx_calls(monkeypatch) -> list[tuple[str, int]]:
-    """(table, rows) of every GX validate call."""
-    calls: list[tuple[str, int]] = []
-    original = validate._GX.failures
-
-    @functools.wraps(original)
-    def counted(self, table, frame, *run):
-        calls.append((table, len(frame)))
-        return original(self, table, frame, *run)
-
-    monkeypatch.setattr(validate._GX, "failures", counted)
-    return calls
 
 
 def _old_reference(uri: str) -> tuple[list[dict], dict[str, list[int]]]:

@@ -8,6 +8,7 @@ import gzip
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow.parquet as pq
 import pytest
@@ -128,6 +129,8 @@ def test_a_result_over_several_batches_is_stored_once_and_named_by_each(write_fi
     keys = {tuple(ref["key"]) for r in results if isinstance(r, stage.StageResult) for ref in r.validation_results}
     shared = [k for k in keys if k[-3] == stage.group_run_name(ids)]
     assert shared  # each table's one call over the three files' rows
+    # The run name is a folder of the published quality pages: nothing in it needs escaping in a URL path.
+    assert quote(stage.group_run_name(ids)) == stage.group_run_name(ids)
     for r in results:
         assert isinstance(r, stage.StageResult)
         assert set(shared) <= {tuple(ref["key"]) for ref in r.validation_results}

@@ -30,7 +30,7 @@ from pipelines.ingest import corrections
 from pipelines.ingest.feeds import discovered_suffixes, parse_file
 from pipelines.ingest.feeds import selection as feed_selection
 from pipelines.ingest.parsing import DEFAULT_CHUNK_ROWS, ParsedChunk, UnparseableFile, parsed_schema
-from pipelines.ingest.validate import GXRun, ValidationOutcome, validate_chunk
+from pipelines.ingest.validate import GXRun, ValidationOutcome, reason_counts, validate_chunk
 from pipelines.log import rowhash
 from pipelines.quality import summary as quality_summary
 from pipelines.quality.project import ROW_KEY
@@ -245,15 +245,6 @@ class _Held:
         self.other -= sum(chunk.held_bytes for chunk in file.pending)
 
 
-def _reject_counts(rejected: Iterable[dict]) -> dict[str, int]:
-    """Rows failing each check (a row counted once per reason), as ``validate_chunk`` counts them."""
-    counts: dict[str, int] = {}
-    for row in rejected:
-        for reason in dict.fromkeys(row["reasons"]):
-            counts[reason] = counts.get(reason, 0) + 1
-    return counts
-
-
 def _per_chunk(
     tables: list[pa.Table], keyed: list[pa.Table], outcome: ValidationOutcome
 ) -> Iterator[tuple[pa.Table, list[dict]]]:
@@ -274,8 +265,10 @@ def _per_chunk(
 
 def group_run_name(batch_ids: list[str]) -> str:
     """GX's run name of a validation call over the rows of several batches: the first batch's id and how
-    many batches follow it (``<batch id>+<n>``); a call over one batch's rows is named by its id alone."""
-    return batch_ids[0] if len(batch_ids) == 1 else f"{batch_ids[0]}+{len(batch_ids) - 1}"
+    many batches follow it (``<batch id>-and-<n>``); a call over one batch's rows is named by its id alone.
+    The name is a folder of the published quality pages, so it holds no character a URL path must escape
+    (a ``+`` in a path is read as a space by S3's static website hosting)."""
+    return batch_ids[0] if len(batch_ids) == 1 else f"{batch_ids[0]}-and-{len(batch_ids) - 1}"
 
 
 class _Group:
@@ -473,7 +466,8 @@ class _Group:
                 continue
             piece.chunk.verdicts[name] = bad
             file.result.rejected_at_validation += len(bad)
-            quality_summary.add(file.validation, name, piece.table.num_rows, _reject_counts(bad))
+            counts = reason_counts(row["reasons"] for row in bad)
+            quality_summary.add(file.validation, name, piece.table.num_rows, counts)
         for file in files:
             self.advance(file)
 

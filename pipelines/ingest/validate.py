@@ -178,7 +178,8 @@ def validate_chunk(
     run: GXRun | None = None,
 ) -> ValidationOutcome:
     """Split one parsed chunk into the ``_ord`` of valid rows and rejected rows with reasons. Every
-    check is by row, so the rows of consecutive chunks of a file, concatenated, get each chunk's verdict
+    check is by row, so the rows of consecutive chunks (of a file, or of several files keyed apart),
+    concatenated, get each chunk's verdict
     (``gx_success`` and ``gx_statistics`` then describe them all).
 
     ``known_deployments`` may map each id to its commissioning instant (``flow.deployment_ids``):
@@ -219,11 +220,16 @@ def validate_chunk(
             }
         )
         rejected_ords.append(row["_ord"])
-    counts: dict[str, int] = defaultdict(int)
-    for reasons in failed.values():
-        for reason in dict.fromkeys(reasons):
-            counts[reason] += 1
     return ValidationOutcome(
         valid_ords, rejected, success and not rejected, stats, rejected_ords,
-        rows=table.num_rows, failed=dict(sorted(counts.items())), result_key=key,
+        rows=table.num_rows, failed=reason_counts(failed.values()), result_key=key,
     )
+
+
+def reason_counts(reasons_of_rows: Iterable[Iterable[str]]) -> dict[str, int]:
+    """Rows failing each check, by reason (a row counted once per reason it gives), sorted by reason."""
+    counts: dict[str, int] = defaultdict(int)
+    for reasons in reasons_of_rows:
+        for reason in dict.fromkeys(reasons):
+            counts[reason] += 1
+    return dict(sorted(counts.items()))

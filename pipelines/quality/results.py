@@ -6,7 +6,7 @@ stale, or two processes staged the same bytes) stores new ones. Once the batch's
 only the results it names are kept, in both stores, so each published batch has exactly its results.
 
 A call over the rows of several files (``stage.stage_files_together``) stores one result under a run
-name of its group's (``<first batch id>+<n>``), which every batch of the group names: it is never
+name of its group's (``<first batch id>-and-<n>``), which every batch of the group names: it is never
 removed here, since another batch's manifest may name it.
 """
 

@@ -35,7 +35,7 @@ def test_benchmark_at_a_small_size_writes_complete_results(tmp_path: Path):
     out = tmp_path / "results"
     proc = _bench(
         tmp_path, "--sizes", str(N), "--home-sizes", ",".join(map(str, HOMES)), "--home-batch", str(HOME_BATCH),
-        "--home-runs", "1",
+        "--home-runs", "1", "--query-home", "none",  # (g) has its own test below
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
@@ -112,3 +112,42 @@ def _check_home_batch(results: dict, md: str, reused: bool) -> None:
             assert run["duplicates"] == dupes and run["published"] == HOME_BATCH - dupes, run
     assert "2k-event batch into a home of N rows" in md and "| **publish_batch total** |" in md
     assert "40k / 20k" in md and "Target (issue 15" in md
+
+
+def test_query_section_compares_each_published_table_with_one_file(tmp_path: Path):
+    """(g): every published event table of a home, timed and sized against one file of the same rows;
+    ``--query-home none`` keeps the section measured before."""
+    from bench.generate import write_events
+    from bench.measure import settings_for
+    from pipelines import flow
+    from pipelines.publish import compact
+
+    landing, home = tmp_path / "landing", tmp_path / "home"
+    write_events(landing, N, PROJECT_DIR / "registry", per_file=N // 4)  # several batches a partition
+    settings = settings_for(str(home), str(landing))
+    totals = flow.run(settings)
+    done = compact.compact(settings)  # as the ingest DAG does after publishing
+    assert done.files_after < done.files_before  # several batches wrote into the same daily partitions
+    proc = _bench(tmp_path, "--sizes", "none", "--home-sizes", "none", "--query-home", str(home))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results"
+    results = json.loads((out / "results.json").read_text())
+    tables = {t["table"]: t for t in results["query"]["tables"]}
+    # Exactly the tables the run published, each with every row it published (the yardstick's query
+    # must give the published files' answer, or bench.query fails).
+    assert set(tables) == {name for name, rows in totals["published_by_table"].items() if rows}
+    for name, t in tables.items():
+        assert t["rows"] == totals["published_by_table"][name] == t["result"][0], name
+        assert t["files"] >= t["partitions"] >= 1
+        assert t["published_seconds"] > 0 and t["one_file_seconds"] > 0
+        assert t["time_ratio"] > 0 and t["bytes_ratio"] > 0
+    md = (out / "results.md").read_text()
+    assert "## Reading the published tables (issue 15)" in md
+    for name in tables:
+        assert f"| {name} | {tables[name]['rows']:,} |" in md
+
+    again = _bench(tmp_path, "--sizes", "none", "--home-sizes", "none", "--query-home", "none")
+    assert again.returncode == 0, again.stderr[-3000:]
+    kept = json.loads((out / "results.json").read_text())
+    assert kept["query"]["tables"] == results["query"]["tables"]
+    assert "## Reading the published tables (issue 15)" in (out / "results.md").read_text()

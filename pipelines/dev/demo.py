@@ -79,6 +79,11 @@ def run_demo(
             totals = flow.run(settings, bars, workers=flow.default_workers())
         from pipelines.audit import publish as audit_publish
         from pipelines.portal import build_portal
+        from pipelines.publish import compact
+
+        with console.status("compacting the published partitions…"):
+            # What the ingest DAG's compact task does after publishing: both paths publish the same files.
+            compact.compact_after_publish(settings)
 
         clock = sample_city_clock(settings, console)
         with console.status("audit and portal…"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from conftest import DEPLOYMENT, event_manifests, make_event, ndjson
+from processes import stop_group
 from waiting import wait_for_state
 
 from pipelines import layout, lineage, storage
@@ -140,8 +140,4 @@ def test_upload_is_published_by_the_event_driven_dag(airflow_env, bucket):
         assert {o["name"] for o in event["outputs"]} >= {
             "sensorlog/published/event_type=collection", "sensorlog/published/event_type=access"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)  # standalone and every component it started

@@ -8,7 +8,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import event_manifests
+from processes import stop_group
 from waiting import wait_for_state
 
 from pipelines import storage, summary
@@ -147,7 +147,7 @@ def test_ingest_dag_on_postgres_with_celery_workers(postgres, redis, tmp_path):
         assert json.loads(storage.read_bytes(storage.list_files(settings.manifests, (".json",))[0]))["batch_id"]
     finally:
         for proc, out in procs:
-            stop(proc)
+            stop_group(proc)
             out.close()
 
 
@@ -166,14 +166,3 @@ def unfinished_tasks(dsn: str) -> str:
     return "unfinished task instances:\n" + ("\n".join(" ".join(map(str, r)) for r in rows) or "(none)")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """End a component and everything it started (its process group)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=30)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue

@@ -433,7 +433,7 @@ def run_query(work: Path, which: str) -> dict:
 
 
 def query_markdown(q: dict) -> list[str]:
-    from bench.query import BYTES_TARGET, TIME_TARGET
+    from bench.query import BYTES_TARGET, REPEAT, TIME_TARGET
     from bench.query import markdown as table_markdown
 
     lines = ["", "## Reading the published tables (issue 15)", ""]
@@ -444,7 +444,8 @@ def query_markdown(q: dict) -> list[str]:
         + (f" (built in {q['build_seconds']:.0f} s)" if q.get("build_seconds") else ""),
         "- DuckDB `count(*)` and the sum of the table's first integer column over `read_parquet('<published>/"
         "event_type=<table>/**/*.parquet', hive_partitioning=true)`, against the same query over the same rows"
-        " in one zstd file; medians of 7 runs each on one connection; bytes: the published files against that file."
+        f" in one zstd file; medians of {REPEAT} runs each on one connection; bytes: the published files against"
+        " that file."
         f" Targets: time ≤ {TIME_TARGET:g}×, bytes ≤ {BYTES_TARGET:g}×.",
         "",
         *table_markdown(q["tables"]),
